@@ -1,1 +1,1 @@
-Console.WriteLine("orchestrator");
+return await Training.Orchestrator.Cli.Commands.RunAsync(args);

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Checks and installs what the build needs on Debian 12 (idempotent): the .NET SDK must already be there
+# (Microsoft's feeds are not a Debian source); Node.js/npm come from Debian when missing; the newer C++
+# runtime TorchSharp needs comes from cxx-runtime.sh.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+if ! command -v dotnet >/dev/null 2>&1; then
+  echo "prerequisites: the .NET 10 SDK is required (https://dot.net); install it and re-run" >&2
+  exit 1
+fi
+major=$(dotnet --version | cut -d. -f1)
+if [ "$major" -lt 10 ]; then
+  echo "prerequisites: .NET SDK $(dotnet --version) found, 10 or newer is required" >&2
+  exit 1
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
+  else
+    echo "prerequisites: npm is required (apt-get install nodejs npm)" >&2
+    exit 1
+  fi
+fi
+
+bash "$here/cxx-runtime.sh"

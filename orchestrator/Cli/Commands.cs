@@ -1,0 +1,202 @@
+using System.Globalization;
+using Spectre.Console;
+using Training.Orchestrator.Scheduling;
+using Training.Orchestrator.State;
+using Training.Shared.Data;
+using Training.Shared.Messages;
+using Training.Shared.Spec;
+
+namespace Training.Orchestrator.Cli;
+
+/// <summary>The <c>orchestrator</c> command line.</summary>
+public static class Commands
+{
+    public const string Usage = """
+        usage: orchestrator <command> [options]
+
+          submit EXPERIMENT.yaml [--runs DIR]   expand the sweep and run every trial on this machine
+          status [RUN] [--runs DIR]             list runs, or one run's trials
+          logs RUN [--trial ID] [--runs DIR]    print a run's metrics log (all trials, or one)
+          cancel RUN [--runs DIR]               ask a running run to checkpoint and stop
+          resume RUN [--runs DIR]               continue a run's unfinished trials from their latest checkpoints
+          validate EXPERIMENT.yaml              check an experiment file and list its trials, running nothing
+          data import --from DIR|FILE --out DIR [--rows-per-shard N] [--format plain|brown]
+                      [--eval-fraction F] [--seed S]
+                                                write text files as FineWeb-Edu parquet shards
+
+        RUN is a run id, a unique prefix of one, or 'latest'. Runs live under --runs, else $ORCHESTRATOR_RUNS, else ./runs.
+        Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled.
+        """;
+
+    private static readonly HashSet<string> RunsOption = ["runs"];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            var rest = args.Skip(1);
+            return args[0] switch
+            {
+                "submit" => await SubmitAsync(new ArgReader(rest, RunsOption)),
+                "validate" => Validate(new ArgReader(rest, new HashSet<string>())),
+                "status" => Status(new ArgReader(rest, RunsOption)),
+                "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
+                "cancel" => Cancel(new ArgReader(rest, RunsOption)),
+                "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
+                "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
+                    new HashSet<string> { "from", "out", "rows-per-shard", "format", "eval-fraction", "seed" })),
+                _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(2))}'"),
+            };
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"orchestrator: {e.Message}\n\n{Usage}");
+            return 2;
+        }
+        catch (SpecException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
+        catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ShardFormatException)
+        {
+            Console.Error.WriteLine($"orchestrator: {e.Message}");
+            return 2;
+        }
+    }
+
+    private static int Validate(ArgReader a)
+    {
+        var spec = ExperimentLoader.Load(a.Single("experiment file"));
+        var trials = SweepExpander.Expand(spec);
+        Console.WriteLine($"{spec.SourceFile}: valid, {trials.Count} trial(s)");
+        foreach (var t in trials)
+            Console.WriteLine($"  {t.Id}  {string.Join("  ", t.Overrides.Select(o => $"{o.Key}={o.Value}"))}");
+        return 0;
+    }
+
+    private static async Task<int> SubmitAsync(ArgReader a)
+    {
+        var path = a.Single("experiment file");
+        // Everything is validated before any work: the spec, every trial of the sweep, the data files.
+        var spec = ExperimentLoader.Load(path);
+        var trials = SweepExpander.Expand(spec);
+        var store = RunStore.FromOption(a.Value("runs"));
+        var run = store.Create(spec, trials, File.ReadAllText(path));
+        Console.WriteLine($"run {run.Id}: {trials.Count} trial(s), results in {run.Dir}");
+        return await ExecuteAsync(run);
+    }
+
+    private static async Task<int> ResumeAsync(ArgReader a)
+    {
+        var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
+        if (run.CancelRequested) run.ClearCancel();
+        var unfinished = run.Trials.Count(t => t.ReadStatus().State != TrialState.Completed);
+        Console.WriteLine($"run {run.Id}: resuming {unfinished} unfinished trial(s)");
+        return await ExecuteAsync(run);
+    }
+
+    private static async Task<int> ExecuteAsync(RunRecord run)
+    {
+        var display = new ProgressDisplay(run.Trials.Select(t => t.Id));
+        using var cancel = new CancellationTokenSource();
+        // Ctrl+C checkpoints and stops the trials; a second Ctrl+C is left to kill the process.
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return;
+            e.Cancel = true;
+            Console.Error.WriteLine("cancelling: trials will checkpoint and stop (resume with 'orchestrator resume')");
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            var runner = new LocalTrialRunner(run, display.Observe);
+            var outcomes = await display.ShowWhileAsync(() => runner.RunAsync(cancel.Token));
+            AnsiConsole.Write(ProgressDisplay.Summary(run));
+            Console.WriteLine($"metrics: {Path.Combine(run.Dir, "trials", "<trial>", "metrics.jsonl")}");
+            if (outcomes.Values.Any(o => o == TrialOutcome.Failed)) return 1;
+            if (outcomes.Values.Any(o => o == TrialOutcome.Cancelled)) return 130;
+            return 0;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static int Status(ArgReader a)
+    {
+        var store = RunStore.FromOption(a.Value("runs"));
+        if (a.Positional.Count == 0)
+        {
+            var runs = store.List();
+            if (runs.Count == 0)
+            {
+                Console.WriteLine($"no runs under {store.Root}");
+                return 0;
+            }
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("run", "experiment", "created", "trials", "completed", "running", "failed");
+            foreach (var r in runs)
+            {
+                var states = r.Trials.Select(t => t.ReadStatus().State).ToList();
+                table.AddRow(Markup.Escape(r.Id), Markup.Escape(r.Manifest.Experiment), r.Manifest.CreatedAt.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture),
+                    states.Count.ToString(CultureInfo.InvariantCulture), states.Count(s => s == TrialState.Completed).ToString(CultureInfo.InvariantCulture),
+                    states.Count(s => s == TrialState.Running).ToString(CultureInfo.InvariantCulture),
+                    states.Count(s => s == TrialState.Failed).ToString(CultureInfo.InvariantCulture));
+            }
+            AnsiConsole.Write(table);
+            return 0;
+        }
+        var run = store.Open(a.Single("run id"));
+        AnsiConsole.Write(ProgressDisplay.Summary(run));
+        if (run.CancelRequested) Console.WriteLine("cancel requested");
+        return 0;
+    }
+
+    private static int Logs(ArgReader a)
+    {
+        var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
+        var only = a.Value("trial");
+        var trials = run.Trials.Where(t => only is null || t.Id == only || t.Id.EndsWith(only, StringComparison.Ordinal)).ToList();
+        if (trials.Count == 0)
+            throw new ArgumentException($"run {run.Id} has no trial '{only}'; trials: {string.Join(", ", run.Trials.Select(t => t.Id))}");
+        foreach (var trial in trials)
+        {
+            if (!File.Exists(trial.MetricsPath)) continue;
+            foreach (var line in File.ReadLines(trial.MetricsPath))
+                Console.WriteLine(trials.Count > 1 ? $"{trial.Id} {line}" : line);
+        }
+        return 0;
+    }
+
+    private static int Cancel(ArgReader a)
+    {
+        var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
+        run.RequestCancel();
+        Console.WriteLine($"run {run.Id}: cancel requested; running trials checkpoint and stop at their next step");
+        return 0;
+    }
+
+    private static int DataImport(ArgReader a)
+    {
+        var format = a.Value("format") ?? "plain";
+        var textFormat = format switch
+        {
+            "plain" => TextFormat.Plain,
+            "brown" => TextFormat.Brown,
+            _ => throw new UsageException($"--format must be plain or brown, got '{format}'"),
+        };
+        var result = DocumentImporter.Import(new ImportOptions(
+            a.Required("from"), a.Required("out"), a.Int("rows-per-shard", 1000, min: 1),
+            a.Double("eval-fraction", 0, 0, 0.9), textFormat, a.Int("seed", 0)));
+        Console.WriteLine($"imported {result.Documents} documents ({result.Characters:N0} characters): " +
+                          $"{result.TrainShards} train shard(s), {result.EvalShards} eval shard(s) under {Path.GetFullPath(a.Required("out"))}");
+        return 0;
+    }
+}

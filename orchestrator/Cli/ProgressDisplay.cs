@@ -1,0 +1,139 @@
+using System.Globalization;
+using Spectre.Console;
+using Training.Orchestrator.State;
+using Training.Shared.Messages;
+
+namespace Training.Orchestrator.Cli;
+
+/// <summary>
+/// Shows trials' progress: a live table on an interactive terminal, one line per logged step otherwise
+/// (CI, pipes, files), and a summary table at the end.
+/// </summary>
+public sealed class ProgressDisplay
+{
+    private sealed class Row
+    {
+        public long Step, Total, StartStep;
+        public double? Loss, EvalLoss, EvalAccuracy, TokensPerSecond;
+        public string State = "pending";
+        public DateTimeOffset Started = DateTimeOffset.UtcNow;
+    }
+
+    private readonly Dictionary<string, Row> _rows = new();
+    private readonly object _gate = new();
+    private readonly bool _interactive;
+
+    public ProgressDisplay(IEnumerable<string> trialIds)
+    {
+        foreach (var id in trialIds) _rows[id] = new Row();
+        _interactive = AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected;
+    }
+
+    private static string F(double? value, string format) => value?.ToString(format, CultureInfo.InvariantCulture) ?? "-";
+
+    public static string Eta(long step, long startStep, long total, TimeSpan elapsed)
+    {
+        var done = step - startStep;
+        if (done <= 0) return "-";
+        var remaining = TimeSpan.FromSeconds(elapsed.TotalSeconds / done * (total - step));
+        return remaining.TotalHours >= 1 ? $"{(int)remaining.TotalHours}h{remaining.Minutes:D2}m" : $"{remaining.Minutes}m{remaining.Seconds:D2}s";
+    }
+
+    public void Observe(TrainingEvent e)
+    {
+        lock (_gate)
+        {
+            if (!_rows.TryGetValue(e.TrialId, out var row)) _rows[e.TrialId] = row = new Row();
+            string? line = null;
+            switch (e)
+            {
+                case TrialStarted s:
+                    row.State = "running";
+                    row.Step = row.StartStep = s.StartStep;
+                    row.Total = s.TotalSteps;
+                    row.Started = DateTimeOffset.UtcNow;
+                    line = s.ResumedFrom is null
+                        ? $"[{e.TrialId}] started: {s.Parameters:N0} parameters, {s.TotalSteps} steps"
+                        : $"[{e.TrialId}] resumed from {s.ResumedFrom} at step {s.StartStep}/{s.TotalSteps}";
+                    break;
+                case StepMetrics m:
+                    row.Step = m.Step;
+                    row.Loss = m.Loss;
+                    row.TokensPerSecond = m.TokensPerSecond;
+                    line = $"[{e.TrialId}] step {m.Step}/{row.Total} loss {m.Loss:F4} acc {m.Accuracy:P1} lr {m.LearningRate:E2} " +
+                           $"grad {m.GradNorm:F2} tok/s {m.TokensPerSecond:N0} eta {Eta(m.Step, row.StartStep, row.Total, DateTimeOffset.UtcNow - row.Started)}";
+                    break;
+                case EvalMetrics v:
+                    row.EvalLoss = v.Loss;
+                    row.EvalAccuracy = v.Accuracy;
+                    line = $"[{e.TrialId}] eval at step {v.Step}: loss {v.Loss:F4} acc {v.Accuracy:P1}";
+                    break;
+                case CheckpointCommitted c:
+                    line = $"[{e.TrialId}] checkpoint {c.CheckpointId} committed";
+                    break;
+                case TrialFinished f:
+                    row.State = f.Outcome.ToString().ToLowerInvariant();
+                    line = $"[{e.TrialId}] {row.State} at step {f.Step}" + (f.Error is null ? "" : $": {f.Error}");
+                    break;
+            }
+            if (!_interactive && line is not null) Console.WriteLine(line);
+        }
+    }
+
+    /// <summary>Runs <paramref name="work"/> with a live table refreshed twice a second when interactive.</summary>
+    public async Task<T> ShowWhileAsync<T>(Func<Task<T>> work)
+    {
+        if (!_interactive) return await work();
+        T result = default!;
+        await AnsiConsole.Live(BuildTable()).AutoClear(false).StartAsync(async context =>
+        {
+            var task = work();
+            while (!task.IsCompleted)
+            {
+                await Task.WhenAny(task, Task.Delay(500));
+                context.UpdateTarget(BuildTable());
+            }
+            result = await task;
+            context.UpdateTarget(BuildTable());
+        });
+        return result;
+    }
+
+    private Table BuildTable()
+    {
+        lock (_gate)
+        {
+            var table = new Table().Border(TableBorder.Rounded)
+                .AddColumns("trial", "state", "step", "loss", "eval loss", "tok/s", "eta");
+            foreach (var (id, r) in _rows)
+            {
+                table.AddRow(id, r.State, $"{r.Step}/{r.Total}", F(r.Loss, "F4"), F(r.EvalLoss, "F4"), F(r.TokensPerSecond, "N0"),
+                    r.State == "running" ? Eta(r.Step, r.StartStep, r.Total, DateTimeOffset.UtcNow - r.Started) : "-");
+            }
+            return table;
+        }
+    }
+
+    /// <summary>The side-by-side comparison of a run's trials.</summary>
+    public static Table Summary(RunRecord run)
+    {
+        var trials = run.Trials.Select(t => t.ReadStatus()).ToList();
+        var sweepKeys = trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
+        var table = new Table().Border(TableBorder.Rounded).Title($"run {run.Id}");
+        table.AddColumn("trial");
+        foreach (var key in sweepKeys) table.AddColumn(key);
+        table.AddColumns("state", "step", "params", "train loss", "eval loss", "eval acc", "tok/s");
+        foreach (var t in trials)
+        {
+            var cells = new List<string> { t.TrialId };
+            cells.AddRange(sweepKeys.Select(k => t.Overrides.TryGetValue(k, out var v) ? v : "-"));
+            cells.AddRange([
+                t.State.ToString().ToLowerInvariant() + (t.Error is null ? "" : $" ({t.Error})"),
+                $"{t.Step}/{t.TotalSteps}", t.Parameters.ToString("N0", CultureInfo.InvariantCulture),
+                F(t.Loss, "F4"), F(t.EvalLoss, "F4"), F(t.EvalAccuracy, "P1"), F(t.TokensPerSecond, "N0"),
+            ]);
+            table.AddRow(cells.Select(Markup.Escape).ToArray());
+        }
+        return table;
+    }
+}

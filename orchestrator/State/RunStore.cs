@@ -1,0 +1,195 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Training.Shared.Messages;
+using Training.Shared.Spec;
+using Training.Shared.Storage;
+
+namespace Training.Orchestrator.State;
+
+public enum TrialState { Pending, Running, Completed, Cancelled, Failed }
+
+/// <summary>A trial's latest known state, kept in its status.json.</summary>
+public sealed record TrialStatus(
+    string TrialId, int Index, TrialState State, long Step, long TotalSteps, long Parameters,
+    double? Loss, double? EvalLoss, double? EvalAccuracy, double? TokensPerSecond,
+    string? LastCheckpoint, string? Error, IReadOnlyDictionary<string, string> Overrides, DateTimeOffset UpdatedAt);
+
+public sealed record TrialEntry(string Id, int Index, IReadOnlyDictionary<string, string> Overrides);
+
+/// <summary>run.json: what was submitted.</summary>
+public sealed record RunManifest(string Id, string Experiment, string Source, DateTimeOffset CreatedAt, IReadOnlyList<TrialEntry> Trials);
+
+/// <summary>
+/// The runs folder: one folder per submitted experiment, holding what was submitted, each trial's resolved spec,
+/// status and metrics log, and (by default) its checkpoints.
+/// </summary>
+public sealed class RunStore
+{
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    /// <summary>One JSON object per line, for metrics.jsonl.</summary>
+    internal static readonly JsonSerializerOptions JsonLine = new(Json) { WriteIndented = false };
+
+    public RunStore(string root)
+    {
+        Root = Path.GetFullPath(root);
+    }
+
+    public string Root { get; }
+
+    /// <summary>The runs folder: <c>--runs</c>, else $ORCHESTRATOR_RUNS, else ./runs.</summary>
+    public static RunStore FromOption(string? runs) =>
+        new(runs ?? Environment.GetEnvironmentVariable("ORCHESTRATOR_RUNS") ?? "runs");
+
+    public RunRecord Create(ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml)
+    {
+        Directory.CreateDirectory(Root);
+        var stamp = DateTimeOffset.UtcNow;
+        var id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}";
+        for (var n = 2; Directory.Exists(Path.Combine(Root, id)); n++) id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}-{n}";
+        var dir = Path.Combine(Root, id);
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "experiment.yaml"), experimentYaml);
+        var manifest = new RunManifest(id, spec.Name, spec.SourceFile, stamp,
+            trials.Select(t => new TrialEntry(t.Id, t.Index, t.Overrides)).ToList());
+        var run = new RunRecord(dir, manifest);
+        foreach (var trial in trials)
+        {
+            var trialRecord = run.Trial(trial.Id);
+            Directory.CreateDirectory(trialRecord.Dir);
+            File.WriteAllText(trialRecord.SpecPath, SpecWriter.ToYaml(trial.Spec));
+            trialRecord.WriteStatus(new TrialStatus(trial.Id, trial.Index, TrialState.Pending, 0, trial.Spec.Train.Steps, 0,
+                null, null, null, null, null, null, trial.Overrides, stamp));
+        }
+        // Written last: a run folder without run.json is an interrupted submit, not a run.
+        File.WriteAllText(Path.Combine(dir, "run.json"), JsonSerializer.Serialize(manifest, Json));
+        return run;
+    }
+
+    public IReadOnlyList<RunRecord> List()
+    {
+        if (!Directory.Exists(Root)) return [];
+        return Directory.EnumerateDirectories(Root)
+            .Where(d => File.Exists(Path.Combine(d, "run.json")))
+            .Select(d => RunRecord.Load(d))
+            .OrderBy(r => r.Manifest.CreatedAt)
+            .ToList();
+    }
+
+    /// <summary>A run by id, or by a unique prefix of it, or "latest".</summary>
+    public RunRecord Open(string id)
+    {
+        var runs = List();
+        if (id == "latest")
+            return runs.LastOrDefault() ?? throw new ArgumentException($"no runs under {Root}");
+        var exact = runs.FirstOrDefault(r => r.Id == id);
+        if (exact is not null) return exact;
+        var matches = runs.Where(r => r.Id.StartsWith(id, StringComparison.Ordinal)).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0],
+            0 => throw new ArgumentException($"no run '{id}' under {Root}; runs: {(runs.Count == 0 ? "none" : string.Join(", ", runs.Select(r => r.Id)))}"),
+            _ => throw new ArgumentException($"'{id}' matches several runs: {string.Join(", ", matches.Select(r => r.Id))}"),
+        };
+    }
+}
+
+public sealed class RunRecord
+{
+    internal RunRecord(string dir, RunManifest manifest)
+    {
+        Dir = dir;
+        Manifest = manifest;
+    }
+
+    public static RunRecord Load(string dir)
+    {
+        var path = Path.Combine(dir, "run.json");
+        var manifest = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(path), RunStore.Json)
+            ?? throw new InvalidDataException($"{path} is empty");
+        return new RunRecord(dir, manifest);
+    }
+
+    public string Dir { get; }
+    public RunManifest Manifest { get; }
+    public string Id => Manifest.Id;
+
+    private string CancelMarker => Path.Combine(Dir, "cancel");
+    public bool CancelRequested => File.Exists(CancelMarker);
+    public void RequestCancel() => File.WriteAllText(CancelMarker, DateTimeOffset.UtcNow.ToString("O"));
+    public void ClearCancel() => File.Delete(CancelMarker);
+
+    /// <summary>Checkpoints live in the run folder by default: a blob store rooted here.</summary>
+    public IBlobStore CheckpointBlobs() => new LocalFolderBlobStore(Dir);
+
+    public TrialRecord Trial(string id) => new(Path.Combine(Dir, "trials", id), id);
+
+    public IReadOnlyList<TrialRecord> Trials => Manifest.Trials.Select(t => Trial(t.Id)).ToList();
+}
+
+public sealed class TrialRecord(string dir, string id)
+{
+    private readonly object _gate = new();
+
+    public string Dir { get; } = dir;
+    public string Id { get; } = id;
+    public string SpecPath => Path.Combine(Dir, "spec.yaml");
+    public string StatusPath => Path.Combine(Dir, "status.json");
+    public string MetricsPath => Path.Combine(Dir, "metrics.jsonl");
+    public string CheckpointPrefix => $"trials/{Id}/checkpoints";
+
+    public TrialStatus ReadStatus() =>
+        JsonSerializer.Deserialize<TrialStatus>(File.ReadAllText(StatusPath), RunStore.Json)
+        ?? throw new InvalidDataException($"{StatusPath} is empty");
+
+    public void WriteStatus(TrialStatus status)
+    {
+        lock (_gate)
+        {
+            var temporary = StatusPath + ".tmp";
+            File.WriteAllText(temporary, JsonSerializer.Serialize(status, RunStore.Json));
+            File.Move(temporary, StatusPath, overwrite: true);
+        }
+    }
+
+    public ExperimentSpec LoadSpec() => ExperimentLoader.Parse(File.ReadAllText(SpecPath), SpecPath);
+
+    /// <summary>Appends one event to metrics.jsonl and folds it into status.json.</summary>
+    public void Record(TrainingEvent e)
+    {
+        lock (_gate)
+        {
+            var line = e switch
+            {
+                StepMetrics s => JsonSerializer.Serialize(new { type = "step", s.Step, s.Loss, s.Accuracy, lr = s.LearningRate, grad_norm = s.GradNorm, tokens_per_second = s.TokensPerSecond, step_seconds = s.StepSeconds, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                EvalMetrics v => JsonSerializer.Serialize(new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                CheckpointCommitted c => JsonSerializer.Serialize(new { type = "checkpoint", c.Step, id = c.CheckpointId, c.Location, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                TrialStarted t => JsonSerializer.Serialize(new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                TrialFinished f => JsonSerializer.Serialize(new { type = "finish", outcome = f.Outcome.ToString().ToLowerInvariant(), f.Step, f.Error, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                _ => null,
+            };
+            if (line is not null) File.AppendAllText(MetricsPath, line + "\n");
+            var s0 = ReadStatus();
+            var updated = e switch
+            {
+                TrialStarted t => s0 with { State = TrialState.Running, Step = t.StartStep, TotalSteps = t.TotalSteps, Parameters = t.Parameters, Error = null },
+                StepMetrics s => s0 with { Step = s.Step, Loss = s.Loss, TokensPerSecond = s.TokensPerSecond },
+                EvalMetrics v => s0 with { EvalLoss = v.Loss, EvalAccuracy = v.Accuracy },
+                CheckpointCommitted c => s0 with { LastCheckpoint = c.CheckpointId },
+                TrialFinished f => s0 with
+                {
+                    State = f.Outcome switch { TrialOutcome.Completed => TrialState.Completed, TrialOutcome.Cancelled => TrialState.Cancelled, _ => TrialState.Failed },
+                    Step = f.Step,
+                    Error = f.Error,
+                },
+                _ => s0,
+            };
+            WriteStatus(updated with { UpdatedAt = DateTimeOffset.UtcNow });
+        }
+    }
+}

@@ -1,0 +1,19 @@
+namespace Training.Shared.Messages;
+
+/// <summary>What a trainer reports while a trial runs; the CLI and run-state store consume these.</summary>
+public abstract record TrainingEvent(string TrialId);
+
+public sealed record TrialStarted(string TrialId, long StartStep, long TotalSteps, long Parameters, string? ResumedFrom) : TrainingEvent(TrialId);
+
+/// <param name="TokensPerSecond">Tokens the model read per second of wall time in this step.</param>
+public sealed record StepMetrics(
+    string TrialId, long Step, double Loss, double Accuracy, double LearningRate, double GradNorm,
+    double TokensPerSecond, double StepSeconds) : TrainingEvent(TrialId);
+
+public sealed record EvalMetrics(string TrialId, long Step, double Loss, double Accuracy, long Tokens) : TrainingEvent(TrialId);
+
+public sealed record CheckpointCommitted(string TrialId, long Step, string CheckpointId, string Location) : TrainingEvent(TrialId);
+
+public enum TrialOutcome { Completed, Cancelled, Failed }
+
+public sealed record TrialFinished(string TrialId, TrialOutcome Outcome, long Step, string? Error) : TrainingEvent(TrialId);

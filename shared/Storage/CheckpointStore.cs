@@ -1,0 +1,135 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Polly;
+using Polly.Retry;
+
+namespace Training.Shared.Storage;
+
+public sealed record CheckpointFile(string Name, long Size, string Sha256);
+
+/// <summary>Written last, create-only: a checkpoint exists exactly when its manifest does.</summary>
+public sealed record CheckpointManifest(string Id, long Step, DateTimeOffset CreatedAt, IReadOnlyList<CheckpointFile> Files);
+
+/// <param name="Skipped">Newer checkpoints that failed verification, with the reason, newest first.</param>
+public sealed record LoadedCheckpoint(CheckpointManifest Manifest, IReadOnlyDictionary<string, byte[]> Files, IReadOnlyList<string> Skipped);
+
+/// <summary>
+/// Commits checkpoints as folders of blobs under a prefix: every file first, then a manifest with sizes and
+/// SHA-256 (create-only), then the <c>latest</c> pointer. Loading verifies hashes and falls back to older ones.
+/// </summary>
+public sealed class CheckpointStore
+{
+    public const string ManifestName = "manifest.json";
+    public const string LatestName = "latest";
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private readonly IBlobStore _store;
+    private readonly string _prefix;
+    private readonly ResiliencePipeline _retry;
+
+    /// <param name="prefix">Folder of this trial's checkpoints, e.g. <c>trials/quickstart-t000/checkpoints</c>.</param>
+    public CheckpointStore(IBlobStore store, string prefix)
+    {
+        _store = store;
+        _prefix = prefix.TrimEnd('/');
+        // Blob stores fail transiently (throttling, dropped connections); a create-only conflict is final.
+        _retry = new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<IOException>(e => e is not BlobAlreadyExistsException)
+                    .Handle<TimeoutException>().Handle<HttpRequestException>(),
+                MaxRetryAttempts = 4,
+                BackoffType = DelayBackoffType.Exponential,
+                Delay = TimeSpan.FromMilliseconds(200),
+                UseJitter = true,
+            })
+            .Build();
+    }
+
+    public string Location => $"{_store.Location}/{_prefix}";
+
+    public static string IdFor(long step) => $"step-{step:D8}";
+
+    public async Task<CheckpointManifest> CommitAsync(long step, IReadOnlyDictionary<string, byte[]> files, CancellationToken cancel = default)
+    {
+        var id = IdFor(step);
+        var entries = new List<CheckpointFile>();
+        foreach (var (name, bytes) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            if (name == ManifestName || name.Contains('/')) throw new ArgumentException($"invalid checkpoint file name '{name}'");
+            await _retry.ExecuteAsync(async ct => await _store.PutAsync($"{_prefix}/{id}/{name}", bytes, cancel: ct), cancel);
+            entries.Add(new CheckpointFile(name, bytes.Length, Convert.ToHexStringLower(SHA256.HashData(bytes))));
+        }
+        var manifest = new CheckpointManifest(id, step, DateTimeOffset.UtcNow, entries);
+        var manifestBytes = JsonSerializer.SerializeToUtf8Bytes(manifest, Json);
+        await _retry.ExecuteAsync(async ct => await _store.PutAsync($"{_prefix}/{id}/{ManifestName}", manifestBytes, createOnly: true, ct), cancel);
+        await _retry.ExecuteAsync(async ct => await _store.PutAsync($"{_prefix}/{LatestName}", System.Text.Encoding.UTF8.GetBytes(id), cancel: ct), cancel);
+        return manifest;
+    }
+
+    /// <summary>Committed checkpoints (those with a manifest), oldest first.</summary>
+    public async Task<IReadOnlyList<CheckpointManifest>> ListAsync(CancellationToken cancel = default)
+    {
+        var result = new List<CheckpointManifest>();
+        foreach (var path in await _store.ListAsync($"{_prefix}/", cancel))
+        {
+            if (!path.EndsWith($"/{ManifestName}", StringComparison.Ordinal)) continue;
+            var manifest = await ReadManifestAsync(path, cancel);
+            if (manifest is not null) result.Add(manifest);
+        }
+        return result.OrderBy(m => m.Step).ToList();
+    }
+
+    private async Task<CheckpointManifest?> ReadManifestAsync(string path, CancellationToken cancel)
+    {
+        var bytes = await _store.GetAsync(path, cancel);
+        if (bytes is null) return null;
+        try
+        {
+            return JsonSerializer.Deserialize<CheckpointManifest>(bytes, Json);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The newest checkpoint whose files all match their manifest; null when none was committed.</summary>
+    /// <remarks>A manifest newer than the <c>latest</c> pointer (a crash between the two writes) is complete, so it is
+    /// used; the pointer serves tools that read one blob instead of listing.</remarks>
+    public async Task<LoadedCheckpoint?> LoadLatestAsync(CancellationToken cancel = default)
+    {
+        var manifests = (await ListAsync(cancel)).Reverse().ToList();
+        var skipped = new List<string>();
+        foreach (var manifest in manifests)
+        {
+            var files = new Dictionary<string, byte[]>();
+            string? problem = null;
+            foreach (var file in manifest.Files)
+            {
+                var bytes = await _store.GetAsync($"{_prefix}/{manifest.Id}/{file.Name}", cancel);
+                if (bytes is null) { problem = $"{file.Name} is missing"; break; }
+                if (bytes.Length != file.Size) { problem = $"{file.Name} has {bytes.Length} bytes, manifest says {file.Size}"; break; }
+                if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != file.Sha256) { problem = $"{file.Name} fails its SHA-256 check"; break; }
+                files[file.Name] = bytes;
+            }
+            if (problem is null) return new LoadedCheckpoint(manifest, files, skipped);
+            skipped.Add($"{manifest.Id}: {problem}");
+        }
+        if (skipped.Count > 0)
+            throw new InvalidDataException($"no checkpoint under {Location} passes verification: {string.Join("; ", skipped)}");
+        return null;
+    }
+
+    /// <summary>Deletes all but the newest <paramref name="keep"/> committed checkpoints (manifest first, so a
+    /// half-deleted checkpoint is never taken for a complete one).</summary>
+    public async Task PruneAsync(int keep, CancellationToken cancel = default)
+    {
+        var manifests = await ListAsync(cancel);
+        foreach (var old in manifests.Take(Math.Max(0, manifests.Count - keep)))
+        {
+            await _store.DeleteAsync($"{_prefix}/{old.Id}/{ManifestName}", cancel);
+            foreach (var file in old.Files) await _store.DeleteAsync($"{_prefix}/{old.Id}/{file.Name}", cancel);
+        }
+    }
+}

@@ -1,0 +1,148 @@
+using System.Text.Json;
+using NUnit.Framework;
+using Training.Tests.Support;
+
+namespace Training.Tests.Cli;
+
+/// <summary>The real orchestrator program, run as a child process on real parquet shards.</summary>
+public class CliTests
+{
+    private TempDirectory _dir = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = new TempDirectory();
+        TestCorpus.Write(_dir.Path);
+    }
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    private string WriteExperiment(string yaml, string name = "experiment.yaml")
+    {
+        var path = _dir.Combine(name);
+        File.WriteAllText(path, yaml);
+        return path;
+    }
+
+    private string RunDir() => Directory.GetDirectories(_dir.Combine("runs")).Single();
+
+    private static JsonElement Status(string runDir, string trial) =>
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "trials", trial, "status.json"))).RootElement;
+
+    [Test]
+    public async Task Submit_SweepOfTwoTrials_RunsBothAndPrintsComparison()
+    {
+        var path = WriteExperiment(TestCorpus.TinyExperiment(_dir.Path, name: "cli", steps: 4, extra: """
+            sweep:
+              grid:
+                optimizer.lr: [1.0e-3, 3.0e-3]
+            """));
+        var result = await CliProcess.RunAsync(_dir.Path, "submit", path);
+
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
+        var run = RunDir();
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Stdout, Does.Contain("cli-t000").And.Contain("cli-t001").And.Contain("optimizer.lr"));
+            Assert.That(result.Stdout, Does.Contain("[cli-t000] step 4/4"));
+            Assert.That(Status(run, "cli-t000").GetProperty("state").GetString(), Is.EqualTo("completed"));
+            Assert.That(Status(run, "cli-t001").GetProperty("state").GetString(), Is.EqualTo("completed"));
+            Assert.That(File.ReadLines(Path.Combine(run, "trials", "cli-t001", "metrics.jsonl")).Count(l => l.Contains("\"type\":\"step\"")), Is.EqualTo(4));
+            Assert.That(File.Exists(Path.Combine(run, "trials", "cli-t000", "checkpoints", "step-00000004", "manifest.json")), Is.True);
+        });
+
+        var status = await CliProcess.RunAsync(_dir.Path, "status", "latest");
+        Assert.That(status.ExitCode, Is.EqualTo(0), status.Output);
+        Assert.That(status.Stdout, Does.Contain("completed"));
+        var logs = await CliProcess.RunAsync(_dir.Path, "logs", "latest", "--trial", "t001");
+        Assert.That(logs.Stdout.Split('\n').Count(l => l.Contains("\"type\":\"step\"")), Is.EqualTo(4));
+    }
+
+    [Test]
+    public async Task Submit_InvalidExperiment_ExitsTwoNamingFileLineAndKey_AndCreatesNoRun()
+    {
+        var yaml = TestCorpus.TinyExperiment(_dir.Path).Replace("d_model: 32", "d_model: -5").Replace("  heads: 2", "  hedas: 2");
+        var path = WriteExperiment(yaml, "bad.yaml");
+        var result = await CliProcess.RunAsync(_dir.Path, "submit", path);
+        var lines = yaml.Split('\n');
+        var dModelLine = Array.FindIndex(lines, l => l.Contains("d_model")) + 1;
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2));
+            Assert.That(result.Stderr, Does.Contain($"bad.yaml:{dModelLine}:").And.Contain("model.d_model"));
+            Assert.That(result.Stderr, Does.Contain("hedas").And.Contain("heads"));
+            Assert.That(Directory.Exists(_dir.Combine("runs")), Is.False, "nothing ran");
+        });
+    }
+
+    [Test]
+    public async Task CancelThenResume_ContinuesFromCheckpointToCompletion()
+    {
+        var path = WriteExperiment(TestCorpus.TinyExperiment(_dir.Path, name: "long", steps: 400));
+        using var submit = CliProcess.Start(_dir.Path, "submit", path);
+        var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(3));
+        // Wait until the trial has taken a few steps, then cancel from "another terminal".
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline)
+        {
+            var runs = _dir.Combine("runs");
+            var metrics = Directory.Exists(runs)
+                ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault()
+                : null;
+            if (metrics is not null && File.ReadLines(metrics).Count(l => l.Contains("\"type\":\"step\"")) >= 3) break;
+            await Task.Delay(100);
+        }
+        var cancel = await CliProcess.RunAsync(_dir.Path, "cancel", "latest");
+        Assert.That(cancel.ExitCode, Is.EqualTo(0), cancel.Output);
+        var cancelled = await finished;
+        Assert.That(cancelled.ExitCode, Is.EqualTo(130), cancelled.Output);
+        var run = RunDir();
+        var stoppedAt = Status(run, "long-t000").GetProperty("step").GetInt64();
+        Assert.That(Status(run, "long-t000").GetProperty("state").GetString(), Is.EqualTo("cancelled"));
+        Assert.That(stoppedAt, Is.LessThan(400));
+
+        var resumed = await CliProcess.RunAsync(_dir.Path, "resume", "latest");
+        Assert.Multiple(() =>
+        {
+            Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.Output);
+            Assert.That(resumed.Stdout, Does.Contain($"resumed from step-{stoppedAt:D8} at step {stoppedAt}/400"));
+            Assert.That(Status(run, "long-t000").GetProperty("state").GetString(), Is.EqualTo("completed"));
+            Assert.That(Status(run, "long-t000").GetProperty("step").GetInt64(), Is.EqualTo(400));
+        });
+    }
+
+    [Test]
+    public async Task DataImport_PlainTextFolder_WritesShardsTheTrainerReads()
+    {
+        var texts = _dir.Combine("texts");
+        Directory.CreateDirectory(texts);
+        foreach (var (text, i) in TestCorpus.Documents(30, seed: 9).Select((t, i) => (t, i)))
+            File.WriteAllText(Path.Combine(texts, $"doc{i:D2}.txt"), text);
+        var result = await CliProcess.RunAsync(_dir.Path, "data", "import", "--from", texts, "--out", _dir.Combine("imported"),
+            "--rows-per-shard", "10", "--eval-fraction", "0.1");
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
+        Assert.That(result.Stdout, Does.Contain("imported 30 documents"));
+        Assert.That(Directory.GetFiles(_dir.Combine("imported", "train"), "*.parquet"), Is.Not.Empty);
+        Assert.That(Directory.GetFiles(_dir.Combine("imported", "eval"), "*.parquet"), Is.Not.Empty);
+
+        var yaml = TestCorpus.TinyExperiment(_dir.Path, name: "imported", steps: 2).Replace("train: train", "train: imported/train").Replace("eval: eval", "eval: imported/eval");
+        var submit = await CliProcess.RunAsync(_dir.Path, "submit", WriteExperiment(yaml, "imported.yaml"));
+        Assert.That(submit.ExitCode, Is.EqualTo(0), submit.Output);
+    }
+
+    [Test]
+    public async Task UnknownCommandOrOption_ExitsTwoWithUsage()
+    {
+        var unknown = await CliProcess.RunAsync(_dir.Path, "sumbit", "x.yaml");
+        var badOption = await CliProcess.RunAsync(_dir.Path, "status", "--colour", "red");
+        Assert.Multiple(() =>
+        {
+            Assert.That(unknown.ExitCode, Is.EqualTo(2));
+            Assert.That(unknown.Stderr, Does.Contain("unknown command 'sumbit").And.Contain("usage: orchestrator"));
+            Assert.That(badOption.ExitCode, Is.EqualTo(2));
+            Assert.That(badOption.Stderr, Does.Contain("unknown option --colour").And.Contain("--runs"));
+        });
+    }
+}

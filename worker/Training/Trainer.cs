@@ -1,0 +1,298 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using TorchSharp;
+using Training.Shared.Data;
+using Training.Shared.Messages;
+using Training.Shared.Models;
+using Training.Shared.Objectives;
+using Training.Shared.Spec;
+using Training.Shared.Storage;
+using static TorchSharp.torch;
+
+namespace Training.Worker.Training;
+
+/// <summary>Everything a trainer needs for one trial.</summary>
+/// <param name="CheckpointPrefix">Blob folder of this trial's checkpoints.</param>
+/// <param name="Report">Receives progress events; called on the trainer thread and on the checkpoint upload thread.</param>
+/// <param name="StopRequested">Polled between steps; true checkpoints and stops the trial as cancelled.</param>
+/// <param name="Rank">This rank's index in the trial's data-parallel group.</param>
+/// <param name="WorldSize">Ranks in the group; each takes an equal slice of every global batch.</param>
+public sealed record TrainerOptions(
+    Trial Trial,
+    IBlobStore CheckpointBlobs,
+    string CheckpointPrefix,
+    Action<TrainingEvent> Report,
+    Func<bool>? StopRequested = null,
+    int Rank = 0,
+    int WorldSize = 1);
+
+/// <summary>What a checkpoint's state.json holds besides tensors.</summary>
+public sealed record TrainerState(long Step, DataCursor Cursor, long Seed, string Tokenizer, int VocabSize);
+
+/// <summary>
+/// Trains one trial: data stream -> objective -> model step -> optimizer -> metrics -> checkpoint.
+/// Everything runs on the calling thread (use <see cref="TorchThread"/>); each step runs in its own dispose scope.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    private readonly TrainerOptions _options;
+    private readonly ExperimentSpec _spec;
+    private readonly Device _device;
+    private readonly ITokenizer _tokenizer;
+    private readonly ITrainingObjective _objective;
+    private readonly ILanguageModel _model;
+    private readonly nn.Module _module;
+    private readonly AdamW _optimizer;
+    private readonly LearningRateSchedule _schedule;
+    private readonly IReadOnlyList<string> _trainFiles;
+    private readonly IReadOnlyList<string> _evalFiles;
+    private readonly CheckpointStore _checkpoints;
+    private PackedExampleStream _stream;
+    private long _step;
+    private long _lastCheckpointStep = -1;
+
+    public Trainer(TrainerOptions options)
+    {
+        _options = options;
+        _spec = options.Trial.Spec;
+        var train = _spec.Train;
+        if (train.GlobalBatch % (train.MicroBatch * options.WorldSize) != 0)
+            throw new ArgumentException(
+                $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
+        torch.set_num_threads(_spec.Resources.Threads);
+        _device = ParseDevice(_spec.Resources.Device);
+        _tokenizer = Tokenizers.Create(TokenizerName(_spec.Tokenizer.Kind), _spec.Tokenizer.Sentinels);
+        _objective = CreateObjective(_spec, _tokenizer);
+        _model = ModelFactory.Create(_spec.Model, _tokenizer, _spec.Seed, _device);
+        _module = (nn.Module)_model;
+        _optimizer = new AdamW(_module.named_parameters(), _spec.Optimizer.Beta1, _spec.Optimizer.Beta2, _spec.Optimizer.Eps, _spec.Optimizer.WeightDecay);
+        _schedule = CreateSchedule(_spec);
+        _trainFiles = ShardFiles.Resolve(_spec.Data.Train, Path.GetDirectoryName(_spec.SourceFile) ?? ".");
+        _evalFiles = _spec.Data.Eval.Count > 0 ? ShardFiles.Resolve(_spec.Data.Eval, Path.GetDirectoryName(_spec.SourceFile) ?? ".") : [];
+        _stream = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true);
+        _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix);
+    }
+
+    public long Step => _step;
+    public ILanguageModel Model => _model;
+    public ITokenizer Tokenizer => _tokenizer;
+    public long ParameterCount => _module.parameters().Sum(p => p.numel());
+
+    public static string TokenizerName(TokenizerKind kind) => kind switch
+    {
+        TokenizerKind.Byte => "byte",
+        TokenizerKind.Cl100k => "cl100k",
+        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown tokenizer.kind"),
+    };
+
+    public static Device ParseDevice(string device) => device == "cpu" ? CPU : new Device(device);
+
+    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => spec.Objective.Kind switch
+    {
+        ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(
+            new SpanCorruption(spec.Objective.NoiseDensity, spec.Objective.MeanSpanLength, spec.Objective.InputLength, tokenizer.Special),
+            tokenizer.Special, spec.Seed),
+        ObjectiveKind.Clm => new CausalLmObjective(spec.Objective.InputLength),
+        _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Objective.Kind, "unknown objective.kind"),
+    };
+
+    public static LearningRateSchedule CreateSchedule(ExperimentSpec spec)
+    {
+        var s = spec.Schedule;
+        var lr = spec.Optimizer.Lr;
+        var steps = spec.Train.Steps;
+        return s.Kind switch
+        {
+            ScheduleKind.Cosine => new CosineSchedule(lr, s.WarmupSteps, steps, s.MinLrRatio),
+            ScheduleKind.Wsd => new WarmupStableDecaySchedule(lr, s.WarmupSteps, steps, s.MinLrRatio, s.DecayFraction),
+            ScheduleKind.Constant => new ConstantSchedule(lr, s.WarmupSteps, steps),
+            _ => throw new ArgumentOutOfRangeException(nameof(spec), s.Kind, "unknown schedule.kind"),
+        };
+    }
+
+    /// <summary>Restores the newest verified checkpoint, if any. Returns its id.</summary>
+    public string? RestoreLatest()
+    {
+        var loaded = _checkpoints.LoadLatestAsync().GetAwaiter().GetResult();
+        if (loaded is null) return null;
+        var source = $"{_checkpoints.Location}/{loaded.Manifest.Id}";
+        var state = JsonSerializer.Deserialize<TrainerState>(loaded.Files["state.json"], Json)
+            ?? throw new InvalidDataException($"{source}/state.json is empty");
+        if (state.VocabSize != _tokenizer.VocabSize)
+            throw new InvalidDataException($"{source}: saved with vocabulary {state.VocabSize}, the spec's tokenizer has {_tokenizer.VocabSize}");
+        var (modelTensors, _) = SafeTensors.Deserialize(loaded.Files["model.safetensors"], $"{source}/model.safetensors");
+        LoadParameters(_module, modelTensors, $"{source}/model.safetensors");
+        var (optimizerTensors, _) = SafeTensors.Deserialize(loaded.Files["optimizer.safetensors"], $"{source}/optimizer.safetensors");
+        _optimizer.Restore(optimizerTensors, $"{source}/optimizer.safetensors");
+        _stream = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true, resumeFrom: state.Cursor);
+        _step = state.Step;
+        _lastCheckpointStep = state.Step;
+        return loaded.Manifest.Id;
+    }
+
+    public static void LoadParameters(nn.Module module, IReadOnlyList<HostTensor> tensors, string source)
+    {
+        var byName = tensors.ToDictionary(t => t.Name);
+        using var _ = no_grad();
+        foreach (var (name, parameter) in module.named_parameters())
+        {
+            if (!byName.TryGetValue(name, out var saved))
+                throw new InvalidDataException($"{source}: no tensor for parameter '{name}'");
+            using var loaded = saved.ToTensor(parameter.device);
+            if (!loaded.shape.SequenceEqual(parameter.shape))
+                throw new InvalidDataException($"{source}: '{name}' has shape [{string.Join(",", loaded.shape)}], model needs [{string.Join(",", parameter.shape)}]");
+            parameter.copy_(loaded);
+        }
+    }
+
+    /// <summary>Runs from the current step to <c>train.steps</c>, or until stopped.</summary>
+    public TrialOutcome Run(CancellationToken cancel = default)
+    {
+        var trialId = _options.Trial.Id;
+        var train = _spec.Train;
+        var resumedFrom = RestoreLatest();
+        _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom));
+        var writer = new CheckpointWriter(_checkpoints, train.KeepCheckpoints,
+            m => _options.Report(new CheckpointCommitted(trialId, m.Step, m.Id, _checkpoints.Location)));
+        try
+        {
+            while (_step < train.Steps)
+            {
+                if (cancel.IsCancellationRequested || (_options.StopRequested?.Invoke() ?? false))
+                {
+                    SaveCheckpoint(writer);
+                    writer.Flush();
+                    return TrialOutcome.Cancelled;
+                }
+                var metrics = TrainStep();
+                if (_step % train.LogEvery == 0 || _step == 1 || _step == train.Steps) _options.Report(metrics);
+                if (train.EvalEvery > 0 && _step % train.EvalEvery == 0 && _step != train.Steps) Evaluate();
+                if (train.CheckpointEvery > 0 && _step % train.CheckpointEvery == 0 && _step != train.Steps) SaveCheckpoint(writer);
+            }
+            Evaluate();
+            SaveCheckpoint(writer);
+            writer.Flush();
+            return TrialOutcome.Completed;
+        }
+        catch
+        {
+            // Keep whatever upload is in flight: a committed checkpoint is never lost to a later failure.
+            try { writer.Flush(); } catch (Exception) { /* the original failure is the one to report */ }
+            throw;
+        }
+    }
+
+    /// <summary>One optimizer step over this rank's slice of the next global batch.</summary>
+    public StepMetrics TrainStep()
+    {
+        var train = _spec.Train;
+        var clock = Stopwatch.StartNew();
+        _step++;
+        using var scope = NewDisposeScope();
+        // RNG (dropout) is a function of (seed, rank, step), so a resumed run replays the same randomness.
+        manual_seed(unchecked((long)ObjectiveMath.ExampleSeed(_spec.Seed * 1_000_003 + _options.Rank, _step)));
+        _module.train();
+        var perRank = train.GlobalBatch / _options.WorldSize;
+        var microSteps = perRank / train.MicroBatch;
+        double lossSum = 0;
+        long correct = 0, targets = 0, processed = 0;
+        for (var micro = 0; micro < microSteps; micro++)
+        {
+            using var microScope = NewDisposeScope();
+            var (windows, indices) = NextMicroBatch(micro);
+            var output = _objective.Compute(_model, windows, indices, _device);
+            (output.Loss / microSteps).backward();
+            lossSum += output.Loss.item<float>();
+            correct += output.CorrectTokens;
+            targets += output.TargetTokens;
+            processed += output.ProcessedTokens;
+        }
+        var lr = _schedule.At(_step);
+        var clip = _spec.Optimizer.GradClip > 0 ? _spec.Optimizer.GradClip : double.MaxValue;
+        var gradNorm = nn.utils.clip_grad_norm_(_optimizer.Parameters, clip);
+        _optimizer.Step(lr);
+        _optimizer.ZeroGrad();
+        var seconds = clock.Elapsed.TotalSeconds;
+        return new StepMetrics(_options.Trial.Id, _step, lossSum / microSteps, targets == 0 ? 0 : (double)correct / targets,
+            lr, gradNorm, processed / Math.Max(seconds, 1e-9), seconds);
+    }
+
+    /// <summary>This rank's part of micro-batch <paramref name="micro"/> of the current global batch. Every rank
+    /// reads the whole global stream and keeps its slice, so the examples a step sees do not depend on world size.</summary>
+    private (List<int[]> Windows, List<long> Indices) NextMicroBatch(int micro)
+    {
+        var train = _spec.Train;
+        var perRank = train.GlobalBatch / _options.WorldSize;
+        var batchStart = (_step - 1) * train.GlobalBatch;
+        var sliceStart = batchStart + (long)_options.Rank * perRank + (long)micro * train.MicroBatch;
+        var windows = new List<int[]>(train.MicroBatch);
+        var indices = new List<long>(train.MicroBatch);
+        while (_stream.Cursor.ExamplesServed < sliceStart) _stream.Next();
+        for (var i = 0; i < train.MicroBatch; i++)
+        {
+            indices.Add(_stream.Cursor.ExamplesServed);
+            windows.Add(_stream.Next());
+        }
+        return (windows, indices);
+    }
+
+    /// <summary>Mean loss and token accuracy on the first eval_batches micro-batches of the eval split.</summary>
+    public EvalMetrics? Evaluate()
+    {
+        if (_evalFiles.Count == 0) return null;
+        var train = _spec.Train;
+        var stream = new PackedExampleStream(_evalFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: false);
+        double lossSum = 0;
+        long correct = 0, targets = 0;
+        _module.eval();
+        using (no_grad())
+        {
+            for (var batch = 0; batch < train.EvalBatches; batch++)
+            {
+                using var scope = NewDisposeScope();
+                var windows = new List<int[]>();
+                var indices = new List<long>();
+                for (var i = 0; i < train.MicroBatch; i++)
+                {
+                    indices.Add(stream.Cursor.ExamplesServed);
+                    windows.Add(stream.Next());
+                }
+                var output = _objective.Compute(_model, windows, indices, _device);
+                lossSum += output.Loss.item<float>() * output.TargetTokens;
+                correct += output.CorrectTokens;
+                targets += output.TargetTokens;
+            }
+        }
+        _module.train();
+        var metrics = new EvalMetrics(_options.Trial.Id, _step, lossSum / Math.Max(1, targets), (double)correct / Math.Max(1, targets), targets);
+        _options.Report(metrics);
+        return metrics;
+    }
+
+    private void SaveCheckpoint(CheckpointWriter writer)
+    {
+        if (_step == _lastCheckpointStep) return;
+        _lastCheckpointStep = _step;
+        // Copy to host memory now (blocking); hashing and upload happen in the background.
+        var model = _module.named_parameters().Select(p => HostTensor.From(p.name, p.parameter)).ToList();
+        var optimizer = _optimizer.Snapshot();
+        var state = new TrainerState(_step, _stream.Cursor, _spec.Seed, _tokenizer.Name, _tokenizer.VocabSize);
+        var files = new Dictionary<string, byte[]>
+        {
+            ["model.safetensors"] = SafeTensors.Serialize(model, new Dictionary<string, string> { ["trial"] = _options.Trial.Id, ["step"] = _step.ToString() }),
+            ["optimizer.safetensors"] = SafeTensors.Serialize(optimizer),
+            ["state.json"] = JsonSerializer.SerializeToUtf8Bytes(state, Json),
+            ["spec.yaml"] = Encoding.UTF8.GetBytes(SpecWriter.ToYaml(_spec)),
+        };
+        writer.Submit(_step, files);
+    }
+
+    public void Dispose()
+    {
+        _optimizer.Dispose();
+        _module.Dispose();
+    }
+}
