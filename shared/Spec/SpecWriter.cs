@@ -37,7 +37,7 @@ public static class SpecWriter
             foreach (var (key, scalar) in inSection) yaml.AppendLine($"  {key.Leaf}: {Scalar(scalar)}");
         }
         if (spec.Sweep is { } written) WriteSweep(yaml, written);
-        return yaml.ToString();
+        return yaml.ToString().ReplaceLineEndings("\n"); // the same bytes on every OS
     }
 
     private static void WritePaths(StringBuilder yaml, string key, IReadOnlyList<string> paths)
