@@ -1,0 +1,126 @@
+namespace Training.Shared.Spec;
+
+/// <summary>
+/// Reads an experiment YAML file into a validated <see cref="ExperimentSpec"/>. Nothing runs on bad input:
+/// every problem (syntax, unknown key, wrong type, out of range, inconsistent keys, bad sweep, missing data)
+/// is collected and thrown as one <see cref="SpecException"/> naming file, line, column and key.
+/// </summary>
+public static class ExperimentLoader
+{
+    /// <summary>Parse and validate the file, and check that every data pattern matches at least one file.</summary>
+    public static ExperimentSpec Load(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SpecException([new SpecError(path, 0, 0, SourceReader.FileKey, $"cannot read the experiment file: {e.Message}")]);
+        }
+
+        var errors = new ErrorList(path);
+        var (spec, document) = ParseCore(text, path, errors);
+        if (document is not null) CheckDataExists(document, Path.GetDirectoryName(Path.GetFullPath(path))!, errors);
+        errors.ThrowIfAny();
+        return spec!;
+    }
+
+    /// <summary>Parse and validate YAML text; data patterns are resolved against sourceFile's folder but not checked on disk.</summary>
+    public static ExperimentSpec Parse(string yamlText, string sourceFile)
+    {
+        var errors = new ErrorList(sourceFile);
+        var (spec, _) = ParseCore(yamlText, sourceFile, errors);
+        errors.ThrowIfAny();
+        return spec!;
+    }
+
+    private static (ExperimentSpec? Spec, SourceDocument? Document) ParseCore(string text, string sourceFile, ErrorList errors)
+    {
+        var read = SourceReader.Read(text, errors);
+        if (read is null) return (null, null);
+        var spec = SpecBinder.Bind(read.Document, sourceFile, errors);
+        var sweep = read.Sweep is null ? null : SweepReader.Read(read.Sweep, read.SweepPosition, errors);
+        if (spec is null || (read.Sweep is not null && sweep is null)) return (null, read.Document);
+        return (spec with { Sweep = sweep is null ? null : sweep with { Base = read.Document } }, read.Document);
+    }
+
+    private static void CheckDataExists(SourceDocument document, string baseFolder, ErrorList errors)
+    {
+        // Shape errors were already reported by the binder; only look at well-formed patterns here.
+        var quiet = new ErrorList("");
+        foreach (var key in new[] { "data.train", "data.eval" })
+        {
+            foreach (var (label, text, position) in SpecBinder.DataPatterns(document, key, quiet))
+            {
+                var absolute = Path.GetFullPath(Path.Combine(baseFolder, text));
+                if (DataPatternMatcher.Explain(absolute) is { } problem)
+                    errors.Add(position, label, problem);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Does a data pattern name at least one existing file? A pattern is a glob (* within a name, ? one character,
+/// ** any number of folders), a directory (holding *.parquet files directly), or a file.
+/// </summary>
+internal static class DataPatternMatcher
+{
+    /// <summary>Null when the pattern matches a file; otherwise why not, naming the resolved path.</summary>
+    public static string? Explain(string absolutePattern)
+    {
+        var pattern = absolutePattern.Replace('\\', '/');
+        if (pattern.IndexOfAny(['*', '?']) >= 0)
+            return MatchesGlob(pattern) ? null : $"no file matches the glob {pattern}";
+        if (Directory.Exists(pattern))
+            return Directory.EnumerateFiles(pattern, "*.parquet").Any() ? null : $"the directory {pattern} holds no *.parquet files";
+        return File.Exists(pattern) ? null : $"no such file or directory: {pattern}";
+    }
+
+    private static bool MatchesGlob(string pattern)
+    {
+        // Walk from the deepest folder without wildcards, matching the rest of the path against a regex.
+        var segments = pattern.Split('/');
+        var firstWild = Array.FindIndex(segments, s => s.IndexOfAny(['*', '?']) >= 0);
+        var root = string.Join('/', segments[..firstWild]);
+        if (root == "") root = "/";
+        if (!Directory.Exists(root)) return false;
+        var rest = segments[firstWild..];
+        var regex = new System.Text.RegularExpressions.Regex(GlobRegex(rest));
+        var options = new EnumerationOptions
+        {
+            RecurseSubdirectories = rest.Length > 1 || rest.Contains("**"),
+            IgnoreInaccessible = true,
+        };
+        return Directory.EnumerateFiles(root, "*", options)
+            .Any(file => regex.IsMatch(Path.GetRelativePath(root, file).Replace('\\', '/')));
+    }
+
+    internal static string GlobRegex(IReadOnlyList<string> segments)
+    {
+        var builder = new System.Text.StringBuilder("^");
+        for (var i = 0; i < segments.Count; i++)
+        {
+            var last = i == segments.Count - 1;
+            if (segments[i] == "**")
+            {
+                // Zero or more folders; as the last segment, every file below.
+                builder.Append(last ? "(?:[^/]+/)*[^/]+" : "(?:[^/]+/)*");
+                continue;
+            }
+            foreach (var c in segments[i])
+            {
+                builder.Append(c switch
+                {
+                    '*' => "[^/]*",
+                    '?' => "[^/]",
+                    _ => System.Text.RegularExpressions.Regex.Escape(c.ToString()),
+                });
+            }
+            if (!last) builder.Append('/');
+        }
+        return builder.Append('$').ToString();
+    }
+}

@@ -1,0 +1,92 @@
+namespace Training.Shared.Spec;
+
+/// <summary>
+/// A validated experiment: what one `orchestrator submit x.yaml` runs. Every value is resolved
+/// (defaults filled in, layer split computed, data patterns made absolute). Build it with
+/// <see cref="ExperimentLoader"/>; docs/experiment-yaml.md describes each key.
+/// </summary>
+public sealed record ExperimentSpec(
+    string Name,
+    long Seed,
+    DataSpec Data,
+    TokenizerSpec Tokenizer,
+    ModelSpec Model,
+    ObjectiveSpec Objective,
+    OptimizerSpec Optimizer,
+    ScheduleSpec Schedule,
+    TrainSpec Train,
+    ResourcesSpec Resources,
+    SweepSpec? Sweep,
+    string SourceFile);
+
+/// <summary>Data patterns (files, directories of *.parquet, globs) as absolute paths, resolved against the YAML file's folder.</summary>
+public sealed record DataSpec(IReadOnlyList<string> Train, IReadOnlyList<string> Eval);
+
+public enum TokenizerKind { Byte, Cl100k }
+
+public sealed record TokenizerSpec(TokenizerKind Kind, int Sentinels);
+
+public enum ModelArch { EncoderDecoder, DecoderOnly }
+
+public enum MlpChoice { Gelu, SwiGlu }
+
+/// <summary>
+/// Model shape. Layers is the total; EncoderLayers/DecoderLayers are the resolved split
+/// (decoder-only: 0 and Layers). EncoderFraction is kept only when the file gave it.
+/// Attention width is Heads * HeadDim and may differ from DModel.
+/// </summary>
+public sealed record ModelSpec(
+    ModelArch Arch,
+    int DModel,
+    int Layers,
+    int EncoderLayers,
+    int DecoderLayers,
+    double? EncoderFraction,
+    int Heads,
+    int KvHeads,
+    int HeadDim,
+    int FfnDim,
+    MlpChoice Mlp,
+    double Dropout,
+    double RopeTheta,
+    double NormEps);
+
+public enum ObjectiveKind { SpanCorruption, Clm }
+
+/// <summary>InputLength is the encoder input length (span corruption) or the sequence length (CLM).</summary>
+public sealed record ObjectiveSpec(ObjectiveKind Kind, int InputLength, double NoiseDensity, double MeanSpanLength);
+
+public enum OptimizerKind { AdamW }
+
+/// <summary>AdamW; WeightDecay is never applied to norms and biases; GradClip 0 turns clipping off.</summary>
+public sealed record OptimizerSpec(
+    OptimizerKind Kind,
+    double Lr,
+    double Beta1,
+    double Beta2,
+    double Eps,
+    double WeightDecay,
+    double GradClip);
+
+public enum ScheduleKind { Cosine, Wsd, Constant }
+
+/// <summary>DecayFraction is used by the wsd schedule only (fraction of steps in the final decay).</summary>
+public sealed record ScheduleSpec(ScheduleKind Kind, int WarmupSteps, double MinLrRatio, double DecayFraction);
+
+/// <summary>
+/// GlobalBatch examples per optimizer step, MicroBatch per forward/backward on one rank:
+/// each rank accumulates GlobalBatch / (MicroBatch * Workers) micro-batches per step.
+/// EvalEvery 0 = never (eval still runs at the end when eval data is given); CheckpointEvery 0 = only at the end.
+/// </summary>
+public sealed record TrainSpec(
+    int Steps,
+    int GlobalBatch,
+    int MicroBatch,
+    int EvalEvery,
+    int EvalBatches,
+    int CheckpointEvery,
+    int KeepCheckpoints,
+    int LogEvery);
+
+/// <summary>Device is "cpu", "cuda" or "cuda:N".</summary>
+public sealed record ResourcesSpec(int Workers, int Threads, string Device, int MaxConcurrentTrials);

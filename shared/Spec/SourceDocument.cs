@@ -1,0 +1,79 @@
+namespace Training.Shared.Spec;
+
+/// <summary>One scalar as written. Text is null for a YAML null (`key:` with nothing, ~, null).
+/// A quoted scalar is a string, never a number.</summary>
+internal sealed record SourceScalar(string? Text, bool IsQuoted, SourcePosition Position);
+
+/// <summary>The value written for one schema key: a scalar, a list, or a mapping (always wrong for a leaf key).</summary>
+internal abstract record SourceValue(SourcePosition Position);
+
+internal sealed record ScalarValue(SourceScalar Scalar) : SourceValue(Scalar.Position);
+
+internal sealed record ListValue(IReadOnlyList<SourceValue> Items, SourcePosition Position) : SourceValue(Position);
+
+internal sealed record MappingValue(SourcePosition Position) : SourceValue(Position);
+
+/// <summary>
+/// An experiment file flattened to dotted key -> value as written, with positions. The binder reads it;
+/// a sweep trial is this document with some values replaced by sweep entries (which keep the sweep's positions).
+/// </summary>
+internal sealed class SourceDocument
+{
+    private readonly Dictionary<string, SourceValue> values = new();
+    private readonly Dictionary<string, SourcePosition> sections = new();
+    private readonly HashSet<string> swept = new();
+
+    public SourceValue? Get(string key) => values.GetValueOrDefault(key);
+
+    public bool Has(string key) => values.ContainsKey(key);
+
+    /// <summary>True when the key's value came from a sweep entry (errors about it point at the sweep).</summary>
+    public bool IsSwept(string key) => swept.Contains(key);
+
+    /// <summary>Where to report a problem with a key: its value, else its section's key, else the file start.</summary>
+    public SourcePosition PositionOf(string key)
+    {
+        if (values.TryGetValue(key, out var value) && value.Position.IsKnown) return value.Position;
+        var section = key.Contains('.') ? key[..key.IndexOf('.')] : "";
+        return sections.TryGetValue(section, out var position) && position.IsKnown ? position : SourcePosition.FileStart;
+    }
+
+    /// <summary>Written keys in schema order.</summary>
+    public IEnumerable<(string Key, SourceValue Value)> Entries =>
+        SpecSchema.All.Where(k => values.ContainsKey(k.Path)).Select(k => (k.Path, values[k.Path]));
+
+    public void Set(string key, SourceValue value) => values[key] = value;
+
+    public void SetSection(string section, SourcePosition position) => sections[section] = position;
+
+    public SourceDocument WithOverrides(IEnumerable<(string Key, SourceScalar Value)> overrides)
+    {
+        var copy = new SourceDocument();
+        foreach (var (key, value) in values) copy.values[key] = value;
+        foreach (var (section, position) in sections) copy.sections[section] = position;
+        foreach (var (key, value) in overrides)
+        {
+            copy.values[key] = new ScalarValue(value);
+            copy.swept.Add(key);
+        }
+        return copy;
+    }
+}
+
+/// <summary>Collects errors for one file; every error names the file, place and dotted key.</summary>
+internal sealed class ErrorList(string file)
+{
+    public List<SpecError> Items { get; } = [];
+
+    public int Count => Items.Count;
+
+    public void Add(SourcePosition at, string key, string message) =>
+        Items.Add(new SpecError(file, at.Line, at.Column, key, message));
+
+    /// <summary>Throws one SpecException with every error, in file order.</summary>
+    public void ThrowIfAny()
+    {
+        if (Items.Count > 0)
+            throw new SpecException(Items.OrderBy(e => e.Line).ThenBy(e => e.Column).ToList());
+    }
+}

@@ -1,0 +1,71 @@
+namespace Training.Shared.Spec;
+
+/// <summary>
+/// The sweep section: a grid (cartesian product, in YAML key order) crossed with random draws.
+/// Positions say where each entry was written so a value that fails validation in a trial is
+/// reported at its sweep line; they are not part of equality (a spec written back and re-read is equal).
+/// </summary>
+public sealed record SweepSpec(IReadOnlyList<SweepAxis> Grid, SweepRandom? Random)
+{
+    /// <summary>
+    /// The rest of the file as written (without sweep). Trials apply overrides to it, so keys left to
+    /// their defaults are re-derived per trial (ffn_dim = 4*d_model, kv_heads = heads, the layer split).
+    /// </summary>
+    internal SourceDocument? Base { get; init; }
+
+    public bool Equals(SweepSpec? other) =>
+        other is not null && Grid.SequenceEqual(other.Grid) && Equals(Random, other.Random);
+
+    public override int GetHashCode() => HashCode.Combine(Grid.Count, Random);
+}
+
+/// <summary>One grid key with its values as written (text, e.g. "1.0e-3").</summary>
+public sealed record SweepAxis(string Key, IReadOnlyList<SweepValue> Values, SourcePosition Position)
+{
+    public bool Equals(SweepAxis? other) =>
+        other is not null && Key == other.Key && Values.SequenceEqual(other.Values);
+
+    public override int GetHashCode() => HashCode.Combine(Key, Values.Count);
+}
+
+public sealed record SweepValue(string Text, SourcePosition Position)
+{
+    public bool Equals(SweepValue? other) => other is not null && Text == other.Text;
+    public override int GetHashCode() => Text.GetHashCode();
+}
+
+/// <summary>Samples draws (seeded by the experiment seed), each a value for every parameter.</summary>
+public sealed record SweepRandom(int Samples, IReadOnlyList<SweepParam> Params)
+{
+    public bool Equals(SweepRandom? other) =>
+        other is not null && Samples == other.Samples && Params.SequenceEqual(other.Params);
+
+    public override int GetHashCode() => HashCode.Combine(Samples, Params.Count);
+}
+
+public enum SweepDistribution { Uniform, LogUniform, IntUniform, Choice }
+
+/// <summary>
+/// One random parameter. Low/High bound uniform, log_uniform and int_uniform (inclusive for int_uniform);
+/// Choices holds the values of a choice (empty otherwise).
+/// </summary>
+public sealed record SweepParam(
+    string Key,
+    SweepDistribution Distribution,
+    double Low,
+    double High,
+    IReadOnlyList<SweepValue> Choices,
+    SourcePosition Position)
+{
+    public bool Equals(SweepParam? other) =>
+        other is not null && Key == other.Key && Distribution == other.Distribution
+        && Low.Equals(other.Low) && High.Equals(other.High) && Choices.SequenceEqual(other.Choices);
+
+    public override int GetHashCode() => HashCode.Combine(Key, Distribution, Low, High);
+}
+
+/// <summary>
+/// One run of the experiment: Spec has the sweep's overrides applied (Sweep = null, Seed unchanged).
+/// Overrides maps dotted key -> value text, for summary tables.
+/// </summary>
+public sealed record Trial(string Id, int Index, ExperimentSpec Spec, IReadOnlyDictionary<string, string> Overrides);
