@@ -1,0 +1,52 @@
+using static TorchSharp.torch;
+
+namespace Training.Shared.Models;
+
+/// <summary>
+/// Pre-norm decoder layer of the encoder-decoder: causal self-attention (RoPE), then cross-attention over the
+/// final-normed encoder output (keys/values projected by this layer, no RoPE), then MLP; each with a residual.
+/// </summary>
+public sealed class DecoderBlock : nn.Module
+{
+    private readonly RmsNorm selfAttentionNorm;
+    private readonly GroupedQueryAttention selfAttention;
+    private readonly RmsNorm crossAttentionNorm;
+    private readonly GroupedQueryAttention crossAttention;
+    private readonly RmsNorm mlpNorm;
+    private readonly FeedForward mlp;
+
+    public DecoderBlock(string name, TransformerConfig config) : base(name)
+    {
+        selfAttentionNorm = new RmsNorm("self_attention_norm", config.DModel, config.NormEps);
+        selfAttention = new GroupedQueryAttention("self_attention", config, useRotary: true);
+        crossAttentionNorm = new RmsNorm("cross_attention_norm", config.DModel, config.NormEps);
+        crossAttention = new GroupedQueryAttention("cross_attention", config, useRotary: false);
+        mlpNorm = new RmsNorm("mlp_norm", config.DModel, config.NormEps);
+        mlp = new FeedForward("mlp", config);
+        RegisterComponents();
+    }
+
+    /// <summary>Projects encoder memory to this layer's cross-attention keys/values ([B, kvH, S, hd] each).</summary>
+    public (Tensor Keys, Tensor Values) CrossKeysValues(Tensor memory) => crossAttention.ProjectKeysValues(memory);
+
+    /// <summary>Full-sequence pass (training, uncached decoding).</summary>
+    /// <param name="x">[B, T, d]</param>
+    /// <param name="memory">[B, S, d] final-normed encoder output</param>
+    /// <param name="selfMask">additive [B, 1, T, T], causal</param>
+    /// <param name="crossMask">additive [B, 1, T, S]</param>
+    public Tensor forward(Tensor x, Tensor memory, Tensor selfMask, Tensor crossMask)
+    {
+        var (keys, values) = CrossKeysValues(memory);
+        return Step(x, selfMask, positionOffset: 0, cache: null, keys, values, crossMask);
+    }
+
+    /// <summary>Pass over new positions positionOffset.. with cached self-attention and precomputed cross keys/values.</summary>
+    /// <param name="selfMask">additive [B, 1, T, positionOffset + T] with a cache</param>
+    public Tensor Step(Tensor x, Tensor selfMask, long positionOffset, KeyValueCache? cache,
+        Tensor crossKeys, Tensor crossValues, Tensor crossMask)
+    {
+        x = x + selfAttention.SelfAttend(selfAttentionNorm.forward(x), selfMask, positionOffset, cache);
+        x = x + crossAttention.CrossAttend(crossAttentionNorm.forward(x), crossKeys, crossValues, crossMask);
+        return x + mlp.forward(mlpNorm.forward(x));
+    }
+}

@@ -1,0 +1,7 @@
+namespace Training.Shared.Models;
+
+/// <summary>What every model of this project exposes to trainers, objectives and generators.</summary>
+public interface ILanguageModel
+{
+    TransformerConfig Config { get; }
+}
