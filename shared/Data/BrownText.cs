@@ -77,12 +77,17 @@ public static class BrownText
     private static bool IsHeadline(string[] tokens) =>
         tokens.All(t => t.LastIndexOf('/') is var slash && slash > 0 && t.AsSpan(slash + 1).EndsWith("-hl", StringComparison.Ordinal));
 
-    /// <summary>Joins tokens with spaces except around punctuation; <c>``</c>/<c>''</c> become straight double quotes.</summary>
+    /// <summary>
+    /// Joins tokens with spaces except around punctuation; <c>``</c>/<c>''</c> become straight double quotes, and a
+    /// period or comma right after a closing quote moves inside it.
+    /// </summary>
     public static string Join(IReadOnlyList<string> words)
     {
         var text = new StringBuilder();
         var glueNext = true; // no space before the first word
         var singleQuoteOpen = false;
+        var closedDoubleQuoteLast = false;
+        string? previous = null;
         foreach (var word in words)
         {
             bool spaceBefore, glueAfter = false;
@@ -106,6 +111,17 @@ public static class BrownText
                     glueAfter = !singleQuoteOpen;
                     singleQuoteOpen = !singleQuoteOpen;
                     break;
+                case "." when text.Length > 0 && text[^1] == '.':
+                    // Brown ends "Jr." sentences with a separate period; one is enough.
+                    continue;
+                case ";" or "?" or "!" or ":" when word == previous:
+                    // Form C often doubles sentence-closing marks (";/. ;/.").
+                    continue;
+                case "." or "," when closedDoubleQuoteLast:
+                    // Brown moved these after the closing quote; the edited American originals had them inside.
+                    text.Insert(text.Length - 1, word);
+                    closedDoubleQuoteLast = false;
+                    continue;
                 default:
                     output = word;
                     spaceBefore = !NoSpaceBefore.Contains(word);
@@ -116,6 +132,8 @@ public static class BrownText
             if (spaceBefore && !glueNext) text.Append(' ');
             text.Append(output);
             glueNext = glueAfter;
+            closedDoubleQuoteLast = word == "''";
+            previous = word;
         }
 
         return text.ToString();
