@@ -1,0 +1,216 @@
+using Parquet;
+using Parquet.Schema;
+
+namespace Training.Shared.Data;
+
+/// <summary>
+/// Reads one FineWeb-Edu parquet shard a row group at a time. Only the <c>text</c> column is required; missing
+/// optional columns take defaults. Rows whose text is null are skipped and counted in <see cref="NullTextRowsSkipped"/>.
+/// </summary>
+public sealed class ShardReader : IDisposable
+{
+    // Real shards may store byte arrays without the UTF-8 annotation; read them as strings.
+    private static readonly ParquetOptions ReadOptions = new() { TreatByteArrayAsString = true };
+
+    private readonly FileStream _stream;
+    private readonly ParquetReader _reader;
+    private readonly DataField _text;
+    private bool _disposed;
+    private readonly DataField? _id, _dump, _url, _filePath, _language, _languageScore, _tokenCount, _score, _intScore;
+
+    public ShardReader(string path)
+    {
+        FilePath = Path.GetFullPath(path);
+        try
+        {
+            _stream = new FileStream(FilePath, FileMode.Open, FileAccess.Read, FileShare.Read);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new FileNotFoundException($"Shard '{FilePath}' does not exist.", FilePath, e);
+        }
+
+        try
+        {
+            _reader = SyncOverAsync.Run(() => ParquetReader.CreateAsync(_stream, ReadOptions, leaveStreamOpen: true));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _stream.Dispose();
+            throw new ShardFormatException(FilePath, $"not a readable parquet file ({e.Message})", inner: e);
+        }
+
+        try
+        {
+            var fields = _reader.Schema.DataFields;
+            _text = Find(fields, ShardColumns.Text)
+                    ?? throw new ShardFormatException(FilePath,
+                        $"missing required column '{ShardColumns.Text}' (columns: {string.Join(", ", fields.Select(f => f.Name))})");
+            RequireStringColumn(_text);
+            _id = OptionalString(fields, ShardColumns.Id);
+            _dump = OptionalString(fields, ShardColumns.Dump);
+            _url = OptionalString(fields, ShardColumns.Url);
+            _filePath = OptionalString(fields, ShardColumns.FilePath);
+            _language = OptionalString(fields, ShardColumns.Language);
+            _languageScore = OptionalNumber(fields, ShardColumns.LanguageScore);
+            _tokenCount = OptionalNumber(fields, ShardColumns.TokenCount);
+            _score = OptionalNumber(fields, ShardColumns.Score);
+            _intScore = OptionalNumber(fields, ShardColumns.IntScore);
+            RowCount = _reader.Metadata?.NumRows ?? _reader.RowGroups.Sum(g => g.RowCount);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public string FilePath { get; }
+    public int RowGroupCount => _reader.RowGroupCount;
+
+    /// <summary>Rows in the file as stored, null-text rows included.</summary>
+    public long RowCount { get; }
+
+    /// <summary>How many rows with a null <c>text</c> this reader has skipped so far (each read counts again).</summary>
+    public long NullTextRowsSkipped { get; private set; }
+
+    /// <summary>Rows stored in one row group (from metadata, without reading data).</summary>
+    public long RowGroupRowCount(int index)
+    {
+        CheckRowGroupIndex(index);
+        return _reader.RowGroups[index].RowCount;
+    }
+
+    /// <summary>The documents of one row group, null-text rows left out.</summary>
+    public IReadOnlyList<FineWebDocument> ReadRowGroup(int index)
+    {
+        CheckRowGroupIndex(index);
+        try
+        {
+            return SyncOverAsync.Run(() => ReadRowGroupAsync(index));
+        }
+        catch (ShardFormatException)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ShardFormatException(FilePath, $"cannot read row group ({e.Message})", rowGroup: index, inner: e);
+        }
+    }
+
+    /// <summary>Every document of the file in order, holding one row group in memory at a time.</summary>
+    public IEnumerable<FineWebDocument> ReadAll()
+    {
+        for (var group = 0; group < RowGroupCount; group++)
+            foreach (var document in ReadRowGroup(group))
+                yield return document;
+    }
+
+    private async Task<IReadOnlyList<FineWebDocument>> ReadRowGroupAsync(int index)
+    {
+        var group = _reader.OpenRowGroupReader(index);
+        var rows = checked((int)group.RowCount);
+
+        var texts = await ReadStrings(group, _text, rows, index);
+        var ids = await ReadStrings(group, _id, rows, index);
+        var dumps = await ReadStrings(group, _dump, rows, index);
+        var urls = await ReadStrings(group, _url, rows, index);
+        var filePaths = await ReadStrings(group, _filePath, rows, index);
+        var languages = await ReadStrings(group, _language, rows, index);
+        var languageScores = await ReadNumbers(group, _languageScore, rows, index);
+        var tokenCounts = await ReadNumbers(group, _tokenCount, rows, index);
+        var scores = await ReadNumbers(group, _score, rows, index);
+        var intScores = await ReadNumbers(group, _intScore, rows, index);
+
+        var documents = new List<FineWebDocument>(rows);
+        for (var row = 0; row < rows; row++)
+        {
+            var text = texts![row];
+            if (text is null)
+            {
+                NullTextRowsSkipped++;
+                continue;
+            }
+
+            documents.Add(new FineWebDocument(
+                text,
+                ids?[row] ?? "",
+                dumps?[row] ?? "",
+                urls?[row] ?? "",
+                filePaths?[row] ?? "",
+                languages?[row] ?? "",
+                languageScores?[row] ?? 0,
+                (long)(tokenCounts?[row] ?? 0),
+                scores?[row] ?? 0,
+                (long)(intScores?[row] ?? 0)));
+        }
+
+        return documents;
+    }
+
+    private async Task<string?[]?> ReadStrings(ParquetRowGroupReader group, DataField? field, int rows, int rowGroup)
+    {
+        if (field is null) return null;
+        var values = new string?[rows];
+        await group.ReadAsync(field, values!);
+        return values;
+    }
+
+    // Numeric columns are widened to double so int32/int64/float/double variants of the schema all load.
+    private async Task<double?[]?> ReadNumbers(ParquetRowGroupReader group, DataField? field, int rows, int rowGroup)
+    {
+        if (field is null) return null;
+        var type = Nullable.GetUnderlyingType(field.ClrType) ?? field.ClrType;
+        if (type == typeof(double)) return await Read<double>(group, field, rows, v => v);
+        if (type == typeof(float)) return await Read<float>(group, field, rows, v => v);
+        if (type == typeof(long)) return await Read<long>(group, field, rows, v => v);
+        if (type == typeof(int)) return await Read<int>(group, field, rows, v => v);
+        if (type == typeof(short)) return await Read<short>(group, field, rows, v => v);
+        throw new ShardFormatException(FilePath, $"column '{field.Name}' has type {type.Name}; expected a number", rowGroup);
+    }
+
+    private static async Task<double?[]> Read<T>(ParquetRowGroupReader group, DataField field, int rows, Func<T, double> widen)
+        where T : struct
+    {
+        var raw = new T?[rows];
+        await group.ReadAsync<T>(field, raw);
+        var values = new double?[rows];
+        for (var i = 0; i < rows; i++) values[i] = raw[i] is { } v ? widen(v) : null;
+        return values;
+    }
+
+    private static DataField? Find(IEnumerable<DataField> fields, string name) =>
+        fields.FirstOrDefault(f => f.Name == name && f.Path.Length == 1 && !f.IsArray);
+
+    private DataField? OptionalString(IEnumerable<DataField> fields, string name)
+    {
+        var field = Find(fields, name);
+        if (field is not null) RequireStringColumn(field);
+        return field;
+    }
+
+    private DataField? OptionalNumber(IEnumerable<DataField> fields, string name) => Find(fields, name);
+
+    private void RequireStringColumn(DataField field)
+    {
+        var type = field.ClrType;
+        if (type != typeof(string) && type != typeof(ReadOnlyMemory<char>))
+            throw new ShardFormatException(FilePath, $"column '{field.Name}' has type {type.Name}; expected a string column");
+    }
+
+    private void CheckRowGroupIndex(int index)
+    {
+        if (index < 0 || index >= RowGroupCount)
+            throw new ArgumentOutOfRangeException(nameof(index), index,
+                $"Shard '{FilePath}' has {RowGroupCount} row groups; row group {index} does not exist.");
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        SyncOverAsync.Run(async () => await _reader.DisposeAsync());
+        _stream.Dispose();
+    }
+}
