@@ -112,16 +112,16 @@ public sealed class ShardReader : IDisposable
         var group = _reader.OpenRowGroupReader(index);
         var rows = checked((int)group.RowCount);
 
-        var texts = await ReadStrings(group, _text, rows, index);
-        var ids = await ReadStrings(group, _id, rows, index);
-        var dumps = await ReadStrings(group, _dump, rows, index);
-        var urls = await ReadStrings(group, _url, rows, index);
-        var filePaths = await ReadStrings(group, _filePath, rows, index);
-        var languages = await ReadStrings(group, _language, rows, index);
-        var languageScores = await ReadNumbers(group, _languageScore, rows, index);
-        var tokenCounts = await ReadNumbers(group, _tokenCount, rows, index);
-        var scores = await ReadNumbers(group, _score, rows, index);
-        var intScores = await ReadNumbers(group, _intScore, rows, index);
+        var texts = await ReadStrings(group, _text, rows);
+        var ids = await ReadStrings(group, _id, rows);
+        var dumps = await ReadStrings(group, _dump, rows);
+        var urls = await ReadStrings(group, _url, rows);
+        var filePaths = await ReadStrings(group, _filePath, rows);
+        var languages = await ReadStrings(group, _language, rows);
+        var languageScores = await ReadNumbers(group, _languageScore, rows);
+        var tokenCounts = await ReadNumbers(group, _tokenCount, rows);
+        var scores = await ReadNumbers(group, _score, rows);
+        var intScores = await ReadNumbers(group, _intScore, rows);
 
         var documents = new List<FineWebDocument>(rows);
         for (var row = 0; row < rows; row++)
@@ -141,15 +141,15 @@ public sealed class ShardReader : IDisposable
                 filePaths?[row] ?? "",
                 languages?[row] ?? "",
                 languageScores?[row] ?? 0,
-                (long)(tokenCounts?[row] ?? 0),
+                WholeNumber(tokenCounts?[row], ShardColumns.TokenCount, index, row),
                 scores?[row] ?? 0,
-                (long)(intScores?[row] ?? 0)));
+                WholeNumber(intScores?[row], ShardColumns.IntScore, index, row)));
         }
 
         return documents;
     }
 
-    private async Task<string?[]?> ReadStrings(ParquetRowGroupReader group, DataField? field, int rows, int rowGroup)
+    private static async Task<string?[]?> ReadStrings(ParquetRowGroupReader group, DataField? field, int rows)
     {
         if (field is null) return null;
         var values = new string?[rows];
@@ -157,8 +157,10 @@ public sealed class ShardReader : IDisposable
         return values;
     }
 
-    // Numeric columns are widened to double so int32/int64/float/double variants of the schema all load.
-    private async Task<double?[]?> ReadNumbers(ParquetRowGroupReader group, DataField? field, int rows, int rowGroup)
+    // Numeric columns are widened to double so int16/int32/int64/float/double variants of the schema all load.
+    private static readonly Type[] NumberTypes = [typeof(double), typeof(float), typeof(long), typeof(int), typeof(short)];
+
+    private static async Task<double?[]?> ReadNumbers(ParquetRowGroupReader group, DataField? field, int rows)
     {
         if (field is null) return null;
         var type = Nullable.GetUnderlyingType(field.ClrType) ?? field.ClrType;
@@ -167,7 +169,7 @@ public sealed class ShardReader : IDisposable
         if (type == typeof(long)) return await Read<long>(group, field, rows, v => v);
         if (type == typeof(int)) return await Read<int>(group, field, rows, v => v);
         if (type == typeof(short)) return await Read<short>(group, field, rows, v => v);
-        throw new ShardFormatException(FilePath, $"column '{field.Name}' has type {type.Name}; expected a number", rowGroup);
+        throw new System.Diagnostics.UnreachableException($"Column '{field.Name}' of type {type.Name} passed the open-time check.");
     }
 
     private static async Task<double?[]> Read<T>(ParquetRowGroupReader group, DataField field, int rows, Func<T, double> widen)
@@ -180,6 +182,15 @@ public sealed class ShardReader : IDisposable
         return values;
     }
 
+    // Count columns may be stored as floating point by other writers; a fractional or NaN count is a broken row.
+    private long WholeNumber(double? value, string column, int rowGroup, int row)
+    {
+        if (value is not { } number) return 0;
+        if (!double.IsFinite(number) || Math.Floor(number) != number || Math.Abs(number) > long.MaxValue)
+            throw new ShardFormatException(FilePath, $"column '{column}' holds {number}, which is not a whole number", rowGroup, row);
+        return (long)number;
+    }
+
     private static DataField? Find(IEnumerable<DataField> fields, string name) =>
         fields.FirstOrDefault(f => f.Name == name && f.Path.Length == 1 && !f.IsArray);
 
@@ -190,7 +201,15 @@ public sealed class ShardReader : IDisposable
         return field;
     }
 
-    private DataField? OptionalNumber(IEnumerable<DataField> fields, string name) => Find(fields, name);
+    private DataField? OptionalNumber(IEnumerable<DataField> fields, string name)
+    {
+        var field = Find(fields, name);
+        if (field is null) return null;
+        var type = Nullable.GetUnderlyingType(field.ClrType) ?? field.ClrType;
+        if (!NumberTypes.Contains(type))
+            throw new ShardFormatException(FilePath, $"column '{field.Name}' has type {type.Name}; expected a number");
+        return field;
+    }
 
     private void RequireStringColumn(DataField field)
     {

@@ -132,6 +132,41 @@ public class ShardReaderWriterTests
     }
 
     [Test]
+    public void ReadRowGroup_FractionalTokenCount_ThrowsNamingFileRowGroupAndRow()
+    {
+        var path = _temp.File("fractional.parquet");
+        var text = new DataField<string>("text");
+        var tokenCount = new DataField<double>("token_count");
+        WriteColumns(path, new ParquetSchema(text, tokenCount), async group =>
+        {
+            await group.WriteAsync(text, new[] { "a", "b" });
+            await group.WriteAsync<double>(tokenCount, new[] { 3.0, 2.5 });
+        });
+        using var reader = new ShardReader(path);
+
+        var error = Assert.Throws<ShardFormatException>(() => reader.ReadRowGroup(0));
+
+        Assert.That(error!.Message, Does.Contain(path).And.Contain("row group 0").And.Contain("row 1").And.Contain("token_count"));
+    }
+
+    [Test]
+    public void Open_NumericColumnStoredAsText_ThrowsNamingTheColumn()
+    {
+        var path = _temp.File("typed.parquet");
+        var text = new DataField<string>("text");
+        var score = new DataField<string>("score");
+        WriteColumns(path, new ParquetSchema(text, score), async group =>
+        {
+            await group.WriteAsync(text, new[] { "a" });
+            await group.WriteAsync(score, new[] { "high" });
+        });
+
+        var error = Assert.Throws<ShardFormatException>(() => new ShardReader(path).Dispose());
+
+        Assert.That(error!.Message, Does.Contain(path).And.Contain("'score'"));
+    }
+
+    [Test]
     public void Open_NotParquet_ThrowsNamingTheFile()
     {
         var path = _temp.WriteText("notes.parquet", "this is plain text, not parquet at all");
