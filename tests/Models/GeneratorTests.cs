@@ -162,4 +162,15 @@ public class GeneratorTests
         Assert.Throws<ArgumentException>(() =>
             Generator.Generate(model, LeftPaddedPrompts(), eosId: 37, Greedy));
     }
+
+    [Test]
+    public void Generate_BosEqualsPad_ThrowsNamingBosId()
+    {
+        using var scope = NewDisposeScope();
+        var model = EncoderDecoder();
+        var error = Assert.Throws<ArgumentException>(() =>
+            Generator.Generate(model, EncoderBatch(), bosId: TinyConfigs.Pad, TinyConfigs.Eos, Greedy))!;
+        Assert.That(error.ParamName, Is.EqualTo("bosId"));
+        Assert.That(error.Message, Does.Contain("PadId"));
+    }
 }
