@@ -34,18 +34,19 @@ public sealed class DecoderBlock : nn.Module
     /// <param name="memory">[B, S, d] final-normed encoder output</param>
     /// <param name="selfMask">additive [B, 1, T, T], causal</param>
     /// <param name="crossMask">additive [B, 1, T, S]</param>
-    public Tensor forward(Tensor x, Tensor memory, Tensor selfMask, Tensor crossMask)
+    /// <param name="angles">RoPE tables of positions 0 .. T-1</param>
+    public Tensor forward(Tensor x, Tensor memory, Tensor selfMask, Tensor crossMask, RotaryAngles angles)
     {
         var (keys, values) = CrossKeysValues(memory);
-        return Step(x, selfMask, positionOffset: 0, cache: null, keys, values, crossMask);
+        return Step(x, selfMask, angles, cache: null, keys, values, crossMask);
     }
 
-    /// <summary>Pass over new positions positionOffset.. with cached self-attention and precomputed cross keys/values.</summary>
-    /// <param name="selfMask">additive [B, 1, T, positionOffset + T] with a cache</param>
-    public Tensor Step(Tensor x, Tensor selfMask, long positionOffset, KeyValueCache? cache,
+    /// <summary>Pass over new positions angles.Offset.. with cached self-attention and precomputed cross keys/values.</summary>
+    /// <param name="selfMask">additive [B, 1, T, angles.Offset + T] with a cache</param>
+    public Tensor Step(Tensor x, Tensor selfMask, RotaryAngles angles, KeyValueCache? cache,
         Tensor crossKeys, Tensor crossValues, Tensor crossMask)
     {
-        x = x + selfAttention.SelfAttend(selfAttentionNorm.forward(x), selfMask, positionOffset, cache);
+        x = x + selfAttention.SelfAttend(selfAttentionNorm.forward(x), selfMask, angles, cache);
         x = x + crossAttention.CrossAttend(crossAttentionNorm.forward(x), crossKeys, crossValues, crossMask);
         return x + mlp.forward(mlpNorm.forward(x));
     }

@@ -22,11 +22,11 @@ public sealed class DecoderOnlyBlock : nn.Module
         RegisterComponents();
     }
 
-    /// <param name="x">[B, T, d], positions positionOffset .. positionOffset+T-1</param>
+    /// <param name="x">[B, T, d], positions angles.Offset .. angles.Offset+T-1</param>
     /// <param name="mask">additive [B, 1, T, Tk], causal</param>
-    public Tensor forward(Tensor x, Tensor mask, long positionOffset = 0, KeyValueCache? cache = null)
+    public Tensor forward(Tensor x, Tensor mask, RotaryAngles angles, KeyValueCache? cache = null)
     {
-        x = x + selfAttention.SelfAttend(selfAttentionNorm.forward(x), mask, positionOffset, cache);
+        x = x + selfAttention.SelfAttend(selfAttentionNorm.forward(x), mask, angles, cache);
         return x + mlp.forward(mlpNorm.forward(x));
     }
 }

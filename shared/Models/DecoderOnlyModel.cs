@@ -14,6 +14,7 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ILanguageModel
     private readonly ModuleList<DecoderOnlyBlock> layers;
     private readonly RmsNorm finalNorm;
     private readonly Linear? untiedHead;
+    private readonly RotaryEmbedding rotary;
 
     public DecoderOnlyModel(TransformerConfig config) : base(nameof(DecoderOnlyModel))
     {
@@ -28,6 +29,7 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ILanguageModel
             .Select(i => new DecoderOnlyBlock($"layer_{i}", config)).ToArray());
         finalNorm = new RmsNorm("final_norm", config.DModel, config.NormEps);
         untiedHead = config.TieEmbeddings ? null : nn.Linear(config.DModel, config.VocabSize, hasBias: false);
+        rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta);
         RegisterComponents();
         WeightInitialization.Apply(this);
     }
@@ -46,8 +48,9 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ILanguageModel
         var x = embedding.forward(tokens);
         var mask = AttentionMask.SelfAttention(AttentionMask.IsToken(tokens, Config.PadId),
             queryOffset: 0, queryLength: tokens.shape[1], causal: true, x.dtype);
+        var angles = rotary.Angles(0, tokens.shape[1], x.device, x.dtype);
         foreach (var layer in layers)
-            x = layer.forward(x, mask);
+            x = layer.forward(x, mask, angles);
         return Logits(finalNorm.forward(x));
     }
 
@@ -73,8 +76,9 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ILanguageModel
         var keyIsToken = state.Record(tokens, Config.PadId);
         var x = embedding.forward(tokens);
         var mask = AttentionMask.SelfAttention(keyIsToken, offset, length, causal: true, x.dtype);
+        var angles = rotary.Angles(offset, length, x.device, x.dtype);
         for (var i = 0; i < layers.Count; i++)
-            x = layers[i].forward(x, mask, offset, state.Layer(i));
+            x = layers[i].forward(x, mask, angles, state.Layer(i));
         state.Advance(length);
         return Logits(finalNorm.forward(x.select(1, length - 1)));
     }

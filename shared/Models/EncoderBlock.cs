@@ -21,9 +21,10 @@ public sealed class EncoderBlock : nn.Module
 
     /// <param name="x">[B, S, d]</param>
     /// <param name="mask">additive [B, 1, S, S]</param>
-    public Tensor forward(Tensor x, Tensor mask)
+    /// <param name="angles">RoPE tables of positions 0 .. S-1</param>
+    public Tensor forward(Tensor x, Tensor mask, RotaryAngles angles)
     {
-        x = x + selfAttention.SelfAttend(attentionNorm.forward(x), mask);
+        x = x + selfAttention.SelfAttend(attentionNorm.forward(x), mask, angles);
         return x + mlp.forward(mlpNorm.forward(x));
     }
 }

@@ -16,6 +16,7 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
     private readonly ModuleList<DecoderBlock> decoder;
     private readonly RmsNorm decoderNorm;
     private readonly Linear? untiedHead;
+    private readonly RotaryEmbedding rotary;
 
     public EncoderDecoderModel(TransformerConfig config) : base(nameof(EncoderDecoderModel))
     {
@@ -33,6 +34,7 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
             .Select(i => new DecoderBlock($"decoder_{i}", config)).ToArray());
         decoderNorm = new RmsNorm("decoder_norm", config.DModel, config.NormEps);
         untiedHead = config.TieEmbeddings ? null : nn.Linear(config.DModel, config.VocabSize, hasBias: false);
+        rotary = new RotaryEmbedding(config.HeadDim, config.RopeTheta);
         RegisterComponents();
         WeightInitialization.Apply(this);
     }
@@ -62,8 +64,9 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
         var x = embedding.forward(encoderInput);
         var mask = AttentionMask.SelfAttention(AttentionMask.IsToken(encoderInput, Config.PadId),
             queryOffset: 0, queryLength: encoderInput.shape[1], causal: false, x.dtype);
+        var angles = rotary.Angles(0, encoderInput.shape[1], x.device, x.dtype);
         foreach (var block in encoder)
-            x = block.forward(x, mask);
+            x = block.forward(x, mask, angles);
         return encoderNorm.forward(x);
     }
 
@@ -80,8 +83,9 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
         var selfMask = AttentionMask.SelfAttention(AttentionMask.IsToken(decoderInput, Config.PadId),
             queryOffset: 0, queryLength: length, causal: true, x.dtype);
         var crossMask = AttentionMask.CrossAttention(memoryIsToken, length, x.dtype);
+        var angles = rotary.Angles(0, length, x.device, x.dtype);
         foreach (var block in decoder)
-            x = block.forward(x, memory, selfMask, crossMask);
+            x = block.forward(x, memory, selfMask, crossMask, angles);
         return Logits(decoderNorm.forward(x));
     }
 
@@ -114,10 +118,11 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
         var x = embedding.forward(decoderTokens);
         var selfMask = AttentionMask.SelfAttention(keyIsToken, offset, length, causal: true, x.dtype);
         var crossMask = AttentionMask.CrossAttention(state.MemoryIsToken, length, x.dtype);
+        var angles = rotary.Angles(offset, length, x.device, x.dtype);
         for (var i = 0; i < decoder.Count; i++)
         {
             var (keys, values) = state.CrossKeysValues[i];
-            x = decoder[i].Step(x, selfMask, offset, state.Layer(i), keys, values, crossMask);
+            x = decoder[i].Step(x, selfMask, angles, state.Layer(i), keys, values, crossMask);
         }
         state.Advance(length);
         return Logits(decoderNorm.forward(x.select(1, length - 1)));

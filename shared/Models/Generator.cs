@@ -8,7 +8,7 @@ namespace Training.Shared.Models;
 /// Encoder-decoder: the encoder runs once, each decoder layer projects cross-attention keys/values once, and
 /// decoder self-attention is cached. Decoder-only: the left-padded prompt is cached in every layer, then one
 /// token per step. Each row stops at EOS; returned rows hold the new tokens only, up to and including EOS.
-/// The pad id is never generated: it would be masked out as padding when fed back.
+/// The pad id is never generated (it would be masked out as padding when fed back), and BOS/EOS must differ from it.
 /// Each step runs in its own dispose scope and caches are preallocated, so memory stays flat.
 /// </summary>
 public static class Generator
@@ -118,7 +118,8 @@ public static class Generator
     /// <param name="logits">[B, V]</param>
     private static long[] Choose(Tensor logits, int padId, GenerationOptions options, torch.Generator? sampler)
     {
-        var scores = logits.to(ScalarType.Float32).clone();
+        // Half-precision logits are widened; float32/float64 are kept so argmax sees the model's own precision.
+        var scores = (logits.dtype is ScalarType.Float16 or ScalarType.BFloat16 ? logits.to(ScalarType.Float32) : logits).clone();
         scores.select(1, padId).fill_(double.NegativeInfinity);
         Tensor chosen;
         if (sampler is null)
@@ -176,7 +177,8 @@ public static class Generator
     {
         if (id < 0 || id >= config.VocabSize)
             throw new ArgumentException($"{name} = {id} is not a token id of a vocabulary of {config.VocabSize}.", name);
-        if (id == config.PadId && name == "eosId")
-            throw new ArgumentException($"eosId = {id} equals the pad id, which is never generated.", name);
+        // The pad id is a masked key everywhere: a BOS or EOS equal to it would be invisible to later positions.
+        if (id == config.PadId)
+            throw new ArgumentException($"{name} = {id} equals TransformerConfig.PadId; pad positions are masked out of attention.", name);
     }
 }

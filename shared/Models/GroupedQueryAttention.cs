@@ -15,7 +15,7 @@ public sealed class GroupedQueryAttention : nn.Module
     private readonly Linear key;
     private readonly Linear value;
     private readonly Linear output;
-    private readonly RotaryEmbedding? rotary;
+    private readonly bool rotary;
     private readonly int heads;
     private readonly int kvHeads;
     private readonly int headDim;
@@ -31,29 +31,30 @@ public sealed class GroupedQueryAttention : nn.Module
         key = nn.Linear(config.DModel, config.KeyValueDim, hasBias: true);
         value = nn.Linear(config.DModel, config.KeyValueDim, hasBias: true);
         output = nn.Linear(config.AttentionDim, config.DModel, hasBias: true);
-        rotary = useRotary ? new RotaryEmbedding(config.HeadDim, config.RopeTheta) : null;
+        rotary = useRotary;
         RegisterComponents();
     }
 
     /// <summary>
     /// Self-attention of x over itself (or over the cache plus itself). x holds positions
-    /// positionOffset .. positionOffset+T-1; with a cache, its keys/values are written there first.
+    /// angles.Offset .. angles.Offset+T-1; with a cache, its keys/values are written there first.
     /// </summary>
     /// <param name="x">[B, T, d]</param>
-    /// <param name="mask">additive [B, 1, T, Tk], Tk = positionOffset + T with a cache, T without</param>
+    /// <param name="mask">additive [B, 1, T, Tk], Tk = angles.Offset + T with a cache, T without</param>
+    /// <param name="angles">RoPE tables of x's positions (ignored by a layer built without RoPE)</param>
     /// <returns>[B, T, d]</returns>
-    public Tensor SelfAttend(Tensor x, Tensor mask, long positionOffset = 0, KeyValueCache? cache = null)
+    public Tensor SelfAttend(Tensor x, Tensor mask, RotaryAngles angles, KeyValueCache? cache = null)
     {
         var q = SplitHeads(query.forward(x), heads);  // [B, H, T, hd]
         var k = SplitHeads(key.forward(x), kvHeads);  // [B, kvH, T, hd]
         var v = SplitHeads(value.forward(x), kvHeads);
-        if (rotary is not null)
+        if (rotary)
         {
-            q = rotary.Apply(q, positionOffset);
-            k = rotary.Apply(k, positionOffset);
+            q = RotaryEmbedding.Apply(q, angles);
+            k = RotaryEmbedding.Apply(k, angles);
         }
         if (cache is not null)
-            (k, v) = cache.Write(k, v, positionOffset);
+            (k, v) = cache.Write(k, v, angles.Offset);
         return Attend(q, k, v, mask);
     }
 
@@ -70,7 +71,7 @@ public sealed class GroupedQueryAttention : nn.Module
     /// <returns>[B, T, d]</returns>
     public Tensor CrossAttend(Tensor x, Tensor keys, Tensor values, Tensor mask)
     {
-        if (rotary is not null)
+        if (rotary)
             throw new InvalidOperationException($"{GetName()} was built with RoPE; cross-attention takes no positions.");
         return Attend(SplitHeads(query.forward(x), heads), keys, values, mask);
     }

@@ -4,4 +4,7 @@ namespace Training.Shared.Models;
 public interface ILanguageModel
 {
     TransformerConfig Config { get; }
+
+    /// <summary>Token embedding [VocabSize, DModel]; with tied embeddings also the LM head.</summary>
+    TorchSharp.torch.Tensor EmbeddingWeight { get; }
 }

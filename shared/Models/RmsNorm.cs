@@ -24,9 +24,10 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
     /// <param name="input">[..., dim]</param>
     public override Tensor forward(Tensor input)
     {
-        // Statistics in float32 at least, so that bf16 activations do not lose the small eps.
-        var work = input.dtype is ScalarType.Float64 ? input : input.to(ScalarType.Float32);
-        var normalized = work * work.pow(2).mean([-1L], keepdim: true).add(eps).rsqrt();
-        return normalized.to(input.dtype) * weight;
+        // Statistics in float32 at least, so that half-precision activations do not lose the small eps.
+        var lowPrecision = input.dtype is ScalarType.Float16 or ScalarType.BFloat16;
+        var work = lowPrecision ? input.to(ScalarType.Float32) : input;
+        var normalized = work * work.square().mean([-1L], keepdim: true).add_(eps).rsqrt_();
+        return (lowPrecision ? normalized.to(input.dtype) : normalized) * weight;
     }
 }
