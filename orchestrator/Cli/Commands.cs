@@ -37,6 +37,8 @@ public static class Commands
             Console.WriteLine(Usage);
             return args.Length == 0 ? 2 : 0;
         }
+        // Piped or logged output has no terminal width; keep summary tables on one line per trial.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
         try
         {
             var rest = args.Skip(1);
@@ -197,6 +199,7 @@ public static class Commands
             a.Double("eval-fraction", 0, 0, 0.9), textFormat, a.Int("seed", 0)));
         Console.WriteLine($"imported {result.Documents} documents ({result.Characters:N0} characters): " +
                           $"{result.TrainShards} train shard(s), {result.EvalShards} eval shard(s) under {Path.GetFullPath(a.Required("out"))}");
+        foreach (var skipped in result.Skipped) Console.WriteLine($"  skipped {skipped}");
         return 0;
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using Training.Shared.Data;
 using Training.Shared.Spec;
 using static TorchSharp.torch;

@@ -61,6 +61,8 @@ public sealed class SpanCorruption
         }
         var rawLength = inputLength;
         while (InputFor(rawLength + 1) <= inputLength) rawLength++;
+        // With one sentinel per noise token (mean span 1) even L = inputLength overflows: walk down instead.
+        while (rawLength > 2 && InputFor(rawLength) > inputLength) rawLength--;
         var (n, s) = NoiseAndSpans(rawLength, noiseDensity, meanSpanLength);
         if (rawLength - n < s)
             throw new ArgumentException($"noise density {noiseDensity} leaves fewer kept tokens than spans at input length {inputLength}");

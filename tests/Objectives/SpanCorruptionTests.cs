@@ -18,7 +18,8 @@ public class SpanCorruptionTests
     [TestCase(128, 0.15, 3.0)]
     [TestCase(512, 0.15, 3.0)]
     [TestCase(100, 0.3, 2.0)]
-    [TestCase(64, 0.5, 1.0)]
+    [TestCase(64, 0.5, 2.0)]
+    [TestCase(64, 0.4, 1.0)]
     public void ComputeLengths_RawLength_IsLargestThatFits(int input, double density, double meanSpan)
     {
         var lengths = SpanCorruption.ComputeLengths(input, density, meanSpan);

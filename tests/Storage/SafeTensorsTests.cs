@@ -29,7 +29,7 @@ public class SafeTensorsTests
             var original = originals[saved.Name];
             Assert.That(restored.dtype, Is.EqualTo(original.dtype), saved.Name);
             Assert.That(restored.shape, Is.EqualTo(original.shape), saved.Name);
-            Assert.That(restored.equal(original).item<bool>(), Is.True, saved.Name);
+            Assert.That(restored.eq(original).all().item<bool>(), Is.True, saved.Name);
         }
         Assert.That((8 + BitConverter.ToInt64(bytes, 0)) % 8, Is.EqualTo(0), "data starts 8-byte aligned");
     }

@@ -69,7 +69,7 @@ public static class TestCorpus
           eval_every: 0
           eval_batches: 2
           checkpoint_every: 3
-      keep_checkpoints: 2
+          keep_checkpoints: 2
           log_every: 1
         {extra}
         """;

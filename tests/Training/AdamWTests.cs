@@ -80,7 +80,7 @@ public class AdamWTests
             Step(a, optA, inputs[i]);
             Step(b, optB, inputs[i]);
         }
-        Assert.That(b.weight!.equal(a.weight!).item<bool>(), Is.True);
+        Assert.That(b.weight!.eq(a.weight!).all().item<bool>(), Is.True);
         optA.Dispose();
         optB.Dispose();
     }
