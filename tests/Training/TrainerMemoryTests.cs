@@ -3,6 +3,7 @@ using Training.Shared.Spec;
 using Training.Shared.Storage;
 using Training.Tests.Support;
 using Training.Worker.Training;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Training.Tests.Training;
