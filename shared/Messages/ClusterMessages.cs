@@ -1,0 +1,45 @@
+using Training.Shared.Messages;
+
+namespace Training.Shared.Messages;
+
+/// <summary>
+/// Control-plane messages between the coordinator and workers. They carry membership, placement, rendezvous
+/// addresses, metrics and outcomes; never tensors (gradients go through the collective backend, weights through the
+/// blob store). Every one is serialized with MessagePack (<see cref="MessagePackAkkaSerializer"/>).
+/// </summary>
+public interface IClusterMessage;
+
+/// <summary>A worker announces itself to the coordinator (repeated until acknowledged).</summary>
+public sealed record RegisterWorker(string WorkerId, string Host, string Role, string Device, int Threads) : IClusterMessage;
+
+public sealed record WorkerRegistered(string WorkerId) : IClusterMessage;
+
+/// <summary>Run rank <paramref name="Rank"/> of a trial. The spec travels as YAML text; data and checkpoints are
+/// reached through paths (shared storage) or the blob store, never through this message.</summary>
+public sealed record AssignRank(
+    string RunId, string RunDirectory, string TrialId, int TrialIndex, int Generation, int Rank, int WorldSize,
+    string SpecYaml, string SpecSource, string CheckpointPrefix) : IClusterMessage;
+
+/// <summary>A rank has bound its collective listener and waits for the group's addresses.</summary>
+public sealed record RankListening(string TrialId, int Generation, int Rank, string Host, int Port) : IClusterMessage;
+
+/// <summary>Every rank's collective address, indexed by rank: connect the ring and start training.</summary>
+public sealed record StartTraining(string TrialId, int Generation, IReadOnlyList<string> Endpoints) : IClusterMessage;
+
+/// <summary>Stop a trial's rank: checkpoint and stop (cancel), or abort its collectives (a peer failed).</summary>
+public sealed record StopRank(string TrialId, int Generation, bool Abort, string Reason) : IClusterMessage;
+
+/// <summary>A training event from a rank, wrapped with the generation it belongs to (stale ones are dropped).</summary>
+public sealed record RankEvent(string TrialId, int Generation, int Rank, string EventType, byte[] Payload) : IClusterMessage;
+
+public sealed record RankFinished(string TrialId, int Generation, int Rank, TrialOutcome Outcome, long Step, string? Error) : IClusterMessage;
+
+/// <summary>Ask the coordinator to run (or resume) the unfinished trials of a run folder.</summary>
+public sealed record SubmitRun(string RunDirectory) : IClusterMessage;
+
+public sealed record RunAccepted(string RunId, int Trials) : IClusterMessage;
+
+public sealed record CancelRun(string RunId) : IClusterMessage;
+
+/// <summary>Sent to workers when the embedded cluster shuts down.</summary>
+public sealed record ShutdownWorker(string Reason) : IClusterMessage;
