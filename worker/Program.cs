@@ -1,10 +1,3 @@
-using Akka.Actor;
-using Akka.Cluster;
-using Akka.Cluster.Hosting;
-using Akka.Hosting;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Training.Shared.Cluster;
 using Training.Worker.Cluster;
 
@@ -55,41 +48,16 @@ catch (ArgumentException e)
 var host = Option("host", "127.0.0.1");
 var device = Option("device", "cpu");
 var workerId = $"{Environment.MachineName}-{Environment.ProcessId}";
-var stopped = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-
-var builder = Host.CreateApplicationBuilder();
-builder.Logging.ClearProviders();
-builder.Services.AddAkka(ClusterHosting.SystemName(secret), akka =>
-{
-    akka.WithTrainingCluster(new ClusterNodeSettings(host, port, secret, role, seed))
-        .WithSingletonProxy<ExperimentManagerKey>(ClusterHosting.ManagerName, new ClusterSingletonOptions { Role = ClusterHosting.CoordinatorRole })
-        .WithActors((system, registry) =>
-        {
-            var proxy = registry.Get<ExperimentManagerKey>();
-            system.ActorOf(WorkerAgent.Props(workerId, host, role, device, threads, proxy, reason =>
-            {
-                Console.WriteLine($"worker {workerId}: shutting down ({reason})");
-                stopped.TrySetResult(0);
-            }), "worker");
-        });
-});
-using var app = builder.Build();
-await app.StartAsync();
-var system = app.Services.GetRequiredService<ActorSystem>();
-var cluster = Akka.Cluster.Cluster.Get(system);
-var joined = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-cluster.RegisterOnMemberUp(() => joined.TrySetResult());
-cluster.RegisterOnMemberRemoved(() => stopped.TrySetResult(0));
-if (await Task.WhenAny(joined.Task, Task.Delay(TimeSpan.FromSeconds(joinTimeout))) != joined.Task)
+await using var worker = await WorkerHost.StartAsync(new ClusterNodeSettings(host, port, secret, role, seed), workerId, device, threads);
+if (!await worker.WaitUntilJoinedAsync(TimeSpan.FromSeconds(joinTimeout)))
 {
     Console.Error.WriteLine($"worker: could not join the cluster at {seed} within {joinTimeout}s " +
                             "(is the orchestrator running there, and is the secret the same on both sides?)");
-    await app.StopAsync();
     return 3;
 }
 Console.WriteLine($"worker {workerId}: joined {seed} as {role} ({device}, {threads} threads)");
-Console.CancelKeyPress += (_, e) => { e.Cancel = true; stopped.TrySetResult(0); };
-var exitCode = await stopped.Task;
-await cluster.LeaveAsync();
-await app.StopAsync();
-return exitCode;
+var interrupted = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; interrupted.TrySetResult("interrupted"); };
+var reason = await await Task.WhenAny(worker.Stopped, interrupted.Task);
+Console.WriteLine($"worker {workerId}: shutting down ({reason})");
+return 0;

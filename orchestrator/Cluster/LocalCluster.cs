@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
-using Akka.Actor;
-using Training.Orchestrator.Scheduling;
 using Training.Orchestrator.State;
 using Training.Shared.Cluster;
 using Training.Shared.Messages;
@@ -59,34 +57,11 @@ public sealed class LocalCluster : IAsyncDisposable
         return new LocalCluster(coordinator, processes);
     }
 
-    /// <summary>Submits a run folder and waits until all its trials have finished, relaying their events; cancel
-    /// (Ctrl+C or the run's cancel marker) asks the trials to checkpoint and stop.</summary>
-    public async Task RunAsync(RunRecord run, Action<TrainingEvent> observe, CancellationToken cancel)
-    {
-        var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var listener = _coordinator.System.ActorOf(Props.Create(() => new RunListener(run.Id, observe, finished)));
-        try
-        {
-            var accepted = await _coordinator.Manager.Ask<RunAccepted>(new SubmitRun(run.Dir), TimeSpan.FromSeconds(30));
-            if (accepted.Trials == 0) return;
-            var cancelSent = false;
-            while (!finished.Task.IsCompleted)
-            {
-                await Task.WhenAny(finished.Task, Task.Delay(250, CancellationToken.None));
-                if (!cancelSent && (cancel.IsCancellationRequested || run.CancelRequested))
-                {
-                    _coordinator.Manager.Tell(new CancelRun(run.Id));
-                    cancelSent = true;
-                }
-                if (_workers.All(w => w.HasExited))
-                    throw new InvalidOperationException($"every worker process exited; see the logs in {Path.Combine(run.Dir, "workers")}");
-            }
-        }
-        finally
-        {
-            _coordinator.System.Stop(listener);
-        }
-    }
+    /// <summary>Runs a run folder's unfinished trials on this cluster; see <see cref="CoordinatorHost.RunAsync"/>.</summary>
+    public Task RunAsync(RunRecord run, Action<TrainingEvent> observe, CancellationToken cancel) =>
+        _coordinator.RunAsync(run, observe, cancel, () => _workers.All(w => w.HasExited)
+            ? $"every worker process exited; see the logs in {Path.Combine(run.Dir, "workers")}"
+            : null);
 
     public async ValueTask DisposeAsync()
     {
@@ -104,21 +79,5 @@ public sealed class LocalCluster : IAsyncDisposable
             worker.Dispose();
         }
         await _coordinator.DisposeAsync();
-    }
-
-    /// <summary>Relays one run's events from the coordinator's event stream.</summary>
-    private sealed class RunListener : ReceiveActor
-    {
-        public RunListener(string runId, Action<TrainingEvent> observe, TaskCompletionSource finished)
-        {
-            Receive<TrialEventPublished>(e => e.RunId == runId, e => observe(e.Event));
-            Receive<RunFinished>(e => e.RunId == runId, _ => finished.TrySetResult());
-        }
-
-        protected override void PreStart()
-        {
-            Context.System.EventStream.Subscribe(Self, typeof(TrialEventPublished));
-            Context.System.EventStream.Subscribe(Self, typeof(RunFinished));
-        }
     }
 }

@@ -236,11 +236,14 @@ public sealed class Trainer : IDisposable
         }
         var stopVotes = stopWanted ? 1 : 0;
         var meanLoss = lossSum / microSteps;
+        var communication = TimeSpan.Zero;
         if (_options.Collective is { WorldSize: > 1 } group)
         {
+            var started = clock.Elapsed;
             var totals = AllReduceGradients(group, [meanLoss, correct, targets, processed, stopVotes]);
             meanLoss = totals[0] / group.WorldSize;
             (correct, targets, processed, stopVotes) = ((long)totals[1], (long)totals[2], (long)totals[3], (int)totals[4]);
+            communication = clock.Elapsed - started;
         }
         var lr = _schedule.At(_step);
         var clip = _spec.Optimizer.GradClip > 0 ? _spec.Optimizer.GradClip : double.MaxValue;
@@ -249,7 +252,7 @@ public sealed class Trainer : IDisposable
         _optimizer.ZeroGrad();
         var seconds = clock.Elapsed.TotalSeconds;
         var metrics = new StepMetrics(_options.Trial.Id, _step, meanLoss, targets == 0 ? 0 : (double)correct / targets,
-            lr, gradNorm, processed / Math.Max(seconds, 1e-9), seconds);
+            lr, gradNorm, processed / Math.Max(seconds, 1e-9), seconds, communication.TotalSeconds);
         return new StepResult(metrics, stopVotes > 0);
     }
 
