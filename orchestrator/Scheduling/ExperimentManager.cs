@@ -36,6 +36,7 @@ public sealed class ExperimentManager : ReceiveActor
         public int Restarts { get; set; } = restarts;
         public List<Worker> Ranks { get; } = new();
         public string?[] Endpoints { get; set; } = [];
+        public byte[]? NcclUniqueId { get; set; }
         public Dictionary<int, RankFinished> Finished { get; } = new();
         public bool Cancelled { get; set; }
     }
@@ -124,6 +125,7 @@ public sealed class ExperimentManager : ReceiveActor
         placement.Ranks.Clear();
         placement.Ranks.AddRange(workers);
         placement.Endpoints = new string?[workers.Count];
+        placement.NcclUniqueId = null;
         placement.Finished.Clear();
         _running[placement.Trial.Id] = placement;
         var specYaml = File.ReadAllText(placement.Trial.SpecPath);
@@ -148,9 +150,10 @@ public sealed class ExperimentManager : ReceiveActor
     {
         if (!Current(m.TrialId, m.Generation, out var placement)) return;
         placement.Endpoints[m.Rank] = $"{m.Host}:{m.Port}";
+        if (m.NcclUniqueId is not null) placement.NcclUniqueId = m.NcclUniqueId;
         if (placement.Endpoints.All(e => e is not null))
         {
-            var start = new StartTraining(m.TrialId, m.Generation, placement.Endpoints.Select(e => e!).ToList());
+            var start = new StartTraining(m.TrialId, m.Generation, placement.Endpoints.Select(e => e!).ToList(), placement.NcclUniqueId);
             foreach (var rank in placement.Ranks) rank.Ref.Tell(start);
         }
     }

@@ -20,11 +20,12 @@ public sealed record AssignRank(
     string RunId, string RunDirectory, string TrialId, int TrialIndex, int Generation, int Rank, int WorldSize,
     string SpecYaml, string SpecSource, string CheckpointPrefix) : IClusterMessage;
 
-/// <summary>A rank has bound its collective listener and waits for the group's addresses.</summary>
-public sealed record RankListening(string TrialId, int Generation, int Rank, string Host, int Port) : IClusterMessage;
+/// <summary>A rank is ready for its group: on CPU it has bound its ring listener at Host:Port; on CUDA rank 0 brings
+/// the NCCL unique id (128 bytes) that every rank needs to initialise the communicator.</summary>
+public sealed record RankListening(string TrialId, int Generation, int Rank, string Host, int Port, byte[]? NcclUniqueId = null) : IClusterMessage;
 
-/// <summary>Every rank's collective address, indexed by rank: connect the ring and start training.</summary>
-public sealed record StartTraining(string TrialId, int Generation, IReadOnlyList<string> Endpoints) : IClusterMessage;
+/// <summary>Every rank's collective address, indexed by rank (and the NCCL id on CUDA): form the group and train.</summary>
+public sealed record StartTraining(string TrialId, int Generation, IReadOnlyList<string> Endpoints, byte[]? NcclUniqueId = null) : IClusterMessage;
 
 /// <summary>Stop a trial's rank: checkpoint and stop (cancel), or abort its collectives (a peer failed).</summary>
 public sealed record StopRank(string TrialId, int Generation, bool Abort, string Reason) : IClusterMessage;
