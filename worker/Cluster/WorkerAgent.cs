@@ -48,6 +48,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         {
             var key = RankKey(assign.TrialId, assign.Generation);
             if (_ranks.ContainsKey(key)) return;
+            Console.WriteLine($"worker {_workerId}: rank {assign.Rank}/{assign.WorldSize} of trial {assign.TrialId} (generation {assign.Generation})");
             // The coordinator's actor ref is the sender; ranks talk to it directly.
             var rank = Context.ActorOf(TrainerRank.Props(assign, Sender, _host, _device), $"rank-{Uri.EscapeDataString(assign.TrialId)}-g{assign.Generation}-r{assign.Rank}");
             Context.Watch(rank);
