@@ -14,6 +14,7 @@ using static TorchSharp.torch;
 var outDir = args.Length >= 2 && args[0] == "--out" ? args[1] : "bench/results";
 var experiment = args.Length >= 4 && args[2] == "--experiment" ? args[3] : "experiments/quickstart.yaml";
 Directory.CreateDirectory(outDir);
+Training.Bench.AllReduceBench.Run(outDir);
 
 var result = await TorchThread.Run("bench", () =>
 {

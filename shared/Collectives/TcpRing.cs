@@ -10,6 +10,9 @@ namespace Training.Shared.Collectives;
 /// </summary>
 public static class TcpRing
 {
+    /// <summary>Bytes of float32 partial sums per pipelined segment of a ring step.</summary>
+    public const int SegmentBytes = TcpRingGroup.SegmentElements * sizeof(float);
+
     /// <summary>How long an accepted connection may take to send its hello before it is dropped.</summary>
     private static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
 

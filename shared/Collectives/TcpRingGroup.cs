@@ -238,15 +238,14 @@ internal sealed class TcpRingGroup : ICollectiveGroup
     /// </summary>
     private void Fail(FailureKind kind, string message, Exception? inner, Operation? operation)
     {
-        Operation? running;
         lock (_failureLock)
         {
             if (operation is { Completed: true } || _failure is not null) return;
             _failure = new Failure(kind, message, inner);
-            running = _running;
+            // Under the lock: the operation cannot be disposed in between (Execute clears _running under it first).
+            _running?.Stop.Cancel();
         }
         _log?.Invoke(message);
-        running?.Stop.Cancel();
         foreach (var socket in new[] { _toNext, _fromPrevious })
         {
             try
