@@ -15,6 +15,7 @@ var outDir = args.Length >= 2 && args[0] == "--out" ? args[1] : "bench/results";
 var experiment = args.Length >= 4 && args[2] == "--experiment" ? args[3] : "experiments/quickstart.yaml";
 Directory.CreateDirectory(outDir);
 Training.Bench.AllReduceBench.Run(outDir);
+Training.Bench.DataParallelBench.Run(experiment, outDir);
 
 var result = await TorchThread.Run("bench", () =>
 {
