@@ -24,6 +24,8 @@ internal static class AllReduceBench
     public static void Run(string outDir)
     {
         var clock = Stopwatch.StartNew();
+        // Other work on the machine moves these numbers; the 1-minute load average says how much there was.
+        var load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown";
         var loopback = Enumerable.Range(0, 3).Max(_ => LoopbackBandwidth(TimeSpan.FromSeconds(1)));
         var rows = new List<Row>();
         foreach (var world in Worlds)
@@ -48,7 +50,7 @@ internal static class AllReduceBench
 
         var result = new
         {
-            machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
+            machine = new { cores = Environment.ProcessorCount, load_average_1min = load, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
             reference = new { loopback_tcp_gbps = loopback, what = "one TCP socket pair on 127.0.0.1 streaming 1 MiB writes for 1 s, best of 3 (GB/s = 1e9 bytes/s)" },
             definition = "busBW = bytes * 2(W-1)/W / seconds per all-reduce (nccl-tests), best of 3 batches; float32 buffers; ranks are threads of one process on real loopback sockets",
             segment_bytes = TcpRing.SegmentBytes,
@@ -64,7 +66,7 @@ internal static class AllReduceBench
         var md = new StringBuilder()
             .AppendLine("# Ring all-reduce (TCP, CPU)")
             .AppendLine()
-            .AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores. Reference: loopback TCP, one socket pair, **{loopback:F2} GB/s**, measured in the same run.")
+            .AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores, load average {load} at the start. Reference: loopback TCP, one socket pair, **{loopback:F2} GB/s**, measured in the same run.")
             .AppendLine("busBW = bytes x 2(W-1)/W / time (nccl-tests), float32. All W ranks are threads of one process on 127.0.0.1 and share")
             .AppendLine("the cores: loopback TCP is kernel memcpy on both ends, so the reference link gets every core to itself while the ring drives")
             .AppendLine("W links at once (plus the additions) on the same cores. On a cluster every worker brings its own cores and NIC.")

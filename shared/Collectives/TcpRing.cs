@@ -20,7 +20,8 @@ public static class TcpRing
     /// Joins this rank into the ring described by <paramref name="endpoints"/> (index = rank). Retries connecting
     /// while peers start, for up to <paramref name="timeout"/>; each later operation must finish within
     /// <paramref name="operationTimeout"/> (default: <paramref name="timeout"/>). World size 1 opens no sockets.
-    /// Refused connections (wrong token, rank or world size) are closed and reported through <paramref name="log"/>.
+    /// Refused connections (wrong token, rank or world size) are closed and reported through <paramref name="log"/>,
+    /// which is also told of failures and may be called from background threads.
     /// </summary>
     /// <exception cref="CollectiveTimeoutException">The ring did not form in time; the message says which side is missing.</exception>
     /// <exception cref="CollectiveException">The successor refused this rank's handshake.</exception>

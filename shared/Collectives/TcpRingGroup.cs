@@ -31,6 +31,7 @@ internal sealed class TcpRingGroup : ICollectiveGroup
     private readonly byte[] _segment = new byte[SegmentElements * sizeof(float)];
     private Failure? _failure;
     private Operation? _running;
+    // float32 copy of a bfloat16 buffer; kept between calls because a trainer reduces the same gradient size every step.
     private float[] _widened = [];
     private long _operations;
     private int _busy;
