@@ -33,7 +33,7 @@ public static partial class SpecSchema
         new("data.train", new PathListRule(), Required: true),
         new("data.eval", new PathListRule()),
 
-        new("tokenizer.kind", new ChoiceRule(["byte", "cl100k"]), "byte"),
+        new("tokenizer.kind", new ChoiceRule(["byte", "cl100k", "char"]), "byte"),
         new("tokenizer.sentinels", new IntegerRule(0, 1000), 100L),
 
         new("model.arch", new ChoiceRule(["encoder-decoder", "decoder-only", "gpt", "parallel-gpt", "lc-gpt", "cc-gpt", "encoder-only", "ettin-decoder"]), Required: true),

@@ -64,7 +64,7 @@ public sealed class Trainer : IDisposable
                 $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
         torch.set_num_threads(_spec.Resources.Threads);
         _device = ParseDevice(_spec.Resources.Device);
-        _tokenizer = Tokenizers.Create(TokenizerName(_spec.Tokenizer.Kind), _spec.Tokenizer.Sentinels);
+        _tokenizer = TokenizerFactory.ForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
         _objective = CreateObjective(_spec, _tokenizer);
         _model = ModelFactory.Create(_spec.Model, _tokenizer, _spec.Seed, _device);
         _module = (nn.Module)_model;
@@ -85,6 +85,7 @@ public sealed class Trainer : IDisposable
     {
         TokenizerKind.Byte => "byte",
         TokenizerKind.Cl100k => "cl100k",
+        TokenizerKind.Char => "char",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown tokenizer.kind"),
     };
 
