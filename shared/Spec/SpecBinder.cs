@@ -333,7 +333,9 @@ internal sealed class SpecBinder
             kind,
             IntOrDefault("objective.input_length"),
             DoubleOrDefault("objective.noise_density"),
-            DoubleOrDefault("objective.mean_span_length"));
+            DoubleOrDefault("objective.mean_span_length"),
+            DoubleOrDefault("objective.mask_rate"),
+            DoubleOrDefault("objective.eval_mask_rate"));
         if (kindText is null || !archKnown) return objective;
 
         if (kindText != SpecNames.AutoObjective && !Fits(kind, model))
@@ -344,6 +346,10 @@ internal sealed class SpecBinder
                      "(objective.kind: auto picks the objective that fits each architecture)",
                 "objective.kind", "model.arch");
         }
+
+        if (kind == ObjectiveKind.Mlm && Valid("tokenizer.sentinels") && tokenizer.Sentinels < 1)
+            Conflict("mlm replaces tokens by a mask id, the tokenizer's first sentinel: tokenizer.sentinels must be >= 1, but it is 0",
+                "tokenizer.sentinels", "objective.kind");
 
         if (kind == ObjectiveKind.SpanCorruption
             && Valid("objective.input_length", "objective.noise_density", "objective.mean_span_length", "tokenizer.sentinels"))

@@ -59,12 +59,14 @@ public static partial class SpecSchema
         new("model.global_rope_theta", NumberRule.Positive, 160000.0),
         new("model.preset", new ChoiceRule(Models.EttinPresets.Names)),
 
-        new("objective.kind", new ChoiceRule(["span-corruption", "clm", "auto"]), Required: true),
+        new("objective.kind", new ChoiceRule(["span-corruption", "clm", "mlm", "auto"]), Required: true),
         new("objective.input_length", AtLeast(8), 128L),
         new("objective.noise_density", NumberRule.Between(0, false, 1, false), 0.15),
         new("objective.mean_span_length", NumberRule.AtLeast(1), 3.0),
+        new("objective.mask_rate", NumberRule.Between(0, false, 1, false), 0.3),
+        new("objective.eval_mask_rate", NumberRule.Between(0, false, 1, false), 0.15),
 
-        new("optimizer.kind", new ChoiceRule(["adamw"]), "adamw"),
+        new("optimizer.kind", new ChoiceRule(["adamw", "stable-adamw"]), "adamw"),
         new("optimizer.lr", NumberRule.Positive, 3e-4),
         new("optimizer.beta1", NumberRule.Between(0, true, 1, false), 0.9),
         new("optimizer.beta2", NumberRule.Between(0, true, 1, false), 0.999),

@@ -148,6 +148,8 @@ public static class SpecWriter
         Integer("objective.input_length", spec.Objective.InputLength);
         Number("objective.noise_density", spec.Objective.NoiseDensity);
         Number("objective.mean_span_length", spec.Objective.MeanSpanLength);
+        Number("objective.mask_rate", spec.Objective.MaskRate);
+        Number("objective.eval_mask_rate", spec.Objective.EvalMaskRate);
 
         var optimizer = spec.Optimizer;
         Text("optimizer.kind", SpecNames.Of(SpecNames.Optimizers, optimizer.Kind));

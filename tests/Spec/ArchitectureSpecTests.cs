@@ -129,6 +129,7 @@ public sealed class ArchitectureSpecTests
     [TestCase("arch: cc-gpt\nd_model: 64\nheads: 2")]
     [TestCase("arch: ettin-decoder\npreset: ettin-68m\nglobal_every: 2\nlocal_window: 32\nglobal_rope_theta: 80000")]
     [TestCase("arch: ettin-decoder\nd_model: 64\nheads: 1\nlayers: 4")]
+    [TestCase("arch: encoder-only\npreset: ettin-150m\nlayers: 2\nlocal_window: 16")]
     public void ToYaml_EveryArchitecture_ParsesBackToAnEqualSpec(string model)
     {
         var spec = Parse(Yaml(model));
@@ -137,5 +138,23 @@ public sealed class ArchitectureSpecTests
 
         Assert.That(reread with { SourceFile = spec.SourceFile }, Is.EqualTo(spec));
         Assert.That(reread.Model, Is.EqualTo(spec.Model));
+    }
+
+    [Test]
+    public void Parse_EncoderOnlyWithAuto_TrainsMlmAtTheGivenRates()
+    {
+        var spec = Parse(Yaml("arch: encoder-only", extra: "optimizer:\n  kind: stable-adamw").Replace("input_length: 64", "input_length: 64\n  mask_rate: 0.4\n  eval_mask_rate: 0.2"));
+
+        Assert.That((spec.Objective.Kind, spec.Objective.MaskRate, spec.Objective.EvalMaskRate), Is.EqualTo((ObjectiveKind.Mlm, 0.4, 0.2)));
+        Assert.That(spec.Optimizer.Kind, Is.EqualTo(OptimizerKind.StableAdamW));
+    }
+
+    [Test]
+    public void Parse_MlmWithoutSentinels_ReportsAtSentinels()
+    {
+        var error = SingleError(Yaml("arch: encoder-only", objective: "mlm", extra: "tokenizer:\n  sentinels: 0"));
+
+        Assert.That(error.Key, Is.EqualTo("tokenizer.sentinels"));
+        Assert.That(error.Message, Does.Contain("mask id"));
     }
 }

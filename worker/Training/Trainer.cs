@@ -45,7 +45,7 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingObjective _objective;
     private readonly ILanguageModel _model;
     private readonly nn.Module _module;
-    private readonly AdamW _optimizer;
+    private readonly IOptimizer _optimizer;
     private readonly LearningRateSchedule _schedule;
     private readonly IReadOnlyList<string> _trainFiles;
     private readonly IReadOnlyList<string> _evalFiles;
@@ -68,7 +68,7 @@ public sealed class Trainer : IDisposable
         _objective = CreateObjective(_spec, _tokenizer);
         _model = ModelFactory.Create(_spec.Model, _tokenizer, _spec.Seed, _device);
         _module = (nn.Module)_model;
-        _optimizer = new AdamW(_module.named_parameters(), _spec.Optimizer.Beta1, _spec.Optimizer.Beta2, _spec.Optimizer.Eps, _spec.Optimizer.WeightDecay);
+        _optimizer = OptimizerFactory.Create(_spec.Optimizer, _module.named_parameters());
         _schedule = CreateSchedule(_spec);
         _trainFiles = ShardFiles.Resolve(_spec.Data.Train, Path.GetDirectoryName(_spec.SourceFile) ?? ".");
         _evalFiles = _spec.Data.Eval.Count > 0 ? ShardFiles.Resolve(_spec.Data.Eval, Path.GetDirectoryName(_spec.SourceFile) ?? ".") : [];
@@ -91,14 +91,7 @@ public sealed class Trainer : IDisposable
 
     public static Device ParseDevice(string device) => device == "cpu" ? CPU : new Device(device);
 
-    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => spec.Objective.Kind switch
-    {
-        ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(
-            new SpanCorruption(spec.Objective.NoiseDensity, spec.Objective.MeanSpanLength, spec.Objective.InputLength, tokenizer.Special),
-            tokenizer.Special, spec.Seed),
-        ObjectiveKind.Clm => new CausalLmObjective(spec.Objective.InputLength),
-        _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Objective.Kind, "unknown objective.kind"),
-    };
+    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => ObjectiveFactory.Create(spec, tokenizer);
 
     public static LearningRateSchedule CreateSchedule(ExperimentSpec spec)
     {
