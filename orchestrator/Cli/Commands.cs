@@ -20,6 +20,7 @@ public static class Commands
           cancel RUN [--runs DIR]               ask a running run to checkpoint and stop
           resume RUN [--runs DIR]               continue a run's unfinished trials from their latest checkpoints
           validate EXPERIMENT.yaml              check an experiment file and list its trials, running nothing
+          inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
           data import --from DIR|FILE --out DIR [--rows-per-shard N] [--format plain|brown]
                       [--eval-fraction F] [--seed S]
                                                 write text files as FineWeb-Edu parquet shards
@@ -46,6 +47,7 @@ public static class Commands
             {
                 "submit" => await SubmitAsync(new ArgReader(rest, RunsOption)),
                 "validate" => Validate(new ArgReader(rest, new HashSet<string>())),
+                "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),

@@ -10,6 +10,12 @@ namespace Training.Shared.Spec;
 /// </summary>
 public static class SpecWriter
 {
+    /// <summary>The YAML spelling of an architecture (encoder-decoder, lc-gpt, ...).</summary>
+    public static string NameOf(ModelArch arch) => SpecNames.Of(SpecNames.Arches, arch);
+
+    /// <summary>The YAML spelling of an objective (span-corruption, clm, mlm).</summary>
+    public static string NameOf(ObjectiveKind kind) => SpecNames.Of(SpecNames.Objectives, kind);
+
     public static string ToYaml(ExperimentSpec spec)
     {
         var document = spec.Sweep is { } sweep ? SweepExpander.BaseDocument(spec, sweep) : Flatten(spec);
