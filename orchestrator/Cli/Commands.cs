@@ -25,6 +25,7 @@ public static class Commands
           serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S]
                                                 a long-lived cluster seed, coordinator and HTTP API
           validate EXPERIMENT.yaml              check an experiment file and list its trials, running nothing
+          inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
           data import --from DIR|FILE --out DIR [--rows-per-shard N] [--format plain|brown]
                       [--eval-fraction F] [--seed S]
                                                 write text files as FineWeb-Edu parquet shards
@@ -51,6 +52,7 @@ public static class Commands
             {
                 "submit" => await SubmitAsync(new ArgReader(rest, RunsOption)),
                 "validate" => Validate(new ArgReader(rest, new HashSet<string>())),
+                "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
                 "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret" })),

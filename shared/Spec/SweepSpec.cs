@@ -13,6 +13,9 @@ public sealed record SweepSpec(IReadOnlyList<SweepAxis> Grid, SweepRandom? Rando
     /// </summary>
     internal SourceDocument? Base { get; init; }
 
+    /// <summary>Every dotted key the sweep varies.</summary>
+    public IEnumerable<string> Keys => Grid.Select(axis => axis.Key).Concat(Random?.Params.Select(p => p.Key) ?? []).Distinct();
+
     public bool Equals(SweepSpec? other) =>
         other is not null && Grid.SequenceEqual(other.Grid) && Equals(Random, other.Random);
 

@@ -363,7 +363,7 @@ public sealed class ExperimentLoaderTests
             ("name", 1), ("data.train", 1), ("model.arch", 3), ("objective.kind", 1),
         }));
         Assert.That(errors.Single(e => e.Key == "model.arch").Message,
-            Is.EqualTo("required key is missing: expected one of: encoder-decoder, decoder-only"));
+            Is.EqualTo("required key is missing: expected one of: encoder-decoder, decoder-only, gpt, parallel-gpt, lc-gpt, cc-gpt, encoder-only, ettin-decoder"));
     }
 
     [Test]

@@ -10,7 +10,7 @@ namespace Training.Worker.Training;
 /// Written here rather than taken from torch.optim so its state is plain named tensors: checkpoints store and
 /// restore it exactly, and the learning rate is set per step by the schedule.
 /// </summary>
-public sealed class AdamW : IDisposable
+public sealed class AdamW : IOptimizer
 {
     private sealed record Slot(string Name, Parameter Parameter, bool Decay, Tensor FirstMoment, Tensor SecondMoment);
 

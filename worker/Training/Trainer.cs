@@ -53,7 +53,7 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingObjective _objective;
     private readonly ILanguageModel _model;
     private readonly nn.Module _module;
-    private readonly AdamW _optimizer;
+    private readonly IOptimizer _optimizer;
     private readonly LearningRateSchedule _schedule;
     private readonly IReadOnlyList<string> _trainFiles;
     private readonly IReadOnlyList<string> _evalFiles;
@@ -72,11 +72,11 @@ public sealed class Trainer : IDisposable
                 $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
         torch.set_num_threads(_spec.Resources.Threads);
         _device = ParseDevice(_spec.Resources.Device);
-        _tokenizer = Tokenizers.Create(TokenizerName(_spec.Tokenizer.Kind), _spec.Tokenizer.Sentinels);
+        _tokenizer = TokenizerFactory.ForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
         _objective = CreateObjective(_spec, _tokenizer);
         _model = ModelFactory.Create(_spec.Model, _tokenizer, _spec.Seed, _device);
         _module = (nn.Module)_model;
-        _optimizer = new AdamW(_module.named_parameters(), _spec.Optimizer.Beta1, _spec.Optimizer.Beta2, _spec.Optimizer.Eps, _spec.Optimizer.WeightDecay);
+        _optimizer = OptimizerFactory.Create(_spec.Optimizer, _module.named_parameters());
         _schedule = CreateSchedule(_spec);
         _trainFiles = ShardFiles.Resolve(_spec.Data.Train, Path.GetDirectoryName(_spec.SourceFile) ?? ".");
         _evalFiles = _spec.Data.Eval.Count > 0 ? ShardFiles.Resolve(_spec.Data.Eval, Path.GetDirectoryName(_spec.SourceFile) ?? ".") : [];
@@ -93,19 +93,13 @@ public sealed class Trainer : IDisposable
     {
         TokenizerKind.Byte => "byte",
         TokenizerKind.Cl100k => "cl100k",
+        TokenizerKind.Char => "char",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown tokenizer.kind"),
     };
 
     public static Device ParseDevice(string device) => device == "cpu" ? CPU : new Device(device);
 
-    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => spec.Objective.Kind switch
-    {
-        ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(
-            new SpanCorruption(spec.Objective.NoiseDensity, spec.Objective.MeanSpanLength, spec.Objective.InputLength, tokenizer.Special),
-            tokenizer.Special, spec.Seed),
-        ObjectiveKind.Clm => new CausalLmObjective(spec.Objective.InputLength),
-        _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Objective.Kind, "unknown objective.kind"),
-    };
+    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => ObjectiveFactory.Create(spec, tokenizer);
 
     public static LearningRateSchedule CreateSchedule(ExperimentSpec spec)
     {
