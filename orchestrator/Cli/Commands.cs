@@ -221,9 +221,27 @@ public static class Commands
         var secret = a.Value("secret") ?? Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable);
         var generated = secret is null;
         secret ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-        await using var coordinator = await CoordinatorHost.StartAsync(host, port, secret);
+        CoordinatorHost coordinator;
+        EnsurePortFree(host, port, "--port");
+        EnsurePortFree(host, httpPort, "--http-port");
+        try
+        {
+            coordinator = await CoordinatorHost.StartAsync(host, port, secret);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ArgumentException($"cannot start the cluster node on {host}:{port}: {Innermost(e).Message} (is the port taken? choose another --port)", e);
+        }
+        await using var _ = coordinator;
         await using var api = ApiServer.Build(coordinator, store, host, httpPort);
-        await api.StartAsync();
+        try
+        {
+            await api.StartAsync();
+        }
+        catch (IOException e)
+        {
+            throw new ArgumentException($"cannot serve the API on http://{host}:{httpPort}: {Innermost(e).Message} (choose another --http-port)", e);
+        }
         // With --http-port 0 the system picks a port: report the one actually bound.
         var apiAddress = new Uri(api.Urls.First()).Authority;
         Console.WriteLine($"orchestrator serving: cluster seed {coordinator.Address}, API http://{apiAddress}, runs in {store.Root}");
@@ -233,11 +251,35 @@ public static class Commands
         Console.WriteLine($"submit with: orchestrator submit EXPERIMENT.yaml --cluster {apiAddress}");
         var stop = new TaskCompletionSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => stop.TrySetResult();
+        // `docker stop` and service managers send SIGTERM: leave the cluster and stop cleanly.
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.TrySetResult();
+        });
         await stop.Task;
         Console.WriteLine("orchestrator: stopping");
         return 0;
     }
+
+    /// <summary>Fails early, with one clear line, where a port is taken (Akka's own bind failure is a page of log).</summary>
+    private static void EnsurePortFree(string host, int port, string option)
+    {
+        if (port == 0) return;
+        try
+        {
+            var address = System.Net.IPAddress.TryParse(host, out var ip) ? ip : System.Net.Dns.GetHostAddresses(host)[0];
+            var probe = new System.Net.Sockets.TcpListener(address, port);
+            probe.Start();
+            probe.Stop();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new ArgumentException($"cannot listen on {host}:{port}: {e.Message} (choose another {option})", e);
+        }
+    }
+
+    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
     private static int DataImport(ArgReader a)
     {

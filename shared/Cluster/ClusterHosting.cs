@@ -63,9 +63,13 @@ public static class ClusterHosting
                 akka.stdout-loglevel = WARNING
                 akka.actor.serialize-messages = {{(node.SerializeAllMessages ? "on" : "off")}}
                 akka.cluster.log-info = off
+                # Workers retry registration until the coordinator answers; the proxy need not warn meanwhile.
+                akka.cluster.singleton-proxy.log-singleton-identification-failure = off
                 akka.cluster.failure-detector.acceptable-heartbeat-pause = {{fd.AcceptableHeartbeatPauseSeconds}}s
                 akka.remote.watch-failure-detector.acceptable-heartbeat-pause = {{fd.AcceptableHeartbeatPauseSeconds}}s
                 akka.cluster.split-brain-resolver.stable-after = {{fd.StableAfterSeconds}}s
+                # .NET's ReuseAddress also sets SO_REUSEPORT on Linux: two nodes could then share one port.
+                akka.remote.dot-netty.tcp.tcp-reuse-addr = off
                 akka.coordinated-shutdown.exit-clr = off
                 akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
                 """, HoconAddMode.Prepend)
