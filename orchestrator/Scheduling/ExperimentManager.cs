@@ -110,11 +110,12 @@ public sealed class ExperimentManager : ReceiveActor
     {
         foreach (var placement in _queue.ToList())
         {
-            var needed = placement.Spec.Resources.Workers;
+            var resources = placement.Spec.Resources;
             var concurrent = _running.Values.Count(p => p.Run.Id == placement.Run.Id);
-            if (concurrent >= placement.Spec.Resources.MaxConcurrentTrials) continue;
-            var free = _workers.Values.Where(w => w.Trial is null && w.Role == ClusterHosting.TrainerRole).OrderBy(w => w.Id, StringComparer.Ordinal).Take(needed).ToList();
-            if (free.Count < needed) continue;
+            if (concurrent >= resources.MaxConcurrentTrials) continue;
+            // Elastic: as many ranks as are free, up to workers, and at least min_workers.
+            var free = _workers.Values.Where(w => w.Trial is null && w.Role == ClusterHosting.TrainerRole).OrderBy(w => w.Id, StringComparer.Ordinal).Take(resources.Workers).ToList();
+            if (free.Count < resources.MinimumWorkers) continue;
             _queue.Remove(placement);
             Place(placement, free);
         }

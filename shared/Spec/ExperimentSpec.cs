@@ -134,5 +134,9 @@ public sealed record TrainSpec(
     int KeepCheckpoints,
     int LogEvery);
 
-/// <summary>Device is "cpu", "cuda" or "cuda:N".</summary>
-public sealed record ResourcesSpec(int Workers, int Threads, string Device, int MaxConcurrentTrials);
+/// <summary>Device is "cpu", "cuda" or "cuda:N". Workers is the most ranks a trial uses; MinWorkers (null: the same)
+/// the fewest it may start or restart with when fewer workers are free (elastic data parallelism).</summary>
+public sealed record ResourcesSpec(int Workers, int Threads, string Device, int MaxConcurrentTrials, int? MinWorkers = null)
+{
+    public int MinimumWorkers => MinWorkers ?? Workers;
+}

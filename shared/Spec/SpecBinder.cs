@@ -52,7 +52,10 @@ internal sealed class SpecBinder
             IntOrDefault("resources.workers"),
             IntOrDefault("resources.threads"),
             TextOrDefault("resources.device"),
-            IntOrDefault("resources.max_concurrent_trials"));
+            IntOrDefault("resources.max_concurrent_trials"),
+            Int("resources.min_workers"));
+        if (resources.MinWorkers is { } minWorkers && minWorkers > resources.Workers && Valid("resources.min_workers", "resources.workers"))
+            Conflict($"min_workers ({minWorkers}) must not exceed workers ({resources.Workers})", "resources.min_workers", "resources.workers");
         var train = BindTrain(resources);
         var schedule = BindSchedule(train);
         return new ExperimentSpec(name, seed, data, tokenizer, model, objective, optimizer, schedule, train, resources,
@@ -415,6 +418,18 @@ internal sealed class SpecBinder
             Conflict($"global_batch ({globalBatch}) must be divisible by micro_batch ({micro}) * resources.workers " +
                      $"({resources.Workers}) = {micro * resources.Workers}",
                 "train.micro_batch", "train.global_batch", "resources.workers");
+        }
+
+        // Elastic trials may run on any group size from min_workers to workers: every one must split the batch evenly.
+        if (microBatch is { } m && resources.MinWorkers is { } fewest && Valid("resources.min_workers", "train.global_batch"))
+        {
+            foreach (var n in Enumerable.Range(fewest, Math.Max(0, resources.Workers - fewest)))
+            {
+                if (globalBatch % (m * n) == 0) continue;
+                Conflict($"with {n} workers (min_workers {fewest} .. workers {resources.Workers}) global_batch ({globalBatch}) " +
+                         $"must be divisible by micro_batch ({m}) * {n} = {m * n}", "resources.min_workers", "train.global_batch", "train.micro_batch");
+                break;
+            }
         }
 
         return new TrainSpec(

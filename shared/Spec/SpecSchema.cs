@@ -89,6 +89,7 @@ public static partial class SpecSchema
         new("train.log_every", AtLeast(1), 10L),
 
         new("resources.workers", AtLeast(1), 1L),
+        new("resources.min_workers", AtLeast(1)),
         new("resources.threads", AtLeast(1), 1L),
         new("resources.device", new PatternRule(DevicePattern(), "cpu, cuda or cuda:N"), "cpu"),
         new("resources.max_concurrent_trials", AtLeast(1), 1L),

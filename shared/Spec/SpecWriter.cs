@@ -182,6 +182,7 @@ public static class SpecWriter
         Integer("train.log_every", train.LogEvery);
 
         Integer("resources.workers", spec.Resources.Workers);
+        if (spec.Resources.MinWorkers is { } minWorkers) Integer("resources.min_workers", minWorkers);
         Integer("resources.threads", spec.Resources.Threads);
         Text("resources.device", spec.Resources.Device);
         Integer("resources.max_concurrent_trials", spec.Resources.MaxConcurrentTrials);

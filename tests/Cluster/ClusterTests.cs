@@ -114,6 +114,19 @@ public class ClusterTests
     }
 
     [Test]
+    public async Task Serve_ElasticTrialWithFewerFreeWorkers_StartsWithMinWorkersAndCompletes()
+    {
+        await using var cluster = await ServedCluster.StartAsync(_dir.Combine("served"));
+        var only = await cluster.AddWorkerAsync();
+        var path = Experiment("elastic", steps: 4, workers: 2);
+        File.WriteAllText(path, File.ReadAllText(path).Replace("resources:\n  workers: 2", "resources:\n  workers: 2\n  min_workers: 1"));
+
+        var submit = await CliProcess.RunAsync(_dir.Path, "submit", path, "--cluster", cluster.Api);
+        Assert.That(submit.ExitCode, Is.EqualTo(0), submit.Output + cluster.Serve.Output);
+        Assert.That(only.Output, Does.Contain("rank 0/1 of trial elastic-t000"), "one free worker: a group of one");
+    }
+
+    [Test]
     public async Task Worker_WithWrongSecret_IsRefused()
     {
         await using var cluster = await ServedCluster.StartAsync(_dir.Combine("served"));
