@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
+using Training.Bench.Generation;
 using Training.Shared.Models;
 using Training.Shared.Objectives;
 using Training.Shared.Spec;
@@ -14,6 +15,17 @@ using static TorchSharp.torch;
 var outDir = args.Length >= 2 && args[0] == "--out" ? args[1] : "bench/results";
 var experiment = args.Length >= 4 && args[2] == "--experiment" ? args[3] : "experiments/quickstart.yaml";
 Directory.CreateDirectory(outDir);
+// `--only train|generation` runs one part; without it, all parts run.
+var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault() ?? "all";
+if (only is not ("all" or "train" or "generation"))
+{
+    Console.Error.WriteLine($"bench: --only {only} is not one of train, generation.");
+    return 2;
+}
+if (only is "all" or "generation")
+    await GenerationBench.RunAndWriteAsync(outDir);
+if (only == "generation")
+    return 0;
 
 var result = await TorchThread.Run("bench", () =>
 {
