@@ -6,7 +6,7 @@ namespace Training.Bench.Generation;
 /// What the generation benchmark measures: an encoder-decoder config (its decoder-only twin of equal size is
 /// derived with <see cref="ParameterCount.DecoderOnlyTwin"/>), the grid of input lengths x output lengths x batch
 /// sizes, and how often each point is repeated (at least once, then again while under RepeatBudgetSeconds, up to
-/// MaxRepeats; medians are reported).
+/// MaxRepeats; see GenerationBenchmark for how repeats are summarised).
 /// </summary>
 public sealed record GenerationBenchSettings(
     TransformerConfig EncoderDecoder,
@@ -14,8 +14,8 @@ public sealed record GenerationBenchSettings(
     IReadOnlyList<int> OutputLengths,
     IReadOnlyList<int> BatchSizes,
     int Threads,
-    int MaxRepeats = 3,
-    double RepeatBudgetSeconds = 1.0,
+    int MaxRepeats = 5,
+    double RepeatBudgetSeconds = 1.5,
     long Seed = 1234,
     int BosId = 1)
 {

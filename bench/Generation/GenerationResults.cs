@@ -2,10 +2,11 @@ using Training.Shared.Models;
 
 namespace Training.Bench.Generation;
 
-/// <summary>Medians over the repeats of one model at one grid point.</summary>
-/// <param name="DecodeTokensPerSecond">tokens of all rows per second over the steps after the first token</param>
-/// <param name="DecodeStepMs">one decoding step (one token per row)</param>
-/// <param name="EndToEndTokensPerSecond">Batch * OutputLength / (first-token time + decode time)</param>
+/// <summary>One model at one grid point, over its repeats.</summary>
+/// <param name="FirstTokenMs">the fastest first token of the repeats</param>
+/// <param name="DecodeStepMs">median of all decoding steps after the first token (one token per row)</param>
+/// <param name="DecodeTokensPerSecond">Batch / DecodeStepMs: tokens of all rows per second</param>
+/// <param name="EndToEndTokensPerSecond">Batch * OutputLength / (first token + (OutputLength - 1) * step)</param>
 public sealed record GenerationMeasurement(
     string Model,
     int InputLength,

@@ -6,11 +6,12 @@ namespace Training.Bench.Generation;
 
 /// <summary>Timings and cache size of one greedy generation of a batch.</summary>
 /// <param name="FirstTokenSeconds">input tensor to first token ids on the host: prefill (encoder + cross K/V, or the whole prompt through every layer) and the first decoding step</param>
-/// <param name="DecodeSeconds">the remaining OutputLength - 1 steps, one token per row each</param>
+/// <param name="StepSeconds">each of the remaining OutputLength - 1 steps, one token per row each</param>
 /// <param name="CacheBytes">key/value tensors the decoding state allocated (DecodingState.CacheBytes)</param>
-/// <param name="TokensPerRow">tokens generated for every row (always the requested length: EOS does not stop it)</param>
-public sealed record GenerationRun(double FirstTokenSeconds, double DecodeSeconds, long CacheBytes, int TokensPerRow)
+/// <param name="TokensPerRow">tokens generated for every row (the requested length, as EOS does not stop it; 1 when only the first token was asked for)</param>
+public sealed record GenerationRun(double FirstTokenSeconds, IReadOnlyList<double> StepSeconds, long CacheBytes, int TokensPerRow)
 {
+    public double DecodeSeconds => StepSeconds.Sum();
     public double TotalSeconds => FirstTokenSeconds + DecodeSeconds;
 }
 
@@ -60,7 +61,8 @@ public sealed class GenerationSubject
         model.DecodeNext);
 
     /// <param name="input">[B, S] int64 token ids, no padding</param>
-    public GenerationRun Generate(Tensor input, int outputLength)
+    /// <param name="firstTokenOnly">stop after the first token (the state is still sized for outputLength)</param>
+    public GenerationRun Generate(Tensor input, int outputLength, bool firstTokenOnly = false)
     {
         if (outputLength <= 0)
             throw new ArgumentException($"outputLength = {outputLength} must be positive.", nameof(outputLength));
@@ -74,14 +76,16 @@ public sealed class GenerationSubject
         {
             var tokens = Greedy(logits);
             var firstToken = clock.Elapsed.TotalSeconds;
+            var steps = new List<double>(outputLength - 1);
             var generated = 1;
-            for (; generated < outputLength; generated++)
+            for (; generated < outputLength && !firstTokenOnly; generated++)
             {
+                clock.Restart();
                 using var stepScope = NewDisposeScope();
                 tokens = Greedy(step(tensor(tokens, [batch, 1], device: input.device), state));
+                steps.Add(clock.Elapsed.TotalSeconds);
             }
-            var total = clock.Elapsed.TotalSeconds;
-            return new GenerationRun(firstToken, total - firstToken, state.CacheBytes, generated);
+            return new GenerationRun(firstToken, steps, state.CacheBytes, generated);
         }
     }
 

@@ -50,6 +50,22 @@ public class GenerationBenchmarkTests
     }
 
     [Test]
+    public void Generate_FirstTokenOnly_StopsAfterOneTokenWithTheFullSizedCache()
+    {
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        var subject = GenerationSubject.DecoderOnly(new DecoderOnlyModel(ParameterCount.DecoderOnlyTwin(Tiny)));
+        var input = randint(2, Tiny.VocabSize, [1, 7], dtype: ScalarType.Int64);
+
+        var full = subject.Generate(input, 4);
+        var first = subject.Generate(input, 4, firstTokenOnly: true);
+
+        Assert.That((first.TokensPerRow, first.StepSeconds.Count), Is.EqualTo((1, 0)));
+        Assert.That(full.StepSeconds, Has.Count.EqualTo(3));
+        Assert.That(first.CacheBytes, Is.EqualTo(full.CacheBytes));
+    }
+
+    [Test]
     public void Run_TinyGrid_MeasuresEveryPointAndWritesJsonMarkdownAndPlot()
     {
         using var scope = NewDisposeScope();
