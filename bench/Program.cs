@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
+using Training.Bench.Generation;
 using Training.Shared.Models;
 using Training.Shared.Objectives;
 using Training.Shared.Spec;
@@ -11,11 +12,25 @@ using Training.Worker.Training;
 using static TorchSharp.torch;
 
 // Training throughput against this machine's own matrix-multiply rate, measured in the same run.
-var outDir = args.Length >= 2 && args[0] == "--out" ? args[1] : "bench/results";
-var experiment = args.Length >= 4 && args[2] == "--experiment" ? args[3] : "experiments/quickstart.yaml";
+string Arg(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
+var outDir = Arg("--out", "bench/results");
+var experiment = Arg("--experiment", "experiments/quickstart.yaml");
 Directory.CreateDirectory(outDir);
-Training.Bench.AllReduceBench.Run(outDir);
-Training.Bench.DataParallelBench.Run(experiment, outDir);
+// `--only allreduce|data-parallel|generation|train` runs one part; without it, all parts run.
+var only = Arg("--only", "all");
+if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train"))
+{
+    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train.");
+    return 2;
+}
+if (only is "all" or "allreduce")
+    Training.Bench.AllReduceBench.Run(outDir);
+if (only is "all" or "data-parallel")
+    Training.Bench.DataParallelBench.Run(experiment, outDir);
+if (only is "all" or "generation")
+    await GenerationBench.RunAndWriteAsync(outDir);
+if (only is not ("all" or "train"))
+    return 0;
 
 var result = await TorchThread.Run("bench", () =>
 {

@@ -34,6 +34,14 @@ public sealed class DecodingState : IDisposable
 
     internal IReadOnlyList<(Tensor Keys, Tensor Values)>? CrossKeysValues { get; }
 
+    /// <summary>
+    /// Bytes of key/value tensors held for decoding: every self-attention cache at full capacity, plus the
+    /// cross-attention keys/values computed once from the encoder output (encoder-decoder only).
+    /// </summary>
+    public long CacheBytes =>
+        selfAttention.Sum(cache => cache.Bytes)
+        + (CrossKeysValues?.Sum(kv => kv.Keys.NumberOfElements * kv.Keys.ElementSize + kv.Values.NumberOfElements * kv.Values.ElementSize) ?? 0);
+
     /// <summary>[B, S] bool: real encoder positions (encoder-decoder only).</summary>
     internal Tensor? MemoryIsToken { get; }
 

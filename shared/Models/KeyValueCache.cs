@@ -23,6 +23,9 @@ public sealed class KeyValueCache : IDisposable
 
     public int Capacity { get; }
 
+    /// <summary>Bytes held by the preallocated key and value tensors.</summary>
+    public long Bytes => keys.NumberOfElements * keys.ElementSize + values.NumberOfElements * values.ElementSize;
+
     /// <summary>
     /// Stores keys/values of new positions offset .. offset+T-1 and returns views of positions 0 .. offset+T-1.
     /// </summary>
