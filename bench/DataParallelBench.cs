@@ -57,7 +57,12 @@ public static class DataParallelBench
 
     private static RankTiming Measure(Trial trial, int worldSize, int threadsPerRank)
     {
-        var spec = trial.Spec with { Resources = trial.Spec.Resources with { Threads = threadsPerRank, Workers = worldSize } };
+        // Both runs use half the global batch per micro-batch: one rank accumulates two, two ranks take one each.
+        var spec = trial.Spec with
+        {
+            Resources = trial.Spec.Resources with { Threads = threadsPerRank, Workers = worldSize },
+            Train = trial.Spec.Train with { MicroBatch = trial.Spec.Train.GlobalBatch / 2 },
+        };
         var rankTrial = trial with { Spec = spec };
         var scratch = Path.Combine(Path.GetTempPath(), "bench-dp-" + Guid.NewGuid().ToString("N")[..8]);
         var listeners = Enumerable.Range(0, worldSize).Select(_ => RingListener.Start()).ToList();
