@@ -48,16 +48,24 @@ catch (ArgumentException e)
 var host = Option("host", "127.0.0.1");
 var device = Option("device", "cpu");
 var workerId = $"{Environment.MachineName}-{Environment.ProcessId}";
+// Ctrl+C, and the SIGTERM of `docker stop` or a service manager, leave the cluster cleanly, even while joining.
+var interrupted = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; interrupted.TrySetResult("interrupted"); };
+using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+{
+    c.Cancel = true;
+    interrupted.TrySetResult("terminated");
+});
 await using var worker = await WorkerHost.StartAsync(new ClusterNodeSettings(host, port, secret, role, seed), workerId, device, threads);
-if (!await worker.WaitUntilJoinedAsync(TimeSpan.FromSeconds(joinTimeout)))
+var joining = worker.WaitUntilJoinedAsync(TimeSpan.FromSeconds(joinTimeout));
+if (await Task.WhenAny(joining, interrupted.Task) == interrupted.Task) return 0;
+if (!await joining)
 {
     Console.Error.WriteLine($"worker: could not join the cluster at {seed} within {joinTimeout}s " +
                             "(is the orchestrator running there, and is the secret the same on both sides?)");
     return 3;
 }
 Console.WriteLine($"worker {workerId}: joined {seed} as {role} ({device}, {threads} threads)");
-var interrupted = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-Console.CancelKeyPress += (_, e) => { e.Cancel = true; interrupted.TrySetResult("interrupted"); };
 var reason = await await Task.WhenAny(worker.Stopped, interrupted.Task);
 Console.WriteLine($"worker {workerId}: shutting down ({reason})");
 return 0;

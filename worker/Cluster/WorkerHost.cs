@@ -47,6 +47,7 @@ public sealed class WorkerHost : IAsyncDisposable
         self = new WorkerHost(app, workerId);
         await app.StartAsync();
         Akka.Cluster.Cluster.Get(self.System).RegisterOnMemberRemoved(() => self._stopped.TrySetResult("removed from the cluster"));
+        _ = self.System.WhenTerminated.ContinueWith(_ => self._stopped.TrySetResult("actor system terminated"), TaskScheduler.Default);
         return self;
     }
 
@@ -60,9 +61,15 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        var cluster = Akka.Cluster.Cluster.Get(System);
         try
         {
-            await Akka.Cluster.Cluster.Get(System).LeaveAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+            // Only a member can leave; a worker that never joined just stops.
+            if (cluster.SelfMember.Status == Akka.Cluster.MemberStatus.Up)
+            {
+                using var leaveTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+                await cluster.LeaveAsync(leaveTimeout.Token);
+            }
         }
         catch (Exception e) when (e is OperationCanceledException or TaskCanceledException)
         {
