@@ -16,8 +16,13 @@ public static class InspectCommand
         var spec = ExperimentLoader.Load(args.Single("experiment file"));
         var trials = SweepExpander.Expand(spec);
         var budgets = trials.Select(t => TrainingBudget.For(t.Spec)).ToList();
+        // A piped table keeps one line per trial however many columns the sweep adds.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 320);
 
         Console.WriteLine($"{spec.SourceFile}: {trials.Count} trial(s); nothing is trained: counts come from the specs");
+        if (spec.Sweep?.EqualFlops is { } equalFlops)
+            Console.WriteLine($"equal FLOPs: each variant's {equalFlops.SizeBy} is chosen so its training FLOPs per token come closest to its reference's " +
+                              "(column \"vs ref\" = variant / reference)");
         AnsiConsole.Write(Table(trials, budgets));
         Console.WriteLine("params in millions; embedding = token (and position) embeddings and an untied head; FLOPs per token read " +
                           "(encoder + decoder), 6 x matmul weights + attention; total = per token x tokens/example x global_batch x steps");
@@ -34,7 +39,10 @@ public static class InspectCommand
         var archColumn = !sweepKeys.Contains("model.arch");
         if (archColumn) table.AddColumn("arch");
         table.AddColumns("objective", "layers", "d_model", "vocab", "params", "non-emb", "embedding", "encoder", "decoder",
-            "tokens/example", "FLOPs/token", "train FLOPs");
+            "tokens/ex", "FLOPs/token");
+        var compared = trials.Any(t => t.FlopsReference is not null);
+        if (compared) table.AddColumn("vs ref");
+        table.AddColumn("train FLOPs");
         for (var i = 0; i < trials.Count; i++)
         {
             var (trial, budget) = (trials[i], budgets[i]);
@@ -51,8 +59,12 @@ public static class InspectCommand
                 Millions(p.Total), Millions(p.NonEmbedding), Millions(p.Embedding), Millions(p.Encoder), Millions(p.Decoder),
                 budget.EncoderTokens > 0 && budget.DecoderTokens > 0 ? $"{budget.EncoderTokens}+{budget.DecoderTokens}" : Integer(budget.TokensPerExample),
                 Flops(budget.FlopsPerToken),
-                Flops(budget.TotalFlops),
             ]);
+            if (compared)
+                cells.Add(trial.FlopsReference is { } reference
+                    ? (budget.FlopsPerToken / TrainingBudget.For(reference).FlopsPerToken).ToString("0.000", CultureInfo.InvariantCulture)
+                    : "-");
+            cells.Add(Flops(budget.TotalFlops));
             table.AddRow(cells.Select(Markup.Escape).ToArray());
         }
         return table;

@@ -102,6 +102,9 @@ public sealed class MaskedLmObjective : ITrainingObjective
             inputs.Add(Array.ConvertAll(example.Input, t => (long)t));
             labels.Add(example.Labels);
         }
+        if (labels.All(row => row.All(label => label == ObjectiveMath.IgnoreIndex)))
+            throw new InvalidDataException(
+                $"mlm found no ordinary token to mask in a batch of {windows.Count} windows (only pad, BOS, EOS or sentinels): check the data and tokenizer");
         var inputTensor = ObjectiveMath.ToTensor(inputs, device);
         var labelTensor = ObjectiveMath.ToTensor(labels, device);
         var logits = encoder.forward(inputTensor);

@@ -83,6 +83,16 @@ public static class SpecWriter
                 yaml.AppendLine($"      {param.Key}: {{{argument}}}");
             }
         }
+        if (sweep.EqualFlops is { } equalFlops)
+        {
+            string Settings(IEnumerable<SweepSetting> settings) =>
+                "{" + string.Join(", ", settings.Select(s => $"{s.Key}: {SweepText(s.Key, s.Value.Text)}")) + "}";
+            yaml.AppendLine("  equal_flops:");
+            yaml.AppendLine($"    size_by: {equalFlops.SizeBy}");
+            if (equalFlops.Reference.Count > 0) yaml.AppendLine($"    reference: {Settings(equalFlops.Reference)}");
+            yaml.AppendLine("    variants:");
+            foreach (var variant in equalFlops.Variants) yaml.AppendLine($"      - {Settings(variant.Settings)}");
+        }
     }
 
     // Numbers as written; names quoted unless plainly safe (a flow list would misread some characters).

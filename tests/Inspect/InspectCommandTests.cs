@@ -103,4 +103,44 @@ public class InspectCommandTests
         Assert.That(result.ExitCode, Is.EqualTo(2));
         Assert.That(result.Stderr, Does.Contain("model.local_window"));
     }
+
+    [Test]
+    public async Task Inspect_EqualFlopsComparison_PrintsTheChosenSizesAndTheirRatioToTheReference()
+    {
+        var path = Write("""
+            name: equal
+            data:
+              train: train
+            model:
+              arch: encoder-decoder
+              d_model: 64
+              layers: 6
+              encoder_fraction: 0.6667
+              heads: 4
+              head_dim: 16
+            objective:
+              kind: auto
+              input_length: 64
+            sweep:
+              equal_flops:
+                size_by: model.layers
+                variants:
+                  - {model.encoder_fraction: 0.3333}
+                  - {model.arch: decoder-only}
+            """);
+
+        var result = await CliProcess.RunAsync(dir.Path, "inspect", path);
+
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
+        var trials = SweepExpander.Expand(ExperimentLoader.Load(path));
+        var header = result.Stdout.Split('\n').Single(l => l.Contains("│ trial", StringComparison.Ordinal)).Split('│', StringSplitOptions.TrimEntries).ToList();
+        foreach (var trial in trials)
+        {
+            var cells = result.Stdout.Split('\n').Single(l => l.Contains(trial.Id, StringComparison.Ordinal)).Split('│', StringSplitOptions.TrimEntries).ToList();
+            var ratio = TrainingBudget.For(trial.Spec).FlopsPerToken / TrainingBudget.For(trials[0].Spec).FlopsPerToken;
+            Assert.That(cells[header.IndexOf("model.layers")], Is.EqualTo(trial.Spec.Model.Layers.ToString()), trial.Id);
+            Assert.That(double.Parse(cells[header.IndexOf("vs ref")], System.Globalization.CultureInfo.InvariantCulture), Is.EqualTo(ratio).Within(0.0005), trial.Id);
+        }
+        Assert.That(result.Stdout, Does.Contain("equal FLOPs: each variant's model.layers is chosen"));
+    }
 }

@@ -123,6 +123,18 @@ public class MaskedLmObjectiveTests
     }
 
     [Test]
+    public void Compute_WindowsOfOnlySpecialTokens_ThrowsInsteadOfANaNLoss()
+    {
+        using var scope = NewDisposeScope();
+        var model = new EttinEncoder(ZooConfigs.Ettin(ModelArchitecture.EttinEncoder) with { VocabSize = Special.VocabSize });
+        var onlyEos = Enumerable.Repeat(Special.Eos, 16).ToArray();
+
+        var error = Assert.Throws<InvalidDataException>(() => Objective().Compute(model, [onlyEos, onlyEos], [0, 1], CPU))!;
+
+        Assert.That(error.Message, Does.Contain("no ordinary token to mask"));
+    }
+
+    [Test]
     public void Constructor_NoSentinelForTheMaskId_Throws()
     {
         var error = Assert.Throws<ArgumentException>(() => new MaskedLmObjective(16, 0.3, 0.15, new ByteTokenizer(0).Special, 1))!;

@@ -240,7 +240,7 @@ public sealed class Trainer : IDisposable
             communication = clock.Elapsed - started;
         }
         var lr = _schedule.At(_step);
-        var clip = _spec.Optimizer.GradClip > 0 ? _spec.Optimizer.GradClip : double.MaxValue;
+        var clip = _spec.Optimizer.GradClip > 0 ? _spec.Optimizer.GradClip : double.PositiveInfinity; // libtorch takes a float: MaxValue overflows
         var gradNorm = nn.utils.clip_grad_norm_(_optimizer.Parameters, clip);
         _optimizer.Step(lr);
         _optimizer.ZeroGrad();
