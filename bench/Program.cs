@@ -12,19 +12,24 @@ using Training.Worker.Training;
 using static TorchSharp.torch;
 
 // Training throughput against this machine's own matrix-multiply rate, measured in the same run.
-var outDir = args.Length >= 2 && args[0] == "--out" ? args[1] : "bench/results";
-var experiment = args.Length >= 4 && args[2] == "--experiment" ? args[3] : "experiments/quickstart.yaml";
+string Arg(string name, string fallback) => args.SkipWhile(a => a != name).Skip(1).FirstOrDefault() ?? fallback;
+var outDir = Arg("--out", "bench/results");
+var experiment = Arg("--experiment", "experiments/quickstart.yaml");
 Directory.CreateDirectory(outDir);
-// `--only train|generation` runs one part; without it, all parts run.
-var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault() ?? "all";
-if (only is not ("all" or "train" or "generation"))
+// `--only allreduce|data-parallel|generation|train` runs one part; without it, all parts run.
+var only = Arg("--only", "all");
+if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train"))
 {
-    Console.Error.WriteLine($"bench: --only {only} is not one of train, generation.");
+    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train.");
     return 2;
 }
+if (only is "all" or "allreduce")
+    Training.Bench.AllReduceBench.Run(outDir);
+if (only is "all" or "data-parallel")
+    Training.Bench.DataParallelBench.Run(experiment, outDir);
 if (only is "all" or "generation")
     await GenerationBench.RunAndWriteAsync(outDir);
-if (only == "generation")
+if (only is not ("all" or "train"))
     return 0;
 
 var result = await TorchThread.Run("bench", () =>

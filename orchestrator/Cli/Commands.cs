@@ -1,6 +1,8 @@
 using System.Globalization;
 using Spectre.Console;
-using Training.Orchestrator.Scheduling;
+using Training.Orchestrator.Api;
+using Training.Orchestrator.Cluster;
+using Training.Shared.Cluster;
 using Training.Orchestrator.State;
 using Training.Shared.Data;
 using Training.Shared.Messages;
@@ -14,12 +16,16 @@ public static class Commands
     public const string Usage = """
         usage: orchestrator <command> [options]
 
-          submit EXPERIMENT.yaml [--runs DIR]   expand the sweep and run every trial on this machine
-          status [RUN] [--runs DIR]             list runs, or one run's trials
+          submit EXPERIMENT.yaml [--runs DIR]   expand the sweep and run every trial on a local cluster
+          submit EXPERIMENT.yaml --cluster HOST:PORT   ... or on the cluster of an `orchestrator serve`
+          status [RUN] [--runs DIR | --cluster HOST:PORT]   list runs, or one run's trials
           logs RUN [--trial ID] [--runs DIR]    print a run's metrics log (all trials, or one)
-          cancel RUN [--runs DIR]               ask a running run to checkpoint and stop
-          resume RUN [--runs DIR]               continue a run's unfinished trials from their latest checkpoints
+          cancel RUN [--runs DIR | --cluster HOST:PORT]     ask a running run to checkpoint and stop
+          resume RUN [--runs DIR | --cluster HOST:PORT]     continue unfinished trials from their latest checkpoints
+          serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S]
+                                                a long-lived cluster seed, coordinator and HTTP API
           validate EXPERIMENT.yaml              check an experiment file and list its trials, running nothing
+          inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
           data import --from DIR|FILE --out DIR [--rows-per-shard N] [--format plain|brown]
                       [--eval-fraction F] [--seed S]
                                                 write text files as FineWeb-Edu parquet shards
@@ -28,7 +34,7 @@ public static class Commands
         Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled.
         """;
 
-    private static readonly HashSet<string> RunsOption = ["runs"];
+    private static readonly HashSet<string> RunsOption = ["runs", "cluster"];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -46,8 +52,10 @@ public static class Commands
             {
                 "submit" => await SubmitAsync(new ArgReader(rest, RunsOption)),
                 "validate" => Validate(new ArgReader(rest, new HashSet<string>())),
+                "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
+                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
                 "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
@@ -88,6 +96,7 @@ public static class Commands
         // Everything is validated before any work: the spec, every trial of the sweep, the data files.
         var spec = ExperimentLoader.Load(path);
         var trials = SweepExpander.Expand(spec);
+        if (a.Value("cluster") is { } address) return await RemoteCluster.SubmitAsync(address, spec, trials, File.ReadAllText(path));
         var store = RunStore.FromOption(a.Value("runs"));
         var run = store.Create(spec, trials, File.ReadAllText(path));
         Console.WriteLine($"run {run.Id}: {trials.Count} trial(s), results in {run.Dir}");
@@ -96,6 +105,7 @@ public static class Commands
 
     private static async Task<int> ResumeAsync(ArgReader a)
     {
+        if (a.Value("cluster") is { } address) return await RemoteCluster.ResumeAsync(address, a.Single("run id"));
         var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
         if (run.CancelRequested) run.ClearCancel();
         var unfinished = run.Trials.Count(t => t.ReadStatus().State != TrialState.Completed);
@@ -103,8 +113,10 @@ public static class Commands
         return await ExecuteAsync(run);
     }
 
+    /// <summary>Runs a run's unfinished trials on a local cluster (coordinator here, worker processes beside it).</summary>
     private static async Task<int> ExecuteAsync(RunRecord run)
     {
+        var pending = run.Trials.Where(t => t.ReadStatus().State != TrialState.Completed).ToList();
         var display = new ProgressDisplay(run.Trials.Select(t => t.Id));
         using var cancel = new CancellationTokenSource();
         // Ctrl+C checkpoints and stops the trials; a second Ctrl+C is left to kill the process.
@@ -118,12 +130,25 @@ public static class Commands
         Console.CancelKeyPress += onCancel;
         try
         {
-            var runner = new LocalTrialRunner(run, display.Observe);
-            var outcomes = await display.ShowWhileAsync(() => runner.RunAsync(cancel.Token));
+            if (pending.Count > 0)
+            {
+                var specs = pending.Select(t => t.LoadSpec()).ToList();
+                var concurrent = Math.Min(pending.Count, specs.Min(s => s.Resources.MaxConcurrentTrials));
+                var workers = specs.Max(s => s.Resources.Workers) * concurrent;
+                var threads = specs.Max(s => s.Resources.Threads);
+                Console.WriteLine($"local cluster: coordinator and {workers} worker process(es), logs in {Path.Combine(run.Dir, "workers")}");
+                await using var cluster = await LocalCluster.StartAsync(workers, threads, Path.Combine(run.Dir, "workers"));
+                await display.ShowWhileAsync(async () =>
+                {
+                    await cluster.RunAsync(run, display.Observe, cancel.Token);
+                    return 0;
+                });
+            }
             AnsiConsole.Write(ProgressDisplay.Summary(run));
             Console.WriteLine($"metrics: {Path.Combine(run.Dir, "trials", "<trial>", "metrics.jsonl")}");
-            if (outcomes.Values.Any(o => o == TrialOutcome.Failed)) return 1;
-            if (outcomes.Values.Any(o => o == TrialOutcome.Cancelled)) return 130;
+            var states = run.Trials.Select(t => t.ReadStatus().State).ToList();
+            if (states.Any(s => s == TrialState.Failed)) return 1;
+            if (states.Any(s => s is TrialState.Cancelled or TrialState.Pending or TrialState.Running)) return 130;
             return 0;
         }
         finally
@@ -134,6 +159,7 @@ public static class Commands
 
     private static int Status(ArgReader a)
     {
+        if (a.Value("cluster") is { } address) return RemoteCluster.StatusAsync(address, a.Positional.FirstOrDefault()).GetAwaiter().GetResult();
         var store = RunStore.FromOption(a.Value("runs"));
         if (a.Positional.Count == 0)
         {
@@ -179,11 +205,81 @@ public static class Commands
 
     private static int Cancel(ArgReader a)
     {
+        if (a.Value("cluster") is { } address) return RemoteCluster.CancelAsync(address, a.Single("run id")).GetAwaiter().GetResult();
         var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
         run.RequestCancel();
         Console.WriteLine($"run {run.Id}: cancel requested; running trials checkpoint and stop at their next step");
         return 0;
     }
+
+    private static async Task<int> ServeAsync(ArgReader a)
+    {
+        var host = a.Value("host") ?? "127.0.0.1";
+        var port = a.Int("port", 4053, min: 0);
+        var httpPort = a.Int("http-port", 8080, min: 0);
+        var store = RunStore.FromOption(a.Value("runs"));
+        var secret = a.Value("secret") ?? Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable);
+        var generated = secret is null;
+        secret ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        CoordinatorHost coordinator;
+        EnsurePortFree(host, port, "--port");
+        EnsurePortFree(host, httpPort, "--http-port");
+        try
+        {
+            coordinator = await CoordinatorHost.StartAsync(host, port, secret);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ArgumentException($"cannot start the cluster node on {host}:{port}: {Innermost(e).Message} (is the port taken? choose another --port)", e);
+        }
+        await using var _ = coordinator;
+        await using var api = ApiServer.Build(coordinator, store, host, httpPort);
+        try
+        {
+            await api.StartAsync();
+        }
+        catch (IOException e)
+        {
+            throw new ArgumentException($"cannot serve the API on http://{host}:{httpPort}: {Innermost(e).Message} (choose another --http-port)", e);
+        }
+        // With --http-port 0 the system picks a port: report the one actually bound.
+        var apiAddress = new Uri(api.Urls.First()).Authority;
+        Console.WriteLine($"orchestrator serving: cluster seed {coordinator.Address}, API http://{apiAddress}, runs in {store.Root}");
+        Console.WriteLine(generated
+            ? $"workers join with: TRAINING_CLUSTER_SECRET={secret} worker --seed {coordinator.Address}"
+            : $"workers join with: worker --seed {coordinator.Address} (and the same secret)");
+        Console.WriteLine($"submit with: orchestrator submit EXPERIMENT.yaml --cluster {apiAddress}");
+        var stop = new TaskCompletionSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
+        // `docker stop` and service managers send SIGTERM: leave the cluster and stop cleanly.
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.TrySetResult();
+        });
+        await stop.Task;
+        Console.WriteLine("orchestrator: stopping");
+        return 0;
+    }
+
+    /// <summary>Fails early, with one clear line, where a port is taken (Akka's own bind failure is a page of log).</summary>
+    private static void EnsurePortFree(string host, int port, string option)
+    {
+        if (port == 0) return;
+        try
+        {
+            var address = System.Net.IPAddress.TryParse(host, out var ip) ? ip : System.Net.Dns.GetHostAddresses(host)[0];
+            var probe = new System.Net.Sockets.TcpListener(address, port);
+            probe.Start();
+            probe.Stop();
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new ArgumentException($"cannot listen on {host}:{port}: {e.Message} (choose another {option})", e);
+        }
+    }
+
+    private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
     private static int DataImport(ArgReader a)
     {

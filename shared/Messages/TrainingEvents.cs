@@ -5,10 +5,11 @@ public abstract record TrainingEvent(string TrialId);
 
 public sealed record TrialStarted(string TrialId, long StartStep, long TotalSteps, long Parameters, string? ResumedFrom) : TrainingEvent(TrialId);
 
-/// <param name="TokensPerSecond">Tokens the model read per second of wall time in this step.</param>
+/// <param name="TokensPerSecond">Tokens the whole group read per second of wall time in this step.</param>
+/// <param name="CommunicationSeconds">Time this step spent in the gradient all-reduce (0 for a single rank).</param>
 public sealed record StepMetrics(
     string TrialId, long Step, double Loss, double Accuracy, double LearningRate, double GradNorm,
-    double TokensPerSecond, double StepSeconds) : TrainingEvent(TrialId);
+    double TokensPerSecond, double StepSeconds, double CommunicationSeconds = 0) : TrainingEvent(TrialId);
 
 public sealed record EvalMetrics(string TrialId, long Step, double Loss, double Accuracy, long Tokens) : TrainingEvent(TrialId);
 

@@ -36,6 +36,30 @@ public static class AttentionMask
         return ToAdditive(visible.expand(keyIsToken.shape[0], 1, queryLength, keyLength), dtype);
     }
 
+    /// <summary>
+    /// Sliding-window self-attention mask of Ettin's local layers, positions 0 .. T-1 (no cache).
+    /// Bidirectional (encoder): a query at i sees keys j with |i - j| &lt;= window / 2 (window 128 = 64 either side).
+    /// Causal (decoder): a query at i sees keys j with 0 &lt;= i - j &lt; window, itself and the window - 1 before it
+    /// (the sliding_window = 64 convention of the released decoder). Padding keys are hidden as in <see cref="SelfAttention"/>.
+    /// </summary>
+    /// <param name="keyIsToken">[B, T] bool</param>
+    /// <returns>[B, 1, T, T] of <paramref name="dtype"/></returns>
+    public static Tensor SlidingWindow(Tensor keyIsToken, int window, bool causal, ScalarType dtype)
+    {
+        if (window <= 0)
+            throw new ArgumentOutOfRangeException(nameof(window), window, "A sliding window must hold at least one key.");
+        var length = keyIsToken.shape[1];
+        var device = keyIsToken.device;
+        var positions = arange(0, length, dtype: ScalarType.Int64, device: device);
+        var distance = positions.unsqueeze(1) - positions.unsqueeze(0);                     // [T, T]: query - key
+        var inWindow = causal
+            ? distance.ge(0).logical_and(distance.lt(window))
+            : distance.abs().le(window / 2);
+        var visible = keyIsToken.unsqueeze(1).unsqueeze(1).logical_and(inWindow)             // [B, 1, T, T]
+            .logical_or(distance.eq(0));
+        return ToAdditive(visible.expand(keyIsToken.shape[0], 1, length, length), dtype);
+    }
+
     /// <summary>Cross-attention mask: every decoder query sees every real encoder position.</summary>
     /// <param name="memoryIsToken">[B, S] bool</param>
     /// <returns>[B, 1, Tq, S] of <paramref name="dtype"/></returns>

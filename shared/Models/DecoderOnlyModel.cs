@@ -8,7 +8,7 @@ namespace Training.Shared.Models;
 /// Configured with EncoderLayers = 0 and DecoderLayers = number of layers. Batched prompts are left-padded;
 /// RoPE is relative, so left padding does not shift what real tokens see.
 /// </summary>
-public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ILanguageModel
+public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ICausalLanguageModel
 {
     private readonly Embedding embedding;
     private readonly ModuleList<DecoderOnlyBlock> layers;
@@ -23,6 +23,8 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ILanguageModel
             throw new ArgumentException(
                 $"TransformerConfig.EncoderLayers = {config.EncoderLayers}: a DecoderOnlyModel takes EncoderLayers = 0 and all layers in DecoderLayers.",
                 nameof(config));
+        if (config.Architecture != ModelArchitecture.DecoderOnly)
+            throw new ArgumentException($"TransformerConfig.Architecture = {config.Architecture}: this model is DecoderOnly.", nameof(config));
         Config = config;
         embedding = nn.Embedding(config.VocabSize, config.DModel);
         layers = nn.ModuleList(Enumerable.Range(0, config.DecoderLayers)

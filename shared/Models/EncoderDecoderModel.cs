@@ -25,6 +25,8 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
             throw new ArgumentException(
                 "TransformerConfig.EncoderLayers = 0 describes the decoder-only twin; an EncoderDecoderModel needs at least one encoder layer.",
                 nameof(config));
+        if (config.Architecture != ModelArchitecture.EncoderDecoder)
+            throw new ArgumentException($"TransformerConfig.Architecture = {config.Architecture}: this model is EncoderDecoder.", nameof(config));
         Config = config;
         embedding = nn.Embedding(config.VocabSize, config.DModel);
         encoder = nn.ModuleList(Enumerable.Range(0, config.EncoderLayers)

@@ -5,8 +5,8 @@ namespace Training.Shared.Models;
 
 /// <summary>
 /// Grouped-query attention: Heads query heads share KvHeads key/value heads (query head h reads key/value
-/// head h / (Heads / KvHeads)). Projections, all with bias: q d -> Heads*HeadDim, k and v d -> KvHeads*HeadDim,
-/// out Heads*HeadDim -> d. Used as self-attention (optionally with RoPE and a KV cache) or as cross-attention
+/// head h / (Heads / KvHeads)). Projections, with bias unless built with bias: false (Ettin):
+/// q d -> Heads*HeadDim, k and v d -> KvHeads*HeadDim, out Heads*HeadDim -> d. Used as self-attention (optionally with RoPE and a KV cache) or as cross-attention
 /// over precomputed encoder keys/values (no RoPE). Dropout applies to the attention probabilities.
 /// </summary>
 public sealed class GroupedQueryAttention : nn.Module
@@ -21,16 +21,16 @@ public sealed class GroupedQueryAttention : nn.Module
     private readonly int headDim;
     private readonly double dropout;
 
-    public GroupedQueryAttention(string name, TransformerConfig config, bool useRotary) : base(name)
+    public GroupedQueryAttention(string name, TransformerConfig config, bool useRotary, bool bias = true) : base(name)
     {
         heads = config.Heads;
         kvHeads = config.KvHeads;
         headDim = config.HeadDim;
         dropout = config.Dropout;
-        query = nn.Linear(config.DModel, config.AttentionDim, hasBias: true);
-        key = nn.Linear(config.DModel, config.KeyValueDim, hasBias: true);
-        value = nn.Linear(config.DModel, config.KeyValueDim, hasBias: true);
-        output = nn.Linear(config.AttentionDim, config.DModel, hasBias: true);
+        query = nn.Linear(config.DModel, config.AttentionDim, hasBias: bias);
+        key = nn.Linear(config.DModel, config.KeyValueDim, hasBias: bias);
+        value = nn.Linear(config.DModel, config.KeyValueDim, hasBias: bias);
+        output = nn.Linear(config.AttentionDim, config.DModel, hasBias: bias);
         rotary = useRotary;
         RegisterComponents();
     }
@@ -41,20 +41,22 @@ public sealed class GroupedQueryAttention : nn.Module
     /// </summary>
     /// <param name="x">[B, T, d]</param>
     /// <param name="mask">additive [B, 1, T, Tk], Tk = angles.Offset + T with a cache, T without</param>
-    /// <param name="angles">RoPE tables of x's positions (ignored by a layer built without RoPE)</param>
+    /// <param name="angles">RoPE tables of x's positions; null for a layer built without RoPE (then a cache is not supported)</param>
     /// <returns>[B, T, d]</returns>
-    public Tensor SelfAttend(Tensor x, Tensor mask, RotaryAngles angles, KeyValueCache? cache = null)
+    public Tensor SelfAttend(Tensor x, Tensor mask, RotaryAngles? angles, KeyValueCache? cache = null)
     {
+        if (angles is null && (rotary || cache is not null))
+            throw new ArgumentException($"{GetName()}: RoPE and KV caching need the positions' RotaryAngles.", nameof(angles));
         var q = SplitHeads(query.forward(x), heads);  // [B, H, T, hd]
         var k = SplitHeads(key.forward(x), kvHeads);  // [B, kvH, T, hd]
         var v = SplitHeads(value.forward(x), kvHeads);
         if (rotary)
         {
-            q = RotaryEmbedding.Apply(q, angles);
-            k = RotaryEmbedding.Apply(k, angles);
+            q = RotaryEmbedding.Apply(q, angles!);
+            k = RotaryEmbedding.Apply(k, angles!);
         }
         if (cache is not null)
-            (k, v) = cache.Write(k, v, angles.Offset);
+            (k, v) = cache.Write(k, v, angles!.Offset);
         return Attend(q, k, v, mask);
     }
 

@@ -1,3 +1,5 @@
+using static TorchSharp.torch;
+
 namespace Training.Shared.Models;
 
 /// <summary>What every model of this project exposes to trainers, objectives and generators.</summary>
@@ -5,6 +7,22 @@ public interface ILanguageModel
 {
     TransformerConfig Config { get; }
 
-    /// <summary>Token embedding [VocabSize, DModel]; with tied embeddings also the LM head.</summary>
-    TorchSharp.torch.Tensor EmbeddingWeight { get; }
+    /// <summary>Token embedding [VocabSize, width]; with tied embeddings also the LM head.</summary>
+    Tensor EmbeddingWeight { get; }
+}
+
+/// <summary>A model that predicts each next token from the tokens before it (what causal LM training needs).</summary>
+public interface ICausalLanguageModel : ILanguageModel
+{
+    /// <param name="tokens">[B, T] int64</param>
+    /// <returns>logits [B, T, V]: position t predicts token t + 1</returns>
+    Tensor forward(Tensor tokens);
+}
+
+/// <summary>A model that reads the whole sequence in both directions (what masked LM training needs).</summary>
+public interface IMaskedLanguageModel : ILanguageModel
+{
+    /// <param name="tokens">[B, T] int64, some replaced by the mask id</param>
+    /// <returns>logits [B, T, V]: position t predicts the original token t</returns>
+    Tensor forward(Tensor tokens);
 }

@@ -3,7 +3,8 @@ using static TorchSharp.torch;
 
 namespace Training.Shared.Models;
 
-/// <summary>The reference initialisation: N(0, 0.02) linear and embedding weights, zero biases, norm weights 1.</summary>
+/// <summary>The reference initialisation: N(0, 0.02) linear, convolution and embedding weights, zero biases, norm
+/// weights 1 (LayerNorm starts at weight 1, bias 0 by construction).</summary>
 public static class WeightInitialization
 {
     public const double StandardDeviation = 0.02;
@@ -19,6 +20,11 @@ public static class WeightInitialization
                     nn.init.normal_(linear.weight, 0, StandardDeviation);
                     if (linear.bias is { } bias)
                         nn.init.zeros_(bias);
+                    break;
+                case Conv1d convolution:
+                    nn.init.normal_(convolution.weight, 0, StandardDeviation);
+                    if (convolution.bias is { } convolutionBias)
+                        nn.init.zeros_(convolutionBias);
                     break;
                 case Embedding embedding:
                     nn.init.normal_(embedding.weight, 0, StandardDeviation);

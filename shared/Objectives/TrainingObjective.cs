@@ -111,7 +111,7 @@ public sealed class SpanCorruptionObjective : ITrainingObjective
     }
 }
 
-/// <summary>Causal language modelling of a decoder-only model: predict token t+1 from tokens up to t.</summary>
+/// <summary>Causal language modelling of any causal model (decoder-only, GPT family, Ettin decoder): predict token t+1 from tokens up to t.</summary>
 public sealed class CausalLmObjective : ITrainingObjective
 {
     private readonly int _sequenceLength;
@@ -127,8 +127,9 @@ public sealed class CausalLmObjective : ITrainingObjective
 
     public ObjectiveOutput Compute(ILanguageModel model, IReadOnlyList<int[]> windows, IReadOnlyList<long> globalIndices, Device device)
     {
-        if (model is not DecoderOnlyModel decoder)
-            throw new ArgumentException("clm trains a decoder-only model (model.arch: decoder-only)");
+        if (model is not ICausalLanguageModel decoder)
+            throw new ArgumentException(
+                $"clm trains a causal model (decoder-only, gpt, parallel-gpt, lc-gpt, cc-gpt, ettin-decoder), not {model.Config.Architecture}");
         var inputs = new List<long[]>(windows.Count);
         var labels = new List<long[]>(windows.Count);
         foreach (var window in windows)

@@ -40,10 +40,12 @@ public static class ExperimentLoader
     {
         var read = SourceReader.Read(text, errors);
         if (read is null) return (null, null);
-        var spec = SpecBinder.Bind(read.Document, sourceFile, errors);
         var sweep = read.Sweep is null ? null : SweepReader.Read(read.Sweep, read.SweepPosition, errors);
+        // The file is bound knowing which keys its sweep varies (see SourceDocument.WithSweptKeys).
+        var document = sweep is null ? read.Document : read.Document.WithSweptKeys(sweep.Keys);
+        var spec = SpecBinder.Bind(document, sourceFile, errors);
         if (spec is null || (read.Sweep is not null && sweep is null)) return (null, read.Document);
-        return (spec with { Sweep = sweep is null ? null : sweep with { Base = read.Document } }, read.Document);
+        return (spec with { Sweep = sweep is null ? null : sweep with { Base = document } }, read.Document);
     }
 
     private static void CheckDataExists(SourceDocument document, string baseFolder, ErrorList errors)

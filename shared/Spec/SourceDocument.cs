@@ -46,6 +46,17 @@ internal sealed class SourceDocument
 
     public void SetSection(string section, SourcePosition position) => sections[section] = position;
 
+    /// <summary>
+    /// A copy in which <paramref name="keys"/> count as swept: the file as written, bound as the base of a sweep that
+    /// varies these keys (a key that fits only some architectures is then no error when model.arch is among them).
+    /// </summary>
+    public SourceDocument WithSweptKeys(IEnumerable<string> keys)
+    {
+        var copy = WithOverrides([]);
+        foreach (var key in keys) copy.swept.Add(key);
+        return copy;
+    }
+
     public SourceDocument WithOverrides(IEnumerable<(string Key, SourceScalar Value)> overrides)
     {
         var copy = new SourceDocument();

@@ -52,7 +52,10 @@ internal sealed class SpecBinder
             IntOrDefault("resources.workers"),
             IntOrDefault("resources.threads"),
             TextOrDefault("resources.device"),
-            IntOrDefault("resources.max_concurrent_trials"));
+            IntOrDefault("resources.max_concurrent_trials"),
+            Int("resources.min_workers"));
+        if (resources.MinWorkers is { } minWorkers && minWorkers > resources.Workers && Valid("resources.min_workers", "resources.workers"))
+            Conflict($"min_workers ({minWorkers}) must not exceed workers ({resources.Workers})", "resources.min_workers", "resources.workers");
         var train = BindTrain(resources);
         var schedule = BindSchedule(train);
         return new ExperimentSpec(name, seed, data, tokenizer, model, objective, optimizer, schedule, train, resources,
@@ -114,53 +117,148 @@ internal sealed class SpecBinder
     private ModelSpec BindModel()
     {
         var arch = Text("model.arch") is { } archText ? SpecNames.Arches[archText] : (ModelArch?)null;
-        var dModel = IntOrDefault("model.d_model");
-        var (layers, encoderLayers, decoderLayers) = arch == ModelArch.DecoderOnly ? DecoderOnlyLayers() : EncoderDecoderLayers();
-        var heads = IntOrDefault("model.heads");
+        var archValid = arch is not null;
+        var resolvedArch = arch ?? ModelArch.EncoderDecoder;
+        bool Is(params ModelArch[] arches) => arch is { } a && arches.Contains(a);
+        var gpt = Is(ModelArch.Gpt, ModelArch.ParallelGpt, ModelArch.LinearlyCompressedGpt, ModelArch.ConvCompressedGpt);
+        var compressed = Is(ModelArch.LinearlyCompressedGpt, ModelArch.ConvCompressedGpt);
+        var ettin = Is(ModelArch.EncoderOnly, ModelArch.EttinDecoder);
+        const string ettinArches = "encoder-only and ettin-decoder";
+
+        var preset = OnlyFor("model.preset", ettin, archValid, ettinArches) ? Text("model.preset") : null;
+        var presetShape = preset is null ? null : Models.EttinPresets.Get(preset);
+
+        var dModel = Int("model.d_model") ?? presetShape?.Hidden ?? (int)(long)Default("model.d_model");
+        var (layers, encoderLayers, decoderLayers) = resolvedArch switch
+        {
+            ModelArch.EncoderDecoder => EncoderDecoderLayers(),
+            ModelArch.EncoderOnly => SingleStackLayers(encoder: true, presetShape?.Layers),
+            _ => SingleStackLayers(encoder: false, presetShape?.Layers),
+        };
+        var heads = Int("model.heads") ?? presetShape?.Heads ?? (int)(long)Default("model.heads");
         var kvHeads = Int("model.kv_heads") ?? heads;
-        var headDim = IntOrDefault("model.head_dim");
-        var ffnDim = Int("model.ffn_dim") ?? 4 * dModel;
+        // A GPT block splits its width between its heads; elsewhere heads keep their own width (64 by default).
+        var headDim = Int("model.head_dim")
+                      ?? (gpt && heads > 0 && dModel % heads == 0 ? dModel / heads : (int)(long)Default("model.head_dim"));
+        var ffnDim = Int("model.ffn_dim") ?? presetShape?.Intermediate ?? 4 * dModel;
+        var mlp = Text("model.mlp") is { } mlpText ? SpecNames.Mlps[mlpText] : ettin ? MlpChoice.GeGlu : MlpChoice.Gelu;
+        // The Ettin recipe trains without dropout; LayerNorm models (GPT, Ettin) use PyTorch's LayerNorm eps.
+        var dropout = Double("model.dropout") ?? (ettin ? 0.0 : 0.1);
+        var normEps = Double("model.norm_eps") ?? (gpt || ettin ? 1e-5 : 1e-6);
+
         if (Valid("model.heads", "model.kv_heads") && heads % kvHeads != 0)
             Conflict($"kv_heads ({kvHeads}) must divide heads ({heads}): each key/value head serves heads/kv_heads query heads",
                 "model.kv_heads", "model.heads");
-        if (Valid("model.head_dim") && headDim % 2 != 0)
+        if (!gpt && Valid("model.head_dim") && headDim % 2 != 0)
             Conflict($"head_dim ({headDim}) must be even: rotary embeddings rotate pairs of dimensions", "model.head_dim");
 
+        var normPosition = OnlyFor("model.norm_position", gpt, archValid, "the GPT family (gpt, parallel-gpt, lc-gpt, cc-gpt)", onlyWhen: "post")
+            ? SpecNames.NormPositions[TextOrDefault("model.norm_position")] : NormPosition.Pre;
+        var inputLength = IntOrDefault("objective.input_length");
+        var maxPositions = OnlyFor("model.max_positions", gpt, archValid, "the GPT family, which learns position embeddings")
+            ? Int("model.max_positions") ?? inputLength : 0;
+        var stages = OnlyFor("model.compression_stages", compressed, archValid, "lc-gpt and cc-gpt")
+            ? IntOrDefault("model.compression_stages") : (int)(long)Default("model.compression_stages");
+        var branches = OnlyFor("model.branches_at_inference", Is(ModelArch.ParallelGpt), archValid, "parallel-gpt")
+            ? SpecNames.Branches[TextOrDefault("model.branches_at_inference")] : BranchesAtInference.Both;
+        var globalEvery = OnlyFor("model.global_every", ettin, archValid, ettinArches)
+            ? IntOrDefault("model.global_every") : (int)(long)Default("model.global_every");
+        // Ettin's local layers: +-64 around each token in the encoder, the previous 64 in the decoder.
+        var localWindow = OnlyFor("model.local_window", ettin, archValid, ettinArches)
+            ? Int("model.local_window") ?? (arch == ModelArch.EttinDecoder ? 64 : 128) : 128;
+        var globalRopeTheta = OnlyFor("model.global_rope_theta", ettin, archValid, ettinArches)
+            ? DoubleOrDefault("model.global_rope_theta") : (double)Default("model.global_rope_theta");
+
+        if (gpt) CheckGptShape(resolvedArch, dModel, layers, heads, headDim, ffnDim, stages, maxPositions, inputLength);
+
         return new ModelSpec(
-            arch ?? ModelArch.EncoderDecoder,
+            resolvedArch,
             dModel,
             layers,
             encoderLayers,
             decoderLayers,
-            Double("model.encoder_fraction"),
+            resolvedArch == ModelArch.EncoderDecoder ? Double("model.encoder_fraction") : null,
             heads,
             kvHeads,
             headDim,
             ffnDim,
-            SpecNames.Mlps[TextOrDefault("model.mlp")],
-            DoubleOrDefault("model.dropout"),
+            mlp,
+            dropout,
             DoubleOrDefault("model.rope_theta"),
-            DoubleOrDefault("model.norm_eps"));
+            normEps,
+            preset,
+            normPosition,
+            maxPositions,
+            stages,
+            branches,
+            globalEvery,
+            localWindow,
+            globalRopeTheta);
+    }
+
+    /// <summary>
+    /// True when <paramref name="key"/> shapes this architecture. A key written for an architecture it does not
+    /// shape is an error, unless model.arch comes from a sweep (then the file's key serves the trials it fits).
+    /// With <paramref name="onlyWhen"/>, only that value is an error (norm_position: pre is what every other block does).
+    /// </summary>
+    private bool OnlyFor(string key, bool applies, bool archValid, string architectures, string? onlyWhen = null)
+    {
+        if (applies || !archValid || !document.Has(key) || document.IsSwept("model.arch")) return applies;
+        if (onlyWhen is null || Text(key) == onlyWhen)
+            Conflict($"{key[6..]} applies to {architectures} only, but model.arch is {Text("model.arch")}", key, "model.arch");
+        return false;
+    }
+
+    private void CheckGptShape(ModelArch arch, int dModel, int layers, int heads, int headDim, int ffnDim, int stages, int maxPositions, int inputLength)
+    {
+        if (Valid("model.heads", "model.head_dim", "model.d_model") && heads * headDim != dModel)
+            Conflict($"a GPT block splits d_model between its heads: heads ({heads}) * head_dim ({headDim}) must equal d_model ({dModel}); " +
+                     "leave head_dim out to derive it", "model.head_dim", "model.heads", "model.d_model");
+        if (Valid("model.max_positions", "objective.input_length") && maxPositions < inputLength)
+            Conflict($"max_positions ({maxPositions}) must be >= objective.input_length ({inputLength}): the model learns one embedding per position",
+                "model.max_positions", "objective.input_length");
+        if (arch == ModelArch.ParallelGpt && Valid("model.layers") && layers % 2 != 0)
+            Conflict($"parallel-gpt splits its blocks between two branches: layers ({layers}) must be even", "model.layers");
+        if (arch is not (ModelArch.LinearlyCompressedGpt or ModelArch.ConvCompressedGpt)
+            || !Valid("model.layers", "model.compression_stages", "model.d_model", "model.heads", "model.ffn_dim")) return;
+        if (layers % stages != 0)
+            Conflict($"every compression stage has the same number of blocks: layers ({layers}) must be a multiple of compression_stages ({stages})",
+                "model.layers", "model.compression_stages");
+        var divisor = (long)heads << stages;
+        if (dModel % divisor != 0)
+            Conflict($"each of {stages} compression stages halves the width and keeps {heads} heads: d_model ({dModel}) must be divisible by " +
+                     $"heads * 2^compression_stages = {divisor}", "model.d_model", "model.compression_stages", "model.heads");
+        if (ffnDim % (1 << (stages - 1)) != 0)
+            Conflict($"ffn_dim ({ffnDim}) halves with the width at every stage: it must be divisible by {1 << (stages - 1)}",
+                "model.ffn_dim", "model.compression_stages");
     }
 
     private const int DefaultLayers = 6;
     private const double DefaultEncoderFraction = 2.0 / 3.0; // the "2/3 - 1/3 split" of the encoder-decoder paper
 
-    private (int Layers, int Encoder, int Decoder) DecoderOnlyLayers()
+    /// <summary>
+    /// One stack: <c>layers</c> (or, for causal models, <c>decoder_layers</c>, the same thing); a preset's depth by default.
+    /// The encoder split keys are errors here, unless model.arch comes from a sweep (they serve the encoder-decoder trials).
+    /// </summary>
+    private (int Layers, int Encoder, int Decoder) SingleStackLayers(bool encoder, int? presetLayers)
     {
-        foreach (var encoderKey in new[] { "model.encoder_layers", "model.encoder_fraction" })
+        var arch = Text("model.arch");
+        var splitKeys = encoder
+            ? new[] { "model.encoder_layers", "model.encoder_fraction", "model.decoder_layers" }
+            : new[] { "model.encoder_layers", "model.encoder_fraction" };
+        foreach (var splitKey in splitKeys)
         {
-            if (document.Has(encoderKey))
-                Conflict($"{encoderKey[6..]} applies to encoder-decoder models only; model.arch is decoder-only (give model.layers)",
-                    encoderKey, "model.arch");
+            if (document.Has(splitKey) && !document.IsSwept("model.arch"))
+                Conflict($"{splitKey[6..]} applies to encoder-decoder models only; model.arch is {arch} (give model.layers)",
+                    splitKey, "model.arch");
         }
         var layers = Int("model.layers");
-        var decoder = Int("model.decoder_layers");
+        var decoder = encoder ? null : Int("model.decoder_layers");
         if (layers is { } l && decoder is { } d && l != d)
-            Conflict($"a decoder-only model has one stack: layers ({l}) and decoder_layers ({d}) must agree; give just layers",
+            Conflict($"a {arch} model has one stack: layers ({l}) and decoder_layers ({d}) must agree; give just layers",
                 "model.decoder_layers", "model.layers");
-        var total = layers ?? decoder ?? DefaultLayers;
-        return (total, 0, total);
+        var total = layers ?? decoder ?? presetLayers ?? DefaultLayers;
+        return encoder ? (total, total, 0) : (total, 0, total);
     }
 
     /// <summary>
@@ -231,19 +329,30 @@ internal sealed class SpecBinder
     private ObjectiveSpec BindObjective(ModelSpec model, TokenizerSpec tokenizer)
     {
         var kindText = Text("objective.kind");
-        var kind = kindText is null ? ObjectiveKind.SpanCorruption : SpecNames.Objectives[kindText];
+        var archKnown = Valid("model.arch") && document.Has("model.arch");
+        // auto: the objective each architecture was pretrained with in its paper.
+        var kind = kindText is null or SpecNames.AutoObjective ? NativeObjective(model.Arch) : SpecNames.Objectives[kindText];
         var objective = new ObjectiveSpec(
             kind,
             IntOrDefault("objective.input_length"),
             DoubleOrDefault("objective.noise_density"),
-            DoubleOrDefault("objective.mean_span_length"));
-        if (kindText is null || !Valid("model.arch")) return objective;
+            DoubleOrDefault("objective.mean_span_length"),
+            DoubleOrDefault("objective.mask_rate"),
+            DoubleOrDefault("objective.eval_mask_rate"));
+        if (kindText is null || !archKnown) return objective;
 
-        var needed = kind == ObjectiveKind.SpanCorruption ? ModelArch.EncoderDecoder : ModelArch.DecoderOnly;
-        if (document.Has("model.arch") && model.Arch != needed)
-            Conflict($"{kindText} requires model.arch {SpecNames.Of(SpecNames.Arches, needed)}, " +
-                     $"but model.arch is {SpecNames.Of(SpecNames.Arches, model.Arch)}",
+        if (kindText != SpecNames.AutoObjective && !Fits(kind, model))
+        {
+            var needed = SpecNames.Arches.Where(pair => Fits(kind, model with { Arch = pair.Value })).Select(pair => pair.Key).ToList();
+            var neededText = needed.Count == 1 ? needed[0] : string.Join(", ", needed[..^1]) + " or " + needed[^1];
+            Conflict($"{kindText} requires model.arch {neededText}, but model.arch is {SpecNames.Of(SpecNames.Arches, model.Arch)} " +
+                     "(objective.kind: auto picks the objective that fits each architecture)",
                 "objective.kind", "model.arch");
+        }
+
+        if (kind == ObjectiveKind.Mlm && Valid("tokenizer.sentinels") && tokenizer.Sentinels < 1)
+            Conflict("mlm replaces tokens by a mask id, the tokenizer's first sentinel: tokenizer.sentinels must be >= 1, but it is 0",
+                "tokenizer.sentinels", "objective.kind");
 
         if (kind == ObjectiveKind.SpanCorruption
             && Valid("objective.input_length", "objective.noise_density", "objective.mean_span_length", "tokenizer.sentinels"))
@@ -257,6 +366,16 @@ internal sealed class SpecBinder
         }
         return objective;
     }
+
+    /// <summary>span-corruption for the encoder-decoder, mlm for the encoder-only model, clm for every causal model.</summary>
+    internal static ObjectiveKind NativeObjective(ModelArch arch) => arch switch
+    {
+        ModelArch.EncoderDecoder => ObjectiveKind.SpanCorruption,
+        ModelArch.EncoderOnly => ObjectiveKind.Mlm,
+        _ => ObjectiveKind.Clm,
+    };
+
+    private static bool Fits(ObjectiveKind kind, ModelSpec model) => kind == NativeObjective(model.Arch);
 
     /// <summary>
     /// Noise spans in one span-corruption example (T5 algorithm): the raw length L is the largest with
@@ -299,6 +418,18 @@ internal sealed class SpecBinder
             Conflict($"global_batch ({globalBatch}) must be divisible by micro_batch ({micro}) * resources.workers " +
                      $"({resources.Workers}) = {micro * resources.Workers}",
                 "train.micro_batch", "train.global_batch", "resources.workers");
+        }
+
+        // Elastic trials may run on any group size from min_workers to workers: every one must split the batch evenly.
+        if (microBatch is { } m && resources.MinWorkers is { } fewest && Valid("resources.min_workers", "train.global_batch"))
+        {
+            foreach (var n in Enumerable.Range(fewest, Math.Max(0, resources.Workers - fewest)))
+            {
+                if (globalBatch % (m * n) == 0) continue;
+                Conflict($"with {n} workers (min_workers {fewest} .. workers {resources.Workers}) global_batch ({globalBatch}) " +
+                         $"must be divisible by micro_batch ({m}) * {n} = {m * n}", "resources.min_workers", "train.global_batch", "train.micro_batch");
+                break;
+            }
         }
 
         return new TrainSpec(

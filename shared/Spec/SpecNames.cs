@@ -6,19 +6,38 @@ namespace Training.Shared.Spec;
 internal static class SpecNames
 {
     public static readonly IReadOnlyDictionary<string, TokenizerKind> Tokenizers =
-        new Dictionary<string, TokenizerKind> { ["byte"] = TokenizerKind.Byte, ["cl100k"] = TokenizerKind.Cl100k };
+        new Dictionary<string, TokenizerKind> { ["byte"] = TokenizerKind.Byte, ["cl100k"] = TokenizerKind.Cl100k, ["char"] = TokenizerKind.Char };
 
     public static readonly IReadOnlyDictionary<string, ModelArch> Arches =
-        new Dictionary<string, ModelArch> { ["encoder-decoder"] = ModelArch.EncoderDecoder, ["decoder-only"] = ModelArch.DecoderOnly };
+        new Dictionary<string, ModelArch>
+        {
+            ["encoder-decoder"] = ModelArch.EncoderDecoder,
+            ["decoder-only"] = ModelArch.DecoderOnly,
+            ["gpt"] = ModelArch.Gpt,
+            ["parallel-gpt"] = ModelArch.ParallelGpt,
+            ["lc-gpt"] = ModelArch.LinearlyCompressedGpt,
+            ["cc-gpt"] = ModelArch.ConvCompressedGpt,
+            ["encoder-only"] = ModelArch.EncoderOnly,
+            ["ettin-decoder"] = ModelArch.EttinDecoder,
+        };
 
     public static readonly IReadOnlyDictionary<string, MlpChoice> Mlps =
-        new Dictionary<string, MlpChoice> { ["gelu"] = MlpChoice.Gelu, ["swiglu"] = MlpChoice.SwiGlu };
+        new Dictionary<string, MlpChoice> { ["gelu"] = MlpChoice.Gelu, ["swiglu"] = MlpChoice.SwiGlu, ["geglu"] = MlpChoice.GeGlu };
 
+    public static readonly IReadOnlyDictionary<string, NormPosition> NormPositions =
+        new Dictionary<string, NormPosition> { ["pre"] = NormPosition.Pre, ["post"] = NormPosition.Post };
+
+    public static readonly IReadOnlyDictionary<string, BranchesAtInference> Branches =
+        new Dictionary<string, BranchesAtInference> { ["both"] = BranchesAtInference.Both, ["stronger"] = BranchesAtInference.Stronger };
+
+    /// <summary>objective.kind; "auto" is not among them: the binder resolves it from model.arch.</summary>
     public static readonly IReadOnlyDictionary<string, ObjectiveKind> Objectives =
-        new Dictionary<string, ObjectiveKind> { ["span-corruption"] = ObjectiveKind.SpanCorruption, ["clm"] = ObjectiveKind.Clm };
+        new Dictionary<string, ObjectiveKind> { ["span-corruption"] = ObjectiveKind.SpanCorruption, ["clm"] = ObjectiveKind.Clm, ["mlm"] = ObjectiveKind.Mlm };
+
+    public const string AutoObjective = "auto";
 
     public static readonly IReadOnlyDictionary<string, OptimizerKind> Optimizers =
-        new Dictionary<string, OptimizerKind> { ["adamw"] = OptimizerKind.AdamW };
+        new Dictionary<string, OptimizerKind> { ["adamw"] = OptimizerKind.AdamW, ["stable-adamw"] = OptimizerKind.StableAdamW };
 
     public static readonly IReadOnlyDictionary<string, ScheduleKind> Schedules =
         new Dictionary<string, ScheduleKind> { ["cosine"] = ScheduleKind.Cosine, ["wsd"] = ScheduleKind.Wsd, ["constant"] = ScheduleKind.Constant };

@@ -10,6 +10,12 @@ namespace Training.Shared.Spec;
 /// </summary>
 public static class SpecWriter
 {
+    /// <summary>The YAML spelling of an architecture (encoder-decoder, lc-gpt, ...).</summary>
+    public static string NameOf(ModelArch arch) => SpecNames.Of(SpecNames.Arches, arch);
+
+    /// <summary>The YAML spelling of an objective (span-corruption, clm, mlm).</summary>
+    public static string NameOf(ObjectiveKind kind) => SpecNames.Of(SpecNames.Objectives, kind);
+
     public static string ToYaml(ExperimentSpec spec)
     {
         var document = spec.Sweep is { } sweep ? SweepExpander.BaseDocument(spec, sweep) : Flatten(spec);
@@ -77,6 +83,16 @@ public static class SpecWriter
                 yaml.AppendLine($"      {param.Key}: {{{argument}}}");
             }
         }
+        if (sweep.EqualFlops is { } equalFlops)
+        {
+            string Settings(IEnumerable<SweepSetting> settings) =>
+                "{" + string.Join(", ", settings.Select(s => $"{s.Key}: {SweepText(s.Key, s.Value.Text)}")) + "}";
+            yaml.AppendLine("  equal_flops:");
+            yaml.AppendLine($"    size_by: {equalFlops.SizeBy}");
+            if (equalFlops.Reference.Count > 0) yaml.AppendLine($"    reference: {Settings(equalFlops.Reference)}");
+            yaml.AppendLine("    variants:");
+            foreach (var variant in equalFlops.Variants) yaml.AppendLine($"      - {Settings(variant.Settings)}");
+        }
     }
 
     // Numbers as written; names quoted unless plainly safe (a flow list would misread some characters).
@@ -111,6 +127,7 @@ public static class SpecWriter
 
         var model = spec.Model;
         Text("model.arch", SpecNames.Of(SpecNames.Arches, model.Arch));
+        if (model.Preset is { } preset) Text("model.preset", preset);
         Integer("model.d_model", model.DModel);
         Integer("model.layers", model.Layers);
         if (model.Arch == ModelArch.EncoderDecoder)
@@ -127,11 +144,28 @@ public static class SpecWriter
         Number("model.dropout", model.Dropout);
         Number("model.rope_theta", model.RopeTheta);
         Number("model.norm_eps", model.NormEps);
+        if (model.IsGptFamily)
+        {
+            Text("model.norm_position", SpecNames.Of(SpecNames.NormPositions, model.NormPosition));
+            Integer("model.max_positions", model.MaxPositions);
+        }
+        if (model.Arch is ModelArch.LinearlyCompressedGpt or ModelArch.ConvCompressedGpt)
+            Integer("model.compression_stages", model.CompressionStages);
+        if (model.Arch == ModelArch.ParallelGpt)
+            Text("model.branches_at_inference", SpecNames.Of(SpecNames.Branches, model.Branches));
+        if (model.IsEttin)
+        {
+            Integer("model.global_every", model.GlobalEvery);
+            Integer("model.local_window", model.LocalWindow);
+            Number("model.global_rope_theta", model.GlobalRopeTheta);
+        }
 
         Text("objective.kind", SpecNames.Of(SpecNames.Objectives, spec.Objective.Kind));
         Integer("objective.input_length", spec.Objective.InputLength);
         Number("objective.noise_density", spec.Objective.NoiseDensity);
         Number("objective.mean_span_length", spec.Objective.MeanSpanLength);
+        Number("objective.mask_rate", spec.Objective.MaskRate);
+        Number("objective.eval_mask_rate", spec.Objective.EvalMaskRate);
 
         var optimizer = spec.Optimizer;
         Text("optimizer.kind", SpecNames.Of(SpecNames.Optimizers, optimizer.Kind));
@@ -158,6 +192,7 @@ public static class SpecWriter
         Integer("train.log_every", train.LogEvery);
 
         Integer("resources.workers", spec.Resources.Workers);
+        if (spec.Resources.MinWorkers is { } minWorkers) Integer("resources.min_workers", minWorkers);
         Integer("resources.threads", spec.Resources.Threads);
         Text("resources.device", spec.Resources.Device);
         Integer("resources.max_concurrent_trials", spec.Resources.MaxConcurrentTrials);

@@ -19,22 +19,30 @@ public static class SweepExpander
 
         var trials = new List<Trial>();
         var problems = new Dictionary<SpecError, List<string>>(); // one error, the trials that hit it
+        void Report(ErrorList errors, string trialId)
+        {
+            foreach (var error in errors.Items)
+            {
+                if (!problems.TryGetValue(error, out var ids)) problems[error] = ids = [];
+                ids.Add(trialId);
+            }
+        }
+
         foreach (var point in gridPoints)
         {
             foreach (var draw in draws)
             {
+                var overrides = point.Concat(draw).ToList();
+                if (sweep.EqualFlops is { } equalFlops)
+                {
+                    trials.AddRange(EqualFlopsTrials(spec, baseDocument, overrides, equalFlops, trials.Count, Report));
+                    continue;
+                }
                 var index = trials.Count;
                 var id = TrialId(spec.Name, index);
-                var overrides = point.Concat(draw).ToList();
                 var errors = new ErrorList(spec.SourceFile);
-                var document = baseDocument.WithOverrides(
-                    overrides.Select(o => (o.Key, new SourceScalar(o.Value.Text, false, o.Value.Position))));
-                var trialSpec = SpecBinder.Bind(document, spec.SourceFile, errors);
-                foreach (var error in errors.Items)
-                {
-                    if (!problems.TryGetValue(error, out var ids)) problems[error] = ids = [];
-                    ids.Add(id);
-                }
+                var trialSpec = SpecBinder.Bind(Apply(baseDocument, overrides), spec.SourceFile, errors);
+                Report(errors, id);
                 trials.Add(new Trial(id, index, trialSpec ?? spec with { Sweep = null },
                     overrides.ToDictionary(o => o.Key, o => o.Value.Text)));
             }
@@ -48,6 +56,103 @@ public static class SweepExpander
                 .ToList());
         }
         return trials;
+    }
+
+    private static SourceDocument Apply(SourceDocument document, IEnumerable<(string Key, SweepValue Value)> overrides) =>
+        document.WithOverrides(overrides.Select(o => (o.Key, new SourceScalar(o.Value.Text, false, o.Value.Position))));
+
+    /// <summary>
+    /// The reference (the file with the grid point, the draw and equal_flops.reference applied) and, per variant, the
+    /// value of size_by whose training FLOPs per token come closest to the reference's. Every trial lists the keys the
+    /// comparison sets, so the summary shows each model's shape side by side.
+    /// </summary>
+    private static IEnumerable<Trial> EqualFlopsTrials(ExperimentSpec spec, SourceDocument baseDocument,
+        List<(string Key, SweepValue Value)> common, SweepEqualFlops equalFlops, int firstIndex, Action<ErrorList, string> report)
+    {
+        var referenceOverrides = common.Concat(equalFlops.Reference.Select(s => (s.Key, s.Value))).ToList();
+        var referenceId = TrialId(spec.Name, firstIndex);
+        var errors = new ErrorList(spec.SourceFile);
+        var reference = SpecBinder.Bind(Apply(baseDocument, referenceOverrides), spec.SourceFile, errors);
+        report(errors, referenceId);
+        var shownKeys = common.Select(o => o.Key).Concat(equalFlops.Keys).Distinct().ToList();
+        if (reference is null)
+        {
+            // Nothing to size against; the reference's errors are reported, every trial of the group stands in as the file.
+            for (var i = 0; i <= equalFlops.Variants.Count; i++)
+                yield return new Trial(TrialId(spec.Name, firstIndex + i), firstIndex + i, spec with { Sweep = null }, new Dictionary<string, string>());
+            yield break;
+        }
+        var referenceFlops = Models.TrainingBudget.For(reference).FlopsPerToken;
+        yield return new Trial(referenceId, firstIndex, reference, Shown(reference, referenceOverrides, shownKeys)) { FlopsReference = reference };
+
+        for (var v = 0; v < equalFlops.Variants.Count; v++)
+        {
+            var variant = equalFlops.Variants[v];
+            var index = firstIndex + 1 + v;
+            var id = TrialId(spec.Name, index);
+            var overrides = referenceOverrides.Concat(variant.Settings.Select(s => (s.Key, s.Value))).ToList();
+            var sized = SizeToFlops(spec, baseDocument, overrides, equalFlops.SizeBy, reference, referenceFlops, variant.Position);
+            if (sized.Spec is null)
+            {
+                errors = new ErrorList(spec.SourceFile);
+                errors.Add(variant.Position, $"sweep.equal_flops.variants[{v}]", sized.Problem!);
+                report(errors, id);
+                yield return new Trial(id, index, spec with { Sweep = null }, new Dictionary<string, string>());
+                continue;
+            }
+            overrides.Add((equalFlops.SizeBy, new SweepValue(sized.Value!, variant.Position)));
+            yield return new Trial(id, index, sized.Spec, Shown(sized.Spec, overrides, shownKeys)) { FlopsReference = reference };
+        }
+    }
+
+    /// <summary>The candidates for size_by, smallest first: every layer count up to 4x the reference's (at least 64),
+    /// or every multiple of 8 up to 4x the reference's d_model (at least 1024).</summary>
+    private static IEnumerable<int> SizeCandidates(string sizeBy, ExperimentSpec reference) => sizeBy == SweepEqualFlops.LayersKey
+        ? Enumerable.Range(1, Math.Max(64, 4 * reference.Model.Layers))
+        : Enumerable.Range(1, Math.Max(128, reference.Model.DModel / 2)).Select(i => 8 * i);
+
+    /// <summary>The valid value of size_by whose FLOPs per token are closest to the reference's (ratio nearest 1; ties to the smaller).</summary>
+    private static (ExperimentSpec? Spec, string? Value, string? Problem) SizeToFlops(ExperimentSpec spec, SourceDocument baseDocument,
+        List<(string Key, SweepValue Value)> overrides, string sizeBy, ExperimentSpec reference, double referenceFlops, SourcePosition position)
+    {
+        ExperimentSpec? best = null;
+        string? bestValue = null;
+        var bestDistance = double.PositiveInfinity;
+        // Why the reference's own size fails for this variant is the most telling example when nothing fits.
+        var referenceSize = sizeBy == SweepEqualFlops.LayersKey ? reference.Model.Layers : reference.Model.DModel;
+        string? example = null;
+        foreach (var candidate in SizeCandidates(sizeBy, reference))
+        {
+            var text = SpecText.Integer(candidate);
+            var errors = new ErrorList(spec.SourceFile);
+            var sized = SpecBinder.Bind(Apply(baseDocument, overrides.Append((sizeBy, new SweepValue(text, position)))), spec.SourceFile, errors);
+            if (sized is null)
+            {
+                if (example is null || candidate == referenceSize)
+                    example = $"{sizeBy} = {text}: {errors.Items[0].Key}: {errors.Items[0].Message}";
+                continue;
+            }
+            var distance = Math.Abs(Math.Log(Models.TrainingBudget.For(sized).FlopsPerToken / referenceFlops));
+            if (distance < bestDistance)
+                (best, bestValue, bestDistance) = (sized, text, distance);
+        }
+        return best is not null
+            ? (best, bestValue, null)
+            : (null, null, $"no value of {sizeBy} gives a valid model for this variant (for example {example})");
+    }
+
+    /// <summary>What a comparison trial shows per key: its own setting, else the value its spec resolved to.</summary>
+    private static Dictionary<string, string> Shown(ExperimentSpec trialSpec, List<(string Key, SweepValue Value)> overrides, List<string> keys)
+    {
+        var resolved = SpecWriter.Flatten(trialSpec);
+        var shown = new Dictionary<string, string>();
+        foreach (var key in keys)
+        {
+            var set = overrides.LastOrDefault(o => o.Key == key);
+            if (set.Key is not null) shown[key] = set.Value.Text;
+            else if (resolved.Get(key) is ScalarValue { Scalar.Text: { } text }) shown[key] = text;
+        }
+        return shown;
     }
 
     public static string TrialId(string experimentName, int index) => $"{experimentName}-t{index:000}";

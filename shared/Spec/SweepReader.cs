@@ -13,8 +13,9 @@ internal static class SweepReader
     /// <summary>More trials than this is almost certainly a mistake in the grid.</summary>
     public const int MaxTrials = 10_000;
 
-    private static readonly IReadOnlyList<string> SectionKeys = ["grid", "random"];
+    private static readonly IReadOnlyList<string> SectionKeys = ["grid", "random", "equal_flops"];
     private static readonly IReadOnlyList<string> RandomKeys = ["samples", "params"];
+    private static readonly IReadOnlyList<string> EqualFlopsKeys = ["size_by", "reference", "variants"];
 
     private static readonly IReadOnlyDictionary<string, SweepDistribution> Distributions = new Dictionary<string, SweepDistribution>
     {
@@ -29,29 +30,153 @@ internal static class SweepReader
         var before = errors.Count;
         var grid = new List<SweepAxis>();
         SweepRandom? random = null;
+        SweepEqualFlops? equalFlops = null;
         foreach (var (keyNode, valueNode) in node.Children)
         {
             var name = SourceReader.KeyName(keyNode, "sweep.", errors);
             if (name == "grid") grid = ReadGrid(valueNode, errors);
             else if (name == "random") random = ReadRandom(valueNode, errors);
+            else if (name == "equal_flops") equalFlops = ReadEqualFlops(valueNode, SourceReader.PositionOf(keyNode), errors);
             else if (name is not null)
                 errors.Add(SourceReader.PositionOf(keyNode), "sweep." + name, SourceReader.UnknownKeyMessage(name, "sweep", SectionKeys));
         }
         if (errors.Count > before) return null;
 
-        if (grid.Count == 0 && random is null)
-            errors.Add(sweepPosition, "sweep", "a sweep needs grid and/or random (remove it to run one trial)");
+        if (grid.Count == 0 && random is null && equalFlops is null)
+            errors.Add(sweepPosition, "sweep", "a sweep needs grid, random and/or equal_flops (remove it to run one trial)");
         foreach (var param in random?.Params ?? [])
         {
             if (grid.Any(axis => axis.Key == param.Key))
                 errors.Add(param.Position, "sweep.random.params." + param.Key,
                     $"{param.Key} is also in sweep.grid; vary a key in one place only");
         }
-        var trials = grid.Aggregate(1.0, (product, axis) => product * axis.Values.Count) * (random?.Samples ?? 1);
+        if (equalFlops is not null)
+        {
+            var elsewhere = grid.Select(a => a.Key).Concat(random?.Params.Select(p => p.Key) ?? []).ToHashSet();
+            foreach (var key in equalFlops.Keys.Where(elsewhere.Contains))
+                errors.Add(equalFlops.Position, "sweep.equal_flops",
+                    $"{key} is set by sweep.equal_flops and also swept by grid or random; vary a key in one place only");
+        }
+        var trials = grid.Aggregate(1.0, (product, axis) => product * axis.Values.Count) * (random?.Samples ?? 1)
+                     * (1 + (equalFlops?.Variants.Count ?? 0));
         if (trials > MaxTrials)
             errors.Add(sweepPosition, "sweep", $"the sweep expands to {trials:0} trials; at most {MaxTrials} are allowed");
 
-        return errors.Count > before ? null : new SweepSpec(new SpecList<SweepAxis>(grid), random);
+        return errors.Count > before ? null : new SweepSpec(new SpecList<SweepAxis>(grid), random, equalFlops);
+    }
+
+    /// <summary>
+    /// equal_flops: <c>size_by</c> (model.layers, the default, or model.d_model), an optional <c>reference</c>
+    /// mapping of settings, and a non-empty list of <c>variants</c>, each a mapping of dotted key -> value.
+    /// </summary>
+    private static SweepEqualFlops? ReadEqualFlops(YamlNode node, SourcePosition position, ErrorList errors)
+    {
+        const string label = "sweep.equal_flops";
+        if (node is not YamlMappingNode mapping)
+        {
+            errors.Add(SourceReader.PositionOf(node), label,
+                "expected a mapping: size_by (model.layers or model.d_model), reference (optional) and variants (a list of settings)");
+            return null;
+        }
+        var before = errors.Count;
+        var sizeBy = SweepEqualFlops.LayersKey;
+        var reference = new List<SweepSetting>();
+        List<SweepVariant>? variants = null;
+        foreach (var (keyNode, valueNode) in mapping.Children)
+        {
+            var name = SourceReader.KeyName(keyNode, label + ".", errors);
+            switch (name)
+            {
+                case null:
+                    break;
+                case "size_by":
+                    if (valueNode is YamlScalarNode { Value: { } text } && SweepEqualFlops.SizeKeys.Contains(text))
+                        sizeBy = text;
+                    else
+                        errors.Add(SourceReader.PositionOf(valueNode), label + ".size_by",
+                            $"expected one of: {string.Join(", ", SweepEqualFlops.SizeKeys)} (the key chosen to match the reference's FLOPs)");
+                    break;
+                case "reference":
+                    reference = ReadSettings(valueNode, label + ".reference", allowEmpty: true, errors) ?? [];
+                    break;
+                case "variants":
+                    variants = ReadVariants(valueNode, label + ".variants", errors);
+                    break;
+                default:
+                    errors.Add(SourceReader.PositionOf(keyNode), label + "." + name, SourceReader.UnknownKeyMessage(name, label, EqualFlopsKeys));
+                    break;
+            }
+        }
+        if (variants is null && errors.Count == before)
+            errors.Add(position, label + ".variants", "required key is missing: a list of variants, e.g. [{model.encoder_fraction: 0.5}, {model.arch: decoder-only}]");
+        foreach (var (setting, where) in reference.Select(s => (s, label + ".reference"))
+                     .Concat((variants ?? []).SelectMany((v, i) => v.Settings.Select(s => (s, $"{label}.variants[{i}]")))))
+        {
+            if (setting.Key == sizeBy)
+                errors.Add(setting.Value.Position, $"{where}.{setting.Key}",
+                    $"{sizeBy} is what equal_flops chooses for each variant (size_by); leave it out here and set it in the model section for the reference");
+        }
+        return errors.Count > before || variants is null
+            ? null
+            : new SweepEqualFlops(sizeBy, new SpecList<SweepSetting>(reference), new SpecList<SweepVariant>(variants), position);
+    }
+
+    private static List<SweepVariant>? ReadVariants(YamlNode node, string label, ErrorList errors)
+    {
+        if (node is not YamlSequenceNode { Children.Count: > 0 } sequence)
+        {
+            errors.Add(SourceReader.PositionOf(node), label, "expected a non-empty list of variants, each a mapping of dotted key -> value");
+            return null;
+        }
+        var variants = new List<SweepVariant>();
+        for (var i = 0; i < sequence.Children.Count; i++)
+        {
+            var item = sequence.Children[i];
+            var settings = ReadSettings(item, $"{label}[{i}]", allowEmpty: false, errors);
+            if (settings is not null) variants.Add(new SweepVariant(new SpecList<SweepSetting>(settings), SourceReader.PositionOf(item)));
+        }
+        return variants.Count == sequence.Children.Count ? variants : null;
+    }
+
+    /// <summary>A mapping of sweepable dotted keys to values valid for their key.</summary>
+    private static List<SweepSetting>? ReadSettings(YamlNode node, string label, bool allowEmpty, ErrorList errors)
+    {
+        if (node is not YamlMappingNode mapping || (!allowEmpty && mapping.Children.Count == 0))
+        {
+            errors.Add(SourceReader.PositionOf(node), label, "expected a mapping of dotted key -> value, e.g. {model.arch: decoder-only}");
+            return null;
+        }
+        var settings = new List<SweepSetting>();
+        var ok = true;
+        foreach (var (keyNode, valueNode) in mapping.Children)
+        {
+            var key = CheckedKey(keyNode, label + ".", errors);
+            if (key is null)
+            {
+                ok = false;
+                continue;
+            }
+            var position = SourceReader.PositionOf(valueNode);
+            string? error;
+            SweepValue? value = null;
+            if (valueNode is not YamlScalarNode scalarNode)
+                error = $"expected {key.Rule.Allowed}, got a collection";
+            else if (SourceReader.ScalarOf(scalarNode) is not { Text: { } text } scalar)
+                error = $"expected {key.Rule.Allowed}, got nothing";
+            else
+            {
+                error = key.Rule.Convert(scalar).Error;
+                value = new SweepValue(text, position);
+            }
+            if (error is not null || value is null)
+            {
+                errors.Add(position, $"{label}.{key.Path}", error ?? "no value");
+                ok = false;
+                continue;
+            }
+            settings.Add(new SweepSetting(key.Path, value));
+        }
+        return ok ? settings : null;
     }
 
     private static List<SweepAxis> ReadGrid(YamlNode node, ErrorList errors)

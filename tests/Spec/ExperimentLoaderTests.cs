@@ -288,6 +288,53 @@ public sealed class ExperimentLoaderTests
     }
 
     [Test]
+    public void Parse_MinWorkersThatCannotSplitTheBatch_ReportsAtMinWorkers()
+    {
+        const string yaml = """
+            name: mini
+            data:
+              train: data/train
+            model:
+              arch: encoder-decoder
+            objective:
+              kind: span-corruption
+            train:
+              global_batch: 12
+              micro_batch: 3
+            resources:
+              workers: 4
+              min_workers: 3
+            """;
+
+        var error = SingleError(yaml);
+
+        AssertAt(error, yaml, line: 13, token: "3", key: "resources.min_workers");
+        Assert.That(error.Message, Does.Contain("with 3 workers (min_workers 3 .. workers 4) global_batch (12) must be divisible by micro_batch (3) * 3 = 9"));
+    }
+
+    [Test]
+    public void Parse_MinWorkers_IsKeptAndRoundTrips()
+    {
+        var spec = ExperimentLoader.Parse("""
+            name: mini
+            data:
+              train: data/train
+            model:
+              arch: encoder-decoder
+            objective:
+              kind: span-corruption
+            train:
+              global_batch: 24
+              micro_batch: 2
+            resources:
+              workers: 4
+              min_workers: 2
+            """, "elastic.yaml");
+        Assert.That(spec.Resources.MinimumWorkers, Is.EqualTo(2));
+        Assert.That(ExperimentLoader.Parse(SpecWriter.ToYaml(spec), "elastic.yaml").Resources, Is.EqualTo(spec.Resources));
+    }
+
+    [Test]
     public void Parse_SpanCorruptionWithDecoderOnly_ReportsAtObjectiveKind()
     {
         const string yaml = """
@@ -363,7 +410,7 @@ public sealed class ExperimentLoaderTests
             ("name", 1), ("data.train", 1), ("model.arch", 3), ("objective.kind", 1),
         }));
         Assert.That(errors.Single(e => e.Key == "model.arch").Message,
-            Is.EqualTo("required key is missing: expected one of: encoder-decoder, decoder-only"));
+            Is.EqualTo("required key is missing: expected one of: encoder-decoder, decoder-only, gpt, parallel-gpt, lc-gpt, cc-gpt, encoder-only, ettin-decoder"));
     }
 
     [Test]

@@ -1,112 +1,20 @@
-using TorchSharp;
 using TorchSharp.Modules;
-using Training.Shared.Storage;
 using static TorchSharp.torch;
 
 namespace Training.Worker.Training;
 
 /// <summary>
 /// AdamW with decoupled weight decay, applied only to the parameters that should decay (not norms or biases).
-/// Written here rather than taken from torch.optim so its state is plain named tensors: checkpoints store and
-/// restore it exactly, and the learning rate is set per step by the schedule.
+/// Written here rather than taken from torch.optim so its state is plain named tensors (see
+/// <see cref="AdamFamilyOptimizer"/>) and the learning rate is set per step by the schedule.
 /// </summary>
-public sealed class AdamW : IDisposable
+public sealed class AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, double beta1, double beta2, double eps, double weightDecay)
+    : AdamFamilyOptimizer(parameters, beta1, beta2, eps, weightDecay)
 {
-    private sealed record Slot(string Name, Parameter Parameter, bool Decay, Tensor FirstMoment, Tensor SecondMoment);
-
-    private readonly List<Slot> _slots = new();
-    private readonly double _beta1, _beta2, _eps, _weightDecay;
-
-    public AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, double beta1, double beta2, double eps, double weightDecay)
+    protected override void Update(Slot slot, Tensor grad, double lr, double correction1, double correction2)
     {
-        _beta1 = beta1;
-        _beta2 = beta2;
-        _eps = eps;
-        _weightDecay = weightDecay;
-        foreach (var (name, parameter) in parameters)
-        {
-            if (!parameter.requires_grad) continue;
-            _slots.Add(new Slot(name, parameter, ShouldDecay(name, parameter),
-                zeros_like(parameter).DetachFromDisposeScope(), zeros_like(parameter).DetachFromDisposeScope()));
-        }
-    }
-
-    /// <summary>Matrices decay; vectors (biases, norm weights) do not. Embeddings are matrices and decay, as in
-    /// the T5 and GPT recipes.</summary>
-    public static bool ShouldDecay(string name, Parameter parameter) => parameter.dim() >= 2 && !name.EndsWith(".bias", StringComparison.Ordinal);
-
-    /// <summary>Optimizer steps taken so far (the bias-correction counter).</summary>
-    public long Steps { get; private set; }
-
-    public IReadOnlyList<Parameter> Parameters => _slots.Select(s => s.Parameter).ToList();
-
-    public int DecayedCount => _slots.Count(s => s.Decay);
-
-    public void Step(double lr)
-    {
-        Steps++;
-        var correction1 = 1 - Math.Pow(_beta1, Steps);
-        var correction2 = 1 - Math.Pow(_beta2, Steps);
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
-        foreach (var slot in _slots)
-        {
-            var grad = slot.Parameter.grad;
-            if (grad is null) continue;
-            slot.FirstMoment.mul_(_beta1).add_(grad, alpha: 1 - _beta1);
-            slot.SecondMoment.mul_(_beta2).addcmul_(grad, grad, value: 1 - _beta2);
-            if (slot.Decay && _weightDecay > 0) slot.Parameter.mul_(1 - lr * _weightDecay);
-            var denominator = slot.SecondMoment.sqrt().div_(Math.Sqrt(correction2)).add_(_eps);
-            slot.Parameter.addcdiv_(slot.FirstMoment, denominator, value: -lr / correction1);
-        }
-    }
-
-    public void ZeroGrad()
-    {
-        foreach (var slot in _slots) slot.Parameter.grad?.zero_();
-    }
-
-    public List<HostTensor> Snapshot()
-    {
-        var result = new List<HostTensor>(_slots.Count * 2 + 1);
-        foreach (var slot in _slots)
-        {
-            result.Add(HostTensor.From($"{slot.Name}.exp_avg", slot.FirstMoment));
-            result.Add(HostTensor.From($"{slot.Name}.exp_avg_sq", slot.SecondMoment));
-        }
-        using var steps = tensor(new[] { Steps });
-        result.Add(HostTensor.From("__steps__", steps));
-        return result;
-    }
-
-    public void Restore(IReadOnlyList<HostTensor> state, string source)
-    {
-        var byName = state.ToDictionary(t => t.Name);
-        if (!byName.TryGetValue("__steps__", out var steps))
-            throw new InvalidDataException($"{source}: optimizer state has no step counter");
-        using var _ = no_grad();
-        foreach (var slot in _slots)
-        {
-            foreach (var (suffix, target) in new[] { ("exp_avg", slot.FirstMoment), ("exp_avg_sq", slot.SecondMoment) })
-            {
-                if (!byName.TryGetValue($"{slot.Name}.{suffix}", out var saved))
-                    throw new InvalidDataException($"{source}: optimizer state lacks {slot.Name}.{suffix}");
-                using var loaded = saved.ToTensor(target.device);
-                if (!loaded.shape.SequenceEqual(target.shape))
-                    throw new InvalidDataException($"{source}: {slot.Name}.{suffix} has shape [{string.Join(",", loaded.shape)}], model needs [{string.Join(",", target.shape)}]");
-                target.copy_(loaded);
-            }
-        }
-        using var stepTensor = steps.ToTensor(CPU);
-        Steps = stepTensor.item<long>();
-    }
-
-    public void Dispose()
-    {
-        foreach (var slot in _slots)
-        {
-            slot.FirstMoment.Dispose();
-            slot.SecondMoment.Dispose();
-        }
+        if (slot.Decay && WeightDecay > 0) slot.Parameter.mul_(1 - lr * WeightDecay);
+        var denominator = slot.SecondMoment.sqrt().div_(Math.Sqrt(correction2)).add_(Eps);
+        slot.Parameter.addcdiv_(slot.FirstMoment, denominator, value: -lr / correction1);
     }
 }

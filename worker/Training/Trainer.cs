@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
+using Training.Shared.Collectives;
 using Training.Shared.Data;
 using Training.Shared.Messages;
 using Training.Shared.Models;
@@ -17,15 +18,22 @@ namespace Training.Worker.Training;
 /// <param name="Report">Receives progress events; called on the trainer thread and on the checkpoint upload thread.</param>
 /// <param name="StopRequested">Polled between steps; true checkpoints and stops the trial as cancelled.</param>
 /// <param name="Rank">This rank's index in the trial's data-parallel group.</param>
-/// <param name="WorldSize">Ranks in the group; each takes an equal slice of every global batch.</param>
+/// <param name="Collective">Averages gradients across the group; null for a single rank. Its rank and world size
+/// decide which slice of every global batch this trainer takes.</param>
 public sealed record TrainerOptions(
     Trial Trial,
     IBlobStore CheckpointBlobs,
     string CheckpointPrefix,
     Action<TrainingEvent> Report,
     Func<bool>? StopRequested = null,
-    int Rank = 0,
-    int WorldSize = 1);
+    ICollectiveGroup? Collective = null)
+{
+    public int Rank => Collective?.Rank ?? 0;
+    public int WorldSize => Collective?.WorldSize ?? 1;
+
+    /// <summary>Rank 0 evaluates, checkpoints and reports metrics for the whole group.</summary>
+    public bool IsLeader => Rank == 0;
+}
 
 /// <summary>What a checkpoint's state.json holds besides tensors.</summary>
 public sealed record TrainerState(long Step, DataCursor Cursor, long Seed, string Tokenizer, int VocabSize);
@@ -45,7 +53,7 @@ public sealed class Trainer : IDisposable
     private readonly ITrainingObjective _objective;
     private readonly ILanguageModel _model;
     private readonly nn.Module _module;
-    private readonly AdamW _optimizer;
+    private readonly IOptimizer _optimizer;
     private readonly LearningRateSchedule _schedule;
     private readonly IReadOnlyList<string> _trainFiles;
     private readonly IReadOnlyList<string> _evalFiles;
@@ -64,11 +72,11 @@ public sealed class Trainer : IDisposable
                 $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
         torch.set_num_threads(_spec.Resources.Threads);
         _device = ParseDevice(_spec.Resources.Device);
-        _tokenizer = Tokenizers.Create(TokenizerName(_spec.Tokenizer.Kind), _spec.Tokenizer.Sentinels);
+        _tokenizer = TokenizerFactory.ForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
         _objective = CreateObjective(_spec, _tokenizer);
         _model = ModelFactory.Create(_spec.Model, _tokenizer, _spec.Seed, _device);
         _module = (nn.Module)_model;
-        _optimizer = new AdamW(_module.named_parameters(), _spec.Optimizer.Beta1, _spec.Optimizer.Beta2, _spec.Optimizer.Eps, _spec.Optimizer.WeightDecay);
+        _optimizer = OptimizerFactory.Create(_spec.Optimizer, _module.named_parameters());
         _schedule = CreateSchedule(_spec);
         _trainFiles = ShardFiles.Resolve(_spec.Data.Train, Path.GetDirectoryName(_spec.SourceFile) ?? ".");
         _evalFiles = _spec.Data.Eval.Count > 0 ? ShardFiles.Resolve(_spec.Data.Eval, Path.GetDirectoryName(_spec.SourceFile) ?? ".") : [];
@@ -85,19 +93,13 @@ public sealed class Trainer : IDisposable
     {
         TokenizerKind.Byte => "byte",
         TokenizerKind.Cl100k => "cl100k",
+        TokenizerKind.Char => "char",
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown tokenizer.kind"),
     };
 
     public static Device ParseDevice(string device) => device == "cpu" ? CPU : new Device(device);
 
-    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => spec.Objective.Kind switch
-    {
-        ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(
-            new SpanCorruption(spec.Objective.NoiseDensity, spec.Objective.MeanSpanLength, spec.Objective.InputLength, tokenizer.Special),
-            tokenizer.Special, spec.Seed),
-        ObjectiveKind.Clm => new CausalLmObjective(spec.Objective.InputLength),
-        _ => throw new ArgumentOutOfRangeException(nameof(spec), spec.Objective.Kind, "unknown objective.kind"),
-    };
+    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => ObjectiveFactory.Create(spec, tokenizer);
 
     public static LearningRateSchedule CreateSchedule(ExperimentSpec spec)
     {
@@ -154,21 +156,22 @@ public sealed class Trainer : IDisposable
         var trialId = _options.Trial.Id;
         var train = _spec.Train;
         var resumedFrom = RestoreLatest();
-        _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom));
+        if (_options.IsLeader) _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom));
         var writer = new CheckpointWriter(_checkpoints, train.KeepCheckpoints,
             m => _options.Report(new CheckpointCommitted(trialId, m.Step, m.Id, _checkpoints.Location)));
         try
         {
             while (_step < train.Steps)
             {
-                if (cancel.IsCancellationRequested || (_options.StopRequested?.Invoke() ?? false))
-                {
-                    SaveCheckpoint(writer);
-                    writer.Flush();
-                    return TrialOutcome.Cancelled;
-                }
-                var metrics = TrainStep();
-                if (_step % train.LogEvery == 0 || _step == 1 || _step == train.Steps) _options.Report(metrics);
+                var stopWanted = cancel.IsCancellationRequested || (_options.StopRequested?.Invoke() ?? false);
+                // A single rank stops only before the step; a group votes inside the step's all-reduce so every
+                // rank stops after the same step.
+                if (stopWanted && _options.WorldSize == 1)
+                    return Stop(writer);
+                var metrics = TrainStep(stopWanted);
+                if (metrics.StopVoted) return Stop(writer);
+                var step = metrics.Metrics;
+                if (_options.IsLeader && (_step % train.LogEvery == 0 || _step == 1 || _step == train.Steps)) _options.Report(step);
                 if (train.EvalEvery > 0 && _step % train.EvalEvery == 0 && _step != train.Steps) Evaluate();
                 if (train.CheckpointEvery > 0 && _step % train.CheckpointEvery == 0 && _step != train.Steps) SaveCheckpoint(writer);
             }
@@ -185,15 +188,26 @@ public sealed class Trainer : IDisposable
         }
     }
 
+    private TrialOutcome Stop(CheckpointWriter writer)
+    {
+        SaveCheckpoint(writer);
+        writer.Flush();
+        return TrialOutcome.Cancelled;
+    }
+
+    /// <summary>What one step produced, and whether any rank asked the group to stop after it.</summary>
+    public sealed record StepResult(StepMetrics Metrics, bool StopVoted);
+
     /// <summary>One optimizer step over this rank's slice of the next global batch.</summary>
-    public StepMetrics TrainStep()
+    public StepMetrics TrainStep() => TrainStep(stopWanted: false).Metrics;
+
+    /// <summary>One optimizer step; with a group, gradients, metrics and stop votes are summed in one all-reduce.</summary>
+    public StepResult TrainStep(bool stopWanted)
     {
         var train = _spec.Train;
         var clock = Stopwatch.StartNew();
         _step++;
         using var scope = NewDisposeScope();
-        // RNG (dropout) is a function of (seed, rank, step), so a resumed run replays the same randomness.
-        manual_seed(unchecked((long)ObjectiveMath.ExampleSeed(_spec.Seed * 1_000_003 + _options.Rank, _step)));
         _module.train();
         var perRank = train.GlobalBatch / _options.WorldSize;
         var microSteps = perRank / train.MicroBatch;
@@ -202,6 +216,10 @@ public sealed class Trainer : IDisposable
         for (var micro = 0; micro < microSteps; micro++)
         {
             using var microScope = NewDisposeScope();
+            // RNG (dropout) is a function of (seed, step, micro-batch of the global batch): a resumed run replays the
+            // same randomness, and a group of any size applies the same masks to the same examples.
+            var globalMicro = (long)_options.Rank * microSteps + micro;
+            manual_seed(unchecked((long)ObjectiveMath.ExampleSeed(_spec.Seed * 1_000_003 + globalMicro, _step)));
             var (windows, indices) = NextMicroBatch(micro);
             var output = _objective.Compute(_model, windows, indices, _device);
             (output.Loss / microSteps).backward();
@@ -210,14 +228,49 @@ public sealed class Trainer : IDisposable
             targets += output.TargetTokens;
             processed += output.ProcessedTokens;
         }
+        var stopVotes = stopWanted ? 1 : 0;
+        var meanLoss = lossSum / microSteps;
+        var communication = TimeSpan.Zero;
+        if (_options.Collective is { WorldSize: > 1 } group)
+        {
+            var started = clock.Elapsed;
+            var totals = AllReduceGradients(group, [meanLoss, correct, targets, processed, stopVotes]);
+            meanLoss = totals[0] / group.WorldSize;
+            (correct, targets, processed, stopVotes) = ((long)totals[1], (long)totals[2], (long)totals[3], (int)totals[4]);
+            communication = clock.Elapsed - started;
+        }
         var lr = _schedule.At(_step);
-        var clip = _spec.Optimizer.GradClip > 0 ? _spec.Optimizer.GradClip : double.MaxValue;
+        var clip = _spec.Optimizer.GradClip > 0 ? _spec.Optimizer.GradClip : double.PositiveInfinity; // libtorch takes a float: MaxValue overflows
         var gradNorm = nn.utils.clip_grad_norm_(_optimizer.Parameters, clip);
         _optimizer.Step(lr);
         _optimizer.ZeroGrad();
         var seconds = clock.Elapsed.TotalSeconds;
-        return new StepMetrics(_options.Trial.Id, _step, lossSum / microSteps, targets == 0 ? 0 : (double)correct / targets,
-            lr, gradNorm, processed / Math.Max(seconds, 1e-9), seconds);
+        var metrics = new StepMetrics(_options.Trial.Id, _step, meanLoss, targets == 0 ? 0 : (double)correct / targets,
+            lr, gradNorm, processed / Math.Max(seconds, 1e-9), seconds, communication.TotalSeconds);
+        return new StepResult(metrics, stopVotes > 0);
+    }
+
+    /// <summary>
+    /// Averages every gradient across the group through one flat float32 buffer (the collective's bucket), with this
+    /// rank's scalar statistics appended so they are summed in the same round trip. Returns the summed scalars.
+    /// </summary>
+    private double[] AllReduceGradients(ICollectiveGroup group, double[] scalars)
+    {
+        var parameters = _optimizer.Parameters;
+        var grads = parameters.Select(p => p.grad ?? zeros_like(p)).ToList();
+        using var _ = no_grad();
+        var flat = cat([.. grads.Select(g => g.detach().to(float32).reshape(-1)), tensor(scalars.Select(v => (float)v).ToArray())]).contiguous();
+        group.AllReduceSum(flat);
+        var offset = 0L;
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            var count = parameters[i].numel();
+            var averaged = flat.narrow(0, offset, count).view(parameters[i].shape).div_(group.WorldSize).to(parameters[i].dtype);
+            if (parameters[i].grad is { } grad) grad.copy_(averaged);
+            offset += count;
+        }
+        var totals = flat.narrow(0, offset, scalars.Length).to(float64).data<double>().ToArray();
+        return totals;
     }
 
     /// <summary>This rank's part of micro-batch <paramref name="micro"/> of the current global batch. Every rank
@@ -242,7 +295,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Mean loss and token accuracy on the first eval_batches micro-batches of the eval split.</summary>
     public EvalMetrics? Evaluate()
     {
-        if (_evalFiles.Count == 0) return null;
+        if (_evalFiles.Count == 0 || !_options.IsLeader) return null;
         var train = _spec.Train;
         var stream = new PackedExampleStream(_evalFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: false);
         double lossSum = 0;
@@ -274,7 +327,7 @@ public sealed class Trainer : IDisposable
 
     private void SaveCheckpoint(CheckpointWriter writer)
     {
-        if (_step == _lastCheckpointStep) return;
+        if (_step == _lastCheckpointStep || !_options.IsLeader) return;
         _lastCheckpointStep = _step;
         // Copy to host memory now (blocking); hashing and upload happen in the background.
         var model = _module.named_parameters().Select(p => HostTensor.From(p.name, p.parameter)).ToList();

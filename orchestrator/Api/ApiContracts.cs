@@ -1,0 +1,15 @@
+using Training.Orchestrator.State;
+
+namespace Training.Orchestrator.Api;
+
+/// <summary>One trial of a submission: its fully resolved spec (absolute data paths) and its sweep values.</summary>
+public sealed record SubmittedTrial(string Id, int Index, string SpecYaml, IReadOnlyDictionary<string, string> Overrides);
+
+/// <summary>POST /api/runs. The client validates and expands the sweep; the server re-validates every trial.</summary>
+public sealed record SubmitRequest(string Experiment, string Source, string ExperimentYaml, IReadOnlyList<SubmittedTrial> Trials);
+
+public sealed record SubmitResponse(string RunId, int Trials);
+
+public sealed record RunSummary(string Id, string Experiment, DateTimeOffset CreatedAt, IReadOnlyList<TrialStatus> Trials);
+
+public sealed record ApiError(string Error);

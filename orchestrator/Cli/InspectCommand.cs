@@ -1,0 +1,95 @@
+using System.Globalization;
+using Spectre.Console;
+using Training.Shared.Models;
+using Training.Shared.Spec;
+
+namespace Training.Orchestrator.Cli;
+
+/// <summary>
+/// <c>orchestrator inspect EXPERIMENT.yaml</c>: per trial, the architecture, parameter counts (total, non-embedding,
+/// embedding, encoder and decoder stacks) and training FLOPs per token, computed from the spec before anything runs.
+/// </summary>
+public static class InspectCommand
+{
+    public static int Run(ArgReader args)
+    {
+        var spec = ExperimentLoader.Load(args.Single("experiment file"));
+        var trials = SweepExpander.Expand(spec);
+        var budgets = trials.Select(t => TrainingBudget.For(t.Spec)).ToList();
+        // A piped table keeps one line per trial however many columns the sweep adds.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 320);
+
+        Console.WriteLine($"{spec.SourceFile}: {trials.Count} trial(s); nothing is trained: counts come from the specs");
+        if (spec.Sweep?.EqualFlops is { } equalFlops)
+            Console.WriteLine($"equal FLOPs: each variant's {equalFlops.SizeBy} is chosen so its training FLOPs per token come closest to its reference's " +
+                              "(column \"vs ref\" = variant / reference)");
+        AnsiConsole.Write(Table(trials, budgets));
+        Console.WriteLine("params in millions; embedding = token (and position) embeddings and an untied head; FLOPs per token read " +
+                          "(encoder + decoder), 6 x matmul weights + attention; total = per token x tokens/example x global_batch x steps");
+        return 0;
+    }
+
+    public static Table Table(IReadOnlyList<Trial> trials, IReadOnlyList<TrainingBudget> budgets)
+    {
+        var sweepKeys = trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
+        var table = new Table().Border(TableBorder.Rounded);
+        table.AddColumn("trial");
+        foreach (var key in sweepKeys) table.AddColumn(key);
+        // A swept arch already has its column.
+        var archColumn = !sweepKeys.Contains("model.arch");
+        if (archColumn) table.AddColumn("arch");
+        table.AddColumns("objective", "layers", "d_model", "vocab", "params", "non-emb", "embedding", "encoder", "decoder",
+            "tokens/ex", "FLOPs/token");
+        var compared = trials.Any(t => t.FlopsReference is not null);
+        if (compared) table.AddColumn("vs ref");
+        table.AddColumn("train FLOPs");
+        for (var i = 0; i < trials.Count; i++)
+        {
+            var (trial, budget) = (trials[i], budgets[i]);
+            var model = trial.Spec.Model;
+            var p = budget.Parameters;
+            var cells = new List<string> { trial.Id };
+            cells.AddRange(sweepKeys.Select(k => trial.Overrides.TryGetValue(k, out var v) ? v : "-"));
+            if (archColumn) cells.Add(SpecNameOf(model.Arch));
+            cells.AddRange([
+                SpecNameOf(trial.Spec.Objective.Kind),
+                model.Arch == ModelArch.EncoderDecoder ? $"{model.EncoderLayers}+{model.DecoderLayers}" : Integer(model.Layers),
+                Integer(model.DModel),
+                Integer(budget.Config.VocabSize),
+                Millions(p.Total), Millions(p.NonEmbedding), Millions(p.Embedding), Millions(p.Encoder), Millions(p.Decoder),
+                budget.EncoderTokens > 0 && budget.DecoderTokens > 0 ? $"{budget.EncoderTokens}+{budget.DecoderTokens}" : Integer(budget.TokensPerExample),
+                Flops(budget.FlopsPerToken),
+            ]);
+            if (compared)
+                cells.Add(trial.FlopsReference is { } reference
+                    ? (budget.FlopsPerToken / TrainingBudget.For(reference).FlopsPerToken).ToString("0.000", CultureInfo.InvariantCulture)
+                    : "-");
+            cells.Add(Flops(budget.TotalFlops));
+            table.AddRow(cells.Select(Markup.Escape).ToArray());
+        }
+        return table;
+    }
+
+    private static string SpecNameOf(ModelArch arch) => SpecWriter.NameOf(arch);
+    private static string SpecNameOf(ObjectiveKind kind) => SpecWriter.NameOf(kind);
+
+    private static string Integer(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    /// <summary>Millions with three decimals; "-" for a part the model does not have.</summary>
+    public static string Millions(long count) => count == 0 ? "-" : (count / 1e6).ToString("0.000", CultureInfo.InvariantCulture);
+
+    /// <summary>1.23 M, 4.56 G, 7.89 T.</summary>
+    public static string Flops(double flops)
+    {
+        var (scale, unit) = flops switch
+        {
+            >= 1e15 => (1e15, "P"),
+            >= 1e12 => (1e12, "T"),
+            >= 1e9 => (1e9, "G"),
+            >= 1e6 => (1e6, "M"),
+            >= 1e3 => (1e3, "k"),
+            _ => (1.0, ""),
+        };
+        return (flops / scale).ToString("0.00", CultureInfo.InvariantCulture) + " " + unit;
+    }
+}

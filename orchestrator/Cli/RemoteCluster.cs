@@ -1,0 +1,78 @@
+using Spectre.Console;
+using Training.Orchestrator.Api;
+using Training.Orchestrator.State;
+using Training.Shared.Spec;
+
+namespace Training.Orchestrator.Cli;
+
+/// <summary>The CLI against an <c>orchestrator serve</c>: submit, follow progress, status, cancel, resume.</summary>
+public static class RemoteCluster
+{
+    public static async Task<int> SubmitAsync(string address, ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml)
+    {
+        using var client = new ApiClient(address);
+        var request = new SubmitRequest(spec.Name, spec.SourceFile, experimentYaml,
+            trials.Select(t => new SubmittedTrial(t.Id, t.Index, SpecWriter.ToYaml(t.Spec), t.Overrides)).ToList());
+        var accepted = await client.SubmitAsync(request);
+        Console.WriteLine($"run {accepted.RunId}: {accepted.Trials} trial(s) submitted to {address}");
+        return await FollowAsync(client, accepted.RunId);
+    }
+
+    public static async Task<int> ResumeAsync(string address, string runId)
+    {
+        using var client = new ApiClient(address);
+        var run = await client.ResumeAsync(runId);
+        Console.WriteLine($"run {run.Id}: resuming on {address}");
+        return await FollowAsync(client, run.Id);
+    }
+
+    /// <summary>Polls the run once a second, printing each trial's new progress, until every trial has finished.</summary>
+    private static async Task<int> FollowAsync(ApiClient client, string runId)
+    {
+        var lastStep = new Dictionary<string, long>();
+        while (true)
+        {
+            var run = await client.RunAsync(runId);
+            foreach (var t in run.Trials)
+            {
+                if (lastStep.TryGetValue(t.TrialId, out var seen) && seen == t.Step) continue;
+                lastStep[t.TrialId] = t.Step;
+                Console.WriteLine($"[{t.TrialId}] {t.State.ToString().ToLowerInvariant()} step {t.Step}/{t.TotalSteps} loss {t.Loss?.ToString("F4") ?? "-"} eval {t.EvalLoss?.ToString("F4") ?? "-"}");
+            }
+            if (run.Trials.All(t => t.State is TrialState.Completed or TrialState.Failed or TrialState.Cancelled))
+            {
+                AnsiConsole.Write(Table(run));
+                if (run.Trials.Any(t => t.State == TrialState.Failed)) return 1;
+                return run.Trials.Any(t => t.State == TrialState.Cancelled) ? 130 : 0;
+            }
+            await Task.Delay(1000);
+        }
+    }
+
+    public static async Task<int> StatusAsync(string address, string? runId)
+    {
+        using var client = new ApiClient(address);
+        var runs = runId is null ? await client.RunsAsync() : [await client.RunAsync(runId)];
+        if (runs.Count == 0) Console.WriteLine($"no runs on {address}");
+        foreach (var run in runs) AnsiConsole.Write(Table(run));
+        return 0;
+    }
+
+    public static async Task<int> CancelAsync(string address, string runId)
+    {
+        using var client = new ApiClient(address);
+        var run = await client.CancelAsync(runId);
+        Console.WriteLine($"run {run.Id}: cancel requested; running trials checkpoint and stop at their next step");
+        return 0;
+    }
+
+    private static Table Table(RunSummary run)
+    {
+        var table = new Table().Border(TableBorder.Rounded).Title(Markup.Escape($"run {run.Id}"))
+            .AddColumns("trial", "state", "step", "train loss", "eval loss", "tok/s");
+        foreach (var t in run.Trials)
+            table.AddRow(Markup.Escape(t.TrialId), t.State.ToString().ToLowerInvariant(), $"{t.Step}/{t.TotalSteps}",
+                t.Loss?.ToString("F4") ?? "-", t.EvalLoss?.ToString("F4") ?? "-", t.TokensPerSecond?.ToString("N0") ?? "-");
+        return table;
+    }
+}

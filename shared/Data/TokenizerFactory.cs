@@ -1,0 +1,81 @@
+using System.Collections.Concurrent;
+using Training.Shared.Spec;
+using Training.Shared.Storage;
+
+namespace Training.Shared.Data;
+
+/// <summary>
+/// The tokenizer an experiment's <c>tokenizer:</c> section describes. byte and cl100k are fixed; char builds its
+/// vocabulary from the training shards (<see cref="CharTokenizer"/>). A trial keeps its char vocabulary next to its
+/// checkpoints, so resuming never depends on the shards staying the same.
+/// </summary>
+public static class TokenizerFactory
+{
+    /// <summary>The blob, under a trial's checkpoint prefix, that holds its character vocabulary.</summary>
+    public const string VocabularyBlob = "tokenizer.json";
+
+    // Scanning shards for their characters is the slow part; inspect and sweeps ask once per trial.
+    private static readonly ConcurrentDictionary<string, CharTokenizer> Built = new();
+
+    /// <summary>The tokenizer of <paramref name="spec"/>; a char vocabulary is built from its training shards.</summary>
+    public static ITokenizer ForSpec(ExperimentSpec spec)
+    {
+        var t = spec.Tokenizer;
+        return t.Kind switch
+        {
+            TokenizerKind.Byte => new ByteTokenizer(t.Sentinels),
+            TokenizerKind.Cl100k => new Cl100kTokenizer(t.Sentinels),
+            TokenizerKind.Char => CharactersOf(TrainFiles(spec), t.Sentinels),
+            _ => throw new ArgumentOutOfRangeException(nameof(spec), t.Kind, "unknown tokenizer.kind"),
+        };
+    }
+
+    /// <summary>
+    /// The tokenizer of a trial. For char: the vocabulary saved at <c>{checkpointPrefix}/tokenizer.json</c> when it is
+    /// there (a resumed trial); otherwise the one built from the training shards, saved there first (create-only, so
+    /// ranks of one trial racing to save it all end up with the first one written).
+    /// </summary>
+    public static ITokenizer ForTrial(ExperimentSpec spec, IBlobStore blobs, string checkpointPrefix)
+    {
+        if (spec.Tokenizer.Kind != TokenizerKind.Char) return ForSpec(spec);
+        var path = $"{checkpointPrefix.TrimEnd('/')}/{VocabularyBlob}";
+        var source = $"{blobs.Location}/{path}";
+        var saved = blobs.GetAsync(path).GetAwaiter().GetResult();
+        if (saved is null)
+        {
+            var built = (CharTokenizer)ForSpec(spec);
+            try
+            {
+                blobs.PutAsync(path, built.ToJson(), createOnly: true).GetAwaiter().GetResult();
+                return built;
+            }
+            catch (BlobAlreadyExistsException)
+            {
+                saved = blobs.GetAsync(path).GetAwaiter().GetResult()
+                        ?? throw new InvalidDataException($"{source} was reported to exist but cannot be read.");
+            }
+        }
+        var tokenizer = CharTokenizer.FromJson(saved, source);
+        if (tokenizer.Special.SentinelCount != spec.Tokenizer.Sentinels)
+            throw new InvalidDataException(
+                $"{source} reserves {tokenizer.Special.SentinelCount} sentinels but the trial's tokenizer.sentinels is {spec.Tokenizer.Sentinels}.");
+        return tokenizer;
+    }
+
+    /// <summary>The vocabulary size <see cref="ForSpec"/> gives (reads the shards once for char).</summary>
+    public static int VocabSize(ExperimentSpec spec) => ForSpec(spec).VocabSize;
+
+    private static IReadOnlyList<string> TrainFiles(ExperimentSpec spec) =>
+        ShardFiles.Resolve(spec.Data.Train, Path.GetDirectoryName(spec.SourceFile) ?? ".");
+
+    private static CharTokenizer CharactersOf(IReadOnlyList<string> files, int sentinels)
+    {
+        // Keyed by what the vocabulary depends on: the files as they are now and the sentinel count.
+        var key = string.Join("\n", files.Select(f =>
+        {
+            var info = new FileInfo(f);
+            return $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
+        })) + $"\n{sentinels}";
+        return Built.GetOrAdd(key, _ => CharTokenizer.FromShards(files, sentinels));
+    }
+}

@@ -1,0 +1,46 @@
+using Training.Shared.Messages;
+
+namespace Training.Shared.Messages;
+
+/// <summary>
+/// Control-plane messages between the coordinator and workers. They carry membership, placement, rendezvous
+/// addresses, metrics and outcomes; never tensors (gradients go through the collective backend, weights through the
+/// blob store). Every one is serialized with MessagePack (<see cref="MessagePackAkkaSerializer"/>).
+/// </summary>
+public interface IClusterMessage;
+
+/// <summary>A worker announces itself to the coordinator (repeated until acknowledged).</summary>
+public sealed record RegisterWorker(string WorkerId, string Host, string Role, string Device, int Threads) : IClusterMessage;
+
+public sealed record WorkerRegistered(string WorkerId) : IClusterMessage;
+
+/// <summary>Run rank <paramref name="Rank"/> of a trial. The spec travels as YAML text; data and checkpoints are
+/// reached through paths (shared storage) or the blob store, never through this message.</summary>
+public sealed record AssignRank(
+    string RunId, string RunDirectory, string TrialId, int TrialIndex, int Generation, int Rank, int WorldSize,
+    string SpecYaml, string SpecSource, string CheckpointPrefix) : IClusterMessage;
+
+/// <summary>A rank is ready for its group: on CPU it has bound its ring listener at Host:Port; on CUDA rank 0 brings
+/// the NCCL unique id (128 bytes) that every rank needs to initialise the communicator.</summary>
+public sealed record RankListening(string TrialId, int Generation, int Rank, string Host, int Port, byte[]? NcclUniqueId = null) : IClusterMessage;
+
+/// <summary>Every rank's collective address, indexed by rank (and the NCCL id on CUDA): form the group and train.</summary>
+public sealed record StartTraining(string TrialId, int Generation, IReadOnlyList<string> Endpoints, byte[]? NcclUniqueId = null) : IClusterMessage;
+
+/// <summary>Stop a trial's rank: checkpoint and stop (cancel), or abort its collectives (a peer failed).</summary>
+public sealed record StopRank(string TrialId, int Generation, bool Abort, string Reason) : IClusterMessage;
+
+/// <summary>A training event from a rank, wrapped with the generation it belongs to (stale ones are dropped).</summary>
+public sealed record RankEvent(string TrialId, int Generation, int Rank, string EventType, byte[] Payload) : IClusterMessage;
+
+public sealed record RankFinished(string TrialId, int Generation, int Rank, TrialOutcome Outcome, long Step, string? Error) : IClusterMessage;
+
+/// <summary>Ask the coordinator to run (or resume) the unfinished trials of a run folder.</summary>
+public sealed record SubmitRun(string RunDirectory) : IClusterMessage;
+
+public sealed record RunAccepted(string RunId, int Trials) : IClusterMessage;
+
+public sealed record CancelRun(string RunId) : IClusterMessage;
+
+/// <summary>Sent to workers when the embedded cluster shuts down.</summary>
+public sealed record ShutdownWorker(string Reason) : IClusterMessage;

@@ -1,0 +1,35 @@
+using Training.Shared.Data;
+using Training.Shared.Spec;
+
+namespace Training.Shared.Objectives;
+
+/// <summary>The objective an experiment's <c>objective:</c> section describes, and the tokens it feeds the model.</summary>
+public static class ObjectiveFactory
+{
+    public static ITrainingObjective Create(ExperimentSpec spec, ITokenizer tokenizer)
+    {
+        var o = spec.Objective;
+        return o.Kind switch
+        {
+            ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(
+                new SpanCorruption(o.NoiseDensity, o.MeanSpanLength, o.InputLength, tokenizer.Special), tokenizer.Special, spec.Seed),
+            ObjectiveKind.Clm => new CausalLmObjective(o.InputLength),
+            ObjectiveKind.Mlm => new MaskedLmObjective(o.InputLength, o.MaskRate, o.EvalMaskRate, tokenizer.Special, spec.Seed),
+            _ => throw new ArgumentOutOfRangeException(nameof(spec), o.Kind, "unknown objective.kind"),
+        };
+    }
+
+    /// <summary>
+    /// Tokens one example feeds the model: (encoder, decoder). Span corruption: its corrupted input and target
+    /// lengths (512 -> 512 and 114); clm: (0, input_length); mlm: (input_length, 0).
+    /// </summary>
+    public static (int Encoder, int Decoder) TokensPerExample(ObjectiveSpec objective) => objective.Kind switch
+    {
+        ObjectiveKind.SpanCorruption => SpanCorruption.ComputeLengths(objective.InputLength, objective.NoiseDensity, objective.MeanSpanLength) is var l
+            ? (l.InputLength, l.TargetLength)
+            : default,
+        ObjectiveKind.Clm => (0, objective.InputLength),
+        ObjectiveKind.Mlm => (objective.InputLength, 0),
+        _ => throw new ArgumentOutOfRangeException(nameof(objective), objective.Kind, "unknown objective.kind"),
+    };
+}

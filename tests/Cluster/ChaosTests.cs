@@ -1,0 +1,58 @@
+using System.Text.Json;
+using NUnit.Framework;
+using Training.Tests.Support;
+
+namespace Training.Tests.Cluster;
+
+/// <summary>Failures injected into a real cluster: a worker process killed in the middle of a trial.</summary>
+[Category("Chaos")]
+public class ChaosTests
+{
+    [Test]
+    public async Task WorkerKilledMidTrial_TrialResumesOnAnotherWorkerFromCheckpointAndCompletes()
+    {
+        using var dir = new TempDirectory();
+        TestCorpus.Write(dir.Path);
+        var path = dir.Combine("chaos.yaml");
+        File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "chaos", steps: 150));
+        var runs = dir.Combine("served");
+        await using var cluster = await ServedCluster.StartAsync(runs);
+        var first = await cluster.AddWorkerAsync();
+        var second = await cluster.AddWorkerAsync();
+
+        using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api);
+        var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(5));
+
+        // Wait for a committed checkpoint, then kill the worker that runs the trial.
+        var metrics = Path.Combine(runs, "*", "trials", "chaos-t000", "metrics.jsonl");
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline && !Lines(runs).Any(l => l.Contains("\"type\":\"checkpoint\""))) await Task.Delay(100);
+        Assert.That(Lines(runs).Any(l => l.Contains("\"type\":\"checkpoint\"")), Is.True, $"no checkpoint in {metrics}");
+        var victim = first.Output.Contains("trial chaos-t000") ? first : second;
+        var survivor = victim == first ? second : first;
+        await victim.DisposeAsync();
+
+        var result = await finished;
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.Serve.Output);
+        var events = Lines(runs).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var starts = events.Where(e => e.GetProperty("type").GetString() == "start").ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(survivor.Output, Does.Contain("trial chaos-t000 (generation 2)"), "the trial moved to the surviving worker");
+            Assert.That(starts, Has.Count.EqualTo(2));
+            Assert.That(starts[1].GetProperty("resumed_from").GetString(), Does.StartWith("step-"), "resumed from a checkpoint, not from scratch");
+            Assert.That(events.Last().GetProperty("outcome").GetString(), Is.EqualTo("completed"));
+        });
+    }
+
+    private static List<string> Lines(string runs)
+    {
+        var file = Directory.Exists(runs)
+            ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault()
+            : null;
+        if (file is null) return [];
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
+    }
+}

@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+using NUnit.Framework;
+
+namespace Training.Tests.Support;
+
+/// <summary>A child process whose output is collected as it arrives, so tests can wait for a line.</summary>
+public sealed class WatchedProcess : IAsyncDisposable
+{
+    private readonly StringBuilder _output = new();
+    private readonly Process _process;
+
+    public WatchedProcess(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
+    {
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
+        };
+        info.ArgumentList.Add(Path.Combine(TestContext.CurrentContext.TestDirectory, program));
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment.Remove("TRAINING_CLUSTER_SECRET");
+        if (environment is not null)
+            foreach (var (k, v) in environment) info.Environment[k] = v;
+        _process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_output) _output.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public string Output { get { lock (_output) return _output.ToString(); } }
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Waits until the output matches <paramref name="pattern"/>; returns the match.</summary>
+    public async Task<Match> WaitForAsync(string pattern, TimeSpan timeout)
+    {
+        var regex = new Regex(pattern);
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            var match = regex.Match(Output);
+            if (match.Success) return match;
+            if (_process.HasExited) break;
+            await Task.Delay(100);
+        }
+        var last = regex.Match(Output);
+        if (last.Success) return last;
+        throw new TimeoutException($"no output matching /{pattern}/ within {timeout}; output so far:\n{Output}");
+    }
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(cancel.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"process did not exit within {timeout}; output:\n{Output}");
+        }
+        _process.WaitForExit();
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started or already reaped.
+        }
+        _process.Dispose();
+    }
+}
+
+/// <summary>An <c>orchestrator serve</c> on free loopback ports, and workers joined to it.</summary>
+public sealed class ServedCluster : IAsyncDisposable
+{
+    private readonly List<WatchedProcess> _workers = new();
+
+    private ServedCluster(WatchedProcess serve, string seed, string api, string secret)
+    {
+        Serve = serve;
+        Seed = seed;
+        Api = api;
+        Secret = secret;
+    }
+
+    public WatchedProcess Serve { get; }
+    public string Seed { get; }
+    public string Api { get; }
+    public string Secret { get; }
+    public IReadOnlyList<WatchedProcess> Workers => _workers;
+
+    public static async Task<ServedCluster> StartAsync(string runsDirectory, string secret = "test-secret")
+    {
+        var serve = new WatchedProcess("orchestrator.dll", ["serve", "--port", "0", "--http-port", "0", "--runs", runsDirectory],
+            new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret });
+        var match = await serve.WaitForAsync(@"cluster seed (\S+), API http://(\S+),", TimeSpan.FromSeconds(60));
+        return new ServedCluster(serve, match.Groups[1].Value, match.Groups[2].Value, secret);
+    }
+
+    /// <summary>Starts a worker and waits until it has joined.</summary>
+    public async Task<WatchedProcess> AddWorkerAsync(string? secret = null, bool waitForJoin = true, int joinTimeoutSeconds = 30)
+    {
+        var worker = new WatchedProcess("worker.dll", ["--seed", Seed, "--threads", "1", "--join-timeout", joinTimeoutSeconds.ToString()],
+            new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret ?? Secret });
+        _workers.Add(worker);
+        if (waitForJoin) await worker.WaitForAsync("joined", TimeSpan.FromSeconds(60));
+        return worker;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var worker in _workers) await worker.DisposeAsync();
+        await Serve.DisposeAsync();
+    }
+}

@@ -1,0 +1,152 @@
+using Akka.Actor;
+using Akka.Event;
+using Training.Shared.Collectives;
+using Training.Shared.Messages;
+using Training.Shared.Spec;
+using Training.Shared.Storage;
+
+namespace Training.Worker.Training;
+
+/// <summary>
+/// One rank of a trial on this worker. Binds its collective listener, tells the coordinator where it listens, and on
+/// <see cref="StartTraining"/> connects the ring and runs the <see cref="Trainer"/> on its own TorchSharp thread.
+/// Events from the trainer thread come back to this actor as messages and go on to the coordinator.
+/// </summary>
+public sealed class TrainerRank : ReceiveActor
+{
+    private sealed record TrainerDone(TrialOutcome Outcome, long Step, string? Error);
+
+    /// <summary>How long a rank waits for a peer in one collective before the trial fails (seconds, not NCCL's 30 min).</summary>
+    public static readonly TimeSpan CollectiveTimeout = TimeSpan.FromSeconds(30);
+
+    private readonly AssignRank _assignment;
+    private readonly IActorRef _coordinator;
+    private readonly string _host;
+    private readonly string _workerDevice;
+    private readonly ExperimentSpec _spec = null!;
+    private readonly CollectiveBackend _backend = null!;
+    private readonly string? _setupError;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private RingListener? _listener;
+    private ICollectiveGroup? _group;
+    private volatile bool _stopRequested;
+
+    public static Props Props(AssignRank assignment, IActorRef coordinator, string host, string workerDevice) =>
+        Akka.Actor.Props.Create(() => new TrainerRank(assignment, coordinator, host, workerDevice));
+
+    public TrainerRank(AssignRank assignment, IActorRef coordinator, string host, string workerDevice)
+    {
+        _assignment = assignment;
+        _coordinator = coordinator;
+        _host = host;
+        _workerDevice = workerDevice;
+        try
+        {
+            var spec = ExperimentLoader.Parse(assignment.SpecYaml, assignment.SpecSource);
+            // A trial asks for "cuda"; the worker knows which GPU it owns ("cuda:N").
+            _spec = spec.Resources.Device.StartsWith("cuda", StringComparison.Ordinal) && workerDevice.StartsWith("cuda", StringComparison.Ordinal)
+                ? spec with { Resources = spec.Resources with { Device = workerDevice } }
+                : spec;
+            _backend = CollectiveBackends.For(_spec.Resources.Device);
+        }
+        catch (Exception e) when (e is SpecException or ArgumentException)
+        {
+            // Reported from PreStart as a failed rank, so the coordinator is never left waiting.
+            _setupError = e.Message;
+        }
+        Receive<StartTraining>(m => m.TrialId == _assignment.TrialId && m.Generation == _assignment.Generation, Start);
+        Receive<StopRank>(m => m.TrialId == _assignment.TrialId && m.Generation == _assignment.Generation, Stop);
+        Receive<TrainingEvent>(e =>
+        {
+            var (type, payload) = MessagePackAkkaSerializer.Pack(e);
+            _coordinator.Tell(new RankEvent(_assignment.TrialId, _assignment.Generation, _assignment.Rank, type, payload));
+        });
+        Receive<TrainerDone>(done =>
+        {
+            _coordinator.Tell(new RankFinished(_assignment.TrialId, _assignment.Generation, _assignment.Rank, done.Outcome, done.Step, done.Error));
+            Context.Stop(Self);
+        });
+    }
+
+    protected override void PreStart()
+    {
+        var a = _assignment;
+        if (_setupError is not null)
+        {
+            Self.Tell(new TrainerDone(TrialOutcome.Failed, 0, _setupError));
+            return;
+        }
+        try
+        {
+            if (_backend.Kind == CollectiveBackendKind.Nccl)
+            {
+                // NCCL: rank 0 creates the communicator's unique id; the coordinator hands it to every rank.
+                var id = a.Rank == 0 && a.WorldSize > 1 ? NcclGroup.CreateUniqueId() : null;
+                _coordinator.Tell(new RankListening(a.TrialId, a.Generation, a.Rank, _host, 0, id));
+            }
+            else
+            {
+                _listener = RingListener.Start(_host);
+                _coordinator.Tell(new RankListening(a.TrialId, a.Generation, a.Rank, _listener.Endpoint.Host, _listener.Endpoint.Port));
+            }
+        }
+        catch (CollectiveException e)
+        {
+            Self.Tell(new TrainerDone(TrialOutcome.Failed, 0, e.Message));
+        }
+    }
+
+    protected override void PostStop()
+    {
+        _stopRequested = true;
+        _group?.Abort("rank stopped");
+        _listener?.Dispose();
+    }
+
+    private void Stop(StopRank stop)
+    {
+        _log.Info("trial {0} rank {1}: {2} ({3})", stop.TrialId, _assignment.Rank, stop.Abort ? "abort" : "stop", stop.Reason);
+        _stopRequested = true;
+        // A cancel is voted on inside the next all-reduce so every rank stops after the same step; an abort (a peer
+        // died) must also unblock a rank waiting in a collective.
+        if (stop.Abort) _group?.Abort(stop.Reason);
+    }
+
+    private void Start(StartTraining start)
+    {
+        var self = Self;
+        var a = _assignment;
+        var endpoints = start.Endpoints.Select(e =>
+        {
+            var colon = e.LastIndexOf(':');
+            return new RingEndpoint(e[..colon], int.Parse(e[(colon + 1)..]));
+        }).ToList();
+        var listener = _listener;
+        var spec = _spec;
+        var backend = _backend;
+        TorchThread.Run($"rank-{a.TrialId}-{a.Rank}", () =>
+        {
+            long step = 0;
+            try
+            {
+                var trial = new Trial(a.TrialId, a.TrialIndex, spec, new Dictionary<string, string>());
+                _group = backend.Kind == CollectiveBackendKind.Nccl
+                    ? a.WorldSize == 1 ? null : NcclGroup.Create(a.Rank, a.WorldSize, start.NcclUniqueId
+                        ?? throw new CollectiveException($"trial {a.TrialId}: no NCCL unique id from rank 0"), backend.CudaDevice ?? 0, CollectiveTimeout)
+                    : TcpRing.Connect(listener!, a.Rank, endpoints, $"{a.TrialId}/g{a.Generation}", CollectiveTimeout);
+                using var group = _group;
+                if (_stopRequested) throw new CollectiveAbortedException("stopped before training started");
+                using var trainer = new Trainer(new TrainerOptions(trial, new LocalFolderBlobStore(a.RunDirectory), a.CheckpointPrefix,
+                    e => self.Tell(e), () => _stopRequested, group));
+                var outcome = trainer.Run();
+                step = trainer.Step;
+                self.Tell(new TrainerDone(outcome, step, null));
+            }
+            catch (Exception e)
+            {
+                self.Tell(new TrainerDone(TrialOutcome.Failed, step, $"{e.GetType().Name}: {e.Message}"));
+            }
+            return 0;
+        });
+    }
+}
