@@ -7,7 +7,10 @@ public static class GenerationBench
 {
     public static async Task<GenerationBenchResult> RunAndWriteAsync(string outDir)
     {
-        var settings = GenerationBenchSettings.Default(threads: Environment.ProcessorCount);
+        // One intra-op thread: decoding at batch 1-8 is a chain of small ops that a second thread barely speeds up,
+        // and when the cores are shared, OpenMP's spin-waiting makes small ops many times slower and the timings
+        // erratic. Both models get the same thread, so their ratios are what this measures.
+        var settings = GenerationBenchSettings.Default(threads: 1);
         var result = await TorchThread.Run("generation-bench", () => GenerationBenchmark.Run(settings, Console.WriteLine));
         GenerationReport.Write(result, outDir);
         Console.WriteLine($"generation: wrote generation.json, generation.md and generation.png to {outDir} ({result.WallSeconds:F0} s)");

@@ -61,7 +61,7 @@ public static class GenerationReport
         void Line(FormattableString text) => md.AppendLine(text.ToString(CultureInfo.InvariantCulture));
 
         md.AppendLine("# Generation: encoder-decoder vs decoder-only of equal size").AppendLine();
-        Line($"Machine: {result.Machine.Cores} cores, {result.Machine.TorchThreads} torch threads, {result.Machine.Os}; load average at start {result.Machine.LoadAverageAtStart}. Whole benchmark: {result.WallSeconds:F0} s.");
+        Line($"Machine: {result.Machine.Cores} cores (torch intra-op threads: {result.Machine.TorchThreads}), {result.Machine.Os}; load average at start {result.Machine.LoadAverageAtStart} (other work shares these cores; both models run back to back at every point, so their ratios are fairer than the absolute times). Whole benchmark: {result.WallSeconds:F0} s.");
         md.AppendLine();
         md.AppendLine("| model | layers (encoder + decoder) | d_model | attention (heads x dim, KV heads) | FFN | vocab | parameters | non-embedding |");
         md.AppendLine("|---|---|---|---|---|---|---|---|");
@@ -81,7 +81,7 @@ public static class GenerationReport
         var longest = result.Comparisons.Where(c => c.InputLength == result.Comparisons.Max(x => x.InputLength)).ToList();
         var latency = result.Comparisons.Select(c => c.FirstTokenLatencyRatio).ToList();
         var longestLatency = longest.Select(c => c.FirstTokenLatencyRatio).ToList();
-        Line($"| first-token latency, encoder-decoder lower by | {result.Published.FirstTokenLatencyReduction:P0} | {1 - 1 / GeometricMean(latency):P0} (decoder-only / encoder-decoder = {GeometricMean(latency):F2}x) | {1 - 1 / latency.Min():P0} .. {1 - 1 / latency.Max():P0} | {1 - 1 / GeometricMean(longestLatency):P0} |");
+        Line($"| first-token latency, encoder-decoder lower by | {Percent(result.Published.FirstTokenLatencyReduction)} | {Percent(1 - 1 / GeometricMean(latency))} (decoder-only / encoder-decoder = {GeometricMean(latency):F2}x) | {Percent(1 - 1 / latency.Min())} .. {Percent(1 - 1 / latency.Max())} | {Percent(1 - 1 / GeometricMean(longestLatency))} |");
         foreach (var (label, select) in new (string, Func<GenerationComparison, double>)[]
                  {
                      ("decode throughput, encoder-decoder / decoder-only", c => c.DecodeThroughputRatio),
@@ -99,8 +99,9 @@ public static class GenerationReport
             .AppendLine();
 
         md.AppendLine("## Every point").AppendLine();
-        md.AppendLine("ED = encoder-decoder, DO = decoder-only. Latency ratio = DO / ED; throughput ratio = ED / DO; cache ratio = DO / ED.").AppendLine();
-        md.AppendLine("| input | output | batch | first token ms ED / DO | latency ratio | decode tok/s ED / DO | decode ratio | end-to-end tok/s ED / DO | end-to-end ratio | KV cache MiB ED / DO | cache ratio | repeats |");
+        md.AppendLine("ED = encoder-decoder, DO = decoder-only. Latency ratio = DO / ED; throughput ratio = ED / DO; cache ratio = DO / ED. " +
+                      "Full runs: complete generations per model (the first token is the fastest of at least two prefills).").AppendLine();
+        md.AppendLine("| input | output | batch | first token ms ED / DO | latency ratio | decode tok/s ED / DO | decode ratio | end-to-end tok/s ED / DO | end-to-end ratio | KV cache MiB ED / DO | cache ratio | full runs |");
         md.AppendLine("|---:|---:|---:|---|---:|---|---:|---|---:|---|---:|---:|");
         foreach (var c in result.Comparisons)
         {
@@ -115,6 +116,8 @@ public static class GenerationReport
 
     private static GenerationMeasurement Find(GenerationBenchResult result, string model, GenerationComparison c) =>
         result.Measurements.Single(m => m.Model == model && m.InputLength == c.InputLength && m.OutputLength == c.OutputLength && m.Batch == c.Batch);
+
+    private static string Percent(double fraction) => (fraction * 100).ToString("F0", CultureInfo.InvariantCulture) + "%";
 
     private static double GeometricMean(IEnumerable<double> values)
     {
