@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
+using Akka.Actor;
 using Training.Orchestrator.State;
 using Training.Shared.Cluster;
 using Training.Shared.Messages;
@@ -65,6 +66,18 @@ public sealed class LocalCluster : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Workers leave the cluster themselves, so the coordinator sees members leave rather than crash, and
+        // stops quickly and quietly; any worker still there after a grace period is killed.
+        try
+        {
+            await _coordinator.Manager.Ask<WorkersShutDown>(new ShutdownWorkers("the local run is over"), TimeSpan.FromSeconds(5));
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await Task.WhenAll(_workers.Select(w => w.WaitForExitAsync(grace.Token)));
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException or Akka.Actor.AskTimeoutException)
+        {
+            // Fall through to killing what is left.
+        }
         foreach (var worker in _workers)
         {
             try

@@ -58,6 +58,11 @@ public sealed class ExperimentManager : ReceiveActor
         Receive<RankListening>(Listening);
         Receive<RankEvent>(RankEventReceived);
         Receive<RankFinished>(Finished);
+        Receive<ShutdownWorkers>(m =>
+        {
+            foreach (var worker in _workers.Values) worker.Ref.Tell(new ShutdownWorker(m.Reason));
+            Sender.Tell(new WorkersShutDown(_workers.Count));
+        });
     }
 
     private void Register(RegisterWorker m)
@@ -198,8 +203,12 @@ public sealed class ExperimentManager : ReceiveActor
         var worker = _workers.Values.FirstOrDefault(w => w.Ref.Equals(actor));
         if (worker is null) return;
         _workers.Remove(worker.Id);
-        _log.Warning("worker {0} left the cluster", worker.Id);
-        if (worker.Trial is null || !_running.TryGetValue(worker.Trial, out var placement)) return;
+        if (worker.Trial is null || !_running.TryGetValue(worker.Trial, out var placement))
+        {
+            _log.Info("worker {0} left the cluster", worker.Id);
+            return;
+        }
+        _log.Warning("worker {0} left the cluster while running trial {1}", worker.Id, worker.Trial);
 
         // The trial's group is broken: abort the surviving ranks, then run it again from its latest checkpoint
         // under a new generation, so anything the old ranks still send is ignored.

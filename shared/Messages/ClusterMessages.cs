@@ -44,3 +44,8 @@ public sealed record CancelRun(string RunId) : IClusterMessage;
 
 /// <summary>Sent to workers when the embedded cluster shuts down.</summary>
 public sealed record ShutdownWorker(string Reason) : IClusterMessage;
+
+/// <summary>Asks the coordinator to send <see cref="ShutdownWorker"/> to every registered worker; answered with the count.</summary>
+public sealed record ShutdownWorkers(string Reason) : IClusterMessage;
+
+public sealed record WorkersShutDown(int Count) : IClusterMessage;

@@ -19,6 +19,8 @@ public class MessageSerializerTests
         yield return new RunAccepted("run", 3);
         yield return new CancelRun("run");
         yield return new ShutdownWorker("done");
+        yield return new ShutdownWorkers("run over");
+        yield return new WorkersShutDown(2);
         yield return new StepMetrics("t0", 5, 2.5, 0.25, 1e-3, 0.9, 1234.5, 0.4);
         yield return new EvalMetrics("t0", 5, 2.4, 0.3, 900);
         yield return new TrialStarted("t0", 0, 100, 12345, null);
