@@ -44,8 +44,6 @@ public abstract class AdamFamilyOptimizer : IOptimizer
 
     public IReadOnlyList<Parameter> Parameters => _slots.Select(s => s.Parameter).ToList();
 
-    public int DecayedCount => _slots.Count(s => s.Decay);
-
     public void Step(double lr)
     {
         Steps++;

@@ -89,14 +89,6 @@ public sealed class Trainer : IDisposable
     public ITokenizer Tokenizer => _tokenizer;
     public long ParameterCount => _module.parameters().Sum(p => p.numel());
 
-    public static string TokenizerName(TokenizerKind kind) => kind switch
-    {
-        TokenizerKind.Byte => "byte",
-        TokenizerKind.Cl100k => "cl100k",
-        TokenizerKind.Char => "char",
-        _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown tokenizer.kind"),
-    };
-
     public static Device ParseDevice(string device) => device == "cpu" ? CPU : new Device(device);
 
     public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => ObjectiveFactory.Create(spec, tokenizer);
