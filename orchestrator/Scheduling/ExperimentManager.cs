@@ -79,7 +79,17 @@ public sealed class ExperimentManager : ReceiveActor
 
     private void Submit(SubmitRun m)
     {
-        var run = RunRecord.Load(m.RunDirectory);
+        RunRecord run;
+        try
+        {
+            run = RunRecord.Load(m.RunDirectory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException)
+        {
+            // A bad submission must not restart the manager: that would forget every worker and running trial.
+            Sender.Tell(new Status.Failure(new ArgumentException($"cannot read run folder {m.RunDirectory}: {e.Message}", e)));
+            return;
+        }
         _runs[run.Id] = run;
         var added = 0;
         foreach (var trial in run.Trials)
