@@ -5,7 +5,7 @@ using Training.Shared.Collectives;
 using Training.Shared.Messages;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
-using Training.Worker.Training;
+using Training.Shared.Training;
 
 namespace Training.Bench;
 
@@ -20,7 +20,7 @@ public static class DataParallelBench
     public static void Run(string experiment, string outDir)
     {
         var spec = ExperimentLoader.Load(experiment);
-        var trial = SweepExpander.Expand(spec)[0];
+        var trial = TrialComponents.Expand(spec)[0];
         var cores = Environment.ProcessorCount;
         var single = Measure(trial, worldSize: 1, threadsPerRank: cores);
         var pair = Measure(trial, worldSize: 2, threadsPerRank: Math.Max(1, cores / 2));

@@ -8,7 +8,7 @@ using Training.Shared.Models;
 using Training.Shared.Objectives;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
-using Training.Worker.Training;
+using Training.Shared.Training;
 using static TorchSharp.torch;
 
 // Training throughput against this machine's own matrix-multiply rate, measured in the same run.
@@ -35,7 +35,7 @@ if (only is not ("all" or "train"))
 var result = await TorchThread.Run("bench", () =>
 {
     var spec = ExperimentLoader.Load(experiment);
-    var trial = SweepExpander.Expand(spec)[0];
+    var trial = TrialComponents.Expand(spec)[0];
     set_num_threads(trial.Spec.Resources.Threads);
     var matmul = MatmulRate(trial.Spec.Resources.Threads);
 
@@ -69,7 +69,7 @@ var result = await TorchThread.Run("bench", () =>
             training = new
             {
                 experiment = Path.GetFullPath(experiment),
-                arch = trial.Spec.Model.Arch.ToString(),
+                arch = trial.Spec.Model.Architecture.ToString(),
                 parameters = ParameterCount.Count((nn.Module)trainer.Model),
                 encoder_tokens = encoderLength,
                 decoder_tokens = decoderLength,

@@ -1,4 +1,4 @@
-using Training.Worker.Training;
+using Training.Shared.Training;
 
 namespace Training.Bench.Generation;
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Spectre.Console;
+using Training.Shared.Training;
 using Training.Orchestrator.Api;
 using Training.Orchestrator.Cluster;
 using Training.Shared.Cluster;
@@ -83,7 +84,7 @@ public static class Commands
     private static int Validate(ArgReader a)
     {
         var spec = ExperimentLoader.Load(a.Single("experiment file"));
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
         Console.WriteLine($"{spec.SourceFile}: valid, {trials.Count} trial(s)");
         foreach (var t in trials)
             Console.WriteLine($"  {t.Id}  {string.Join("  ", t.Overrides.Select(o => $"{o.Key}={o.Value}"))}");
@@ -95,7 +96,7 @@ public static class Commands
         var path = a.Single("experiment file");
         // Everything is validated before any work: the spec, every trial of the sweep, the data files.
         var spec = ExperimentLoader.Load(path);
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
         if (a.Value("cluster") is { } address) return await RemoteCluster.SubmitAsync(address, spec, trials, File.ReadAllText(path));
         var store = RunStore.FromOption(a.Value("runs"));
         var run = store.Create(spec, trials, File.ReadAllText(path));
@@ -132,7 +133,7 @@ public static class Commands
         {
             if (pending.Count > 0)
             {
-                var specs = pending.Select(t => t.LoadSpec()).ToList();
+                var specs = pending.Select(t => t.LoadSpec().Spec).ToList();
                 var concurrent = Math.Min(pending.Count, specs.Min(s => s.Resources.MaxConcurrentTrials));
                 var workers = specs.Max(s => s.Resources.Workers) * concurrent;
                 var threads = specs.Max(s => s.Resources.Threads);

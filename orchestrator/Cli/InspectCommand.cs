@@ -1,5 +1,7 @@
 using System.Globalization;
 using Spectre.Console;
+using Training.Shared.Objectives;
+using Training.Shared.Training;
 using Training.Shared.Models;
 using Training.Shared.Spec;
 
@@ -14,7 +16,7 @@ public static class InspectCommand
     public static int Run(ArgReader args)
     {
         var spec = ExperimentLoader.Load(args.Single("experiment file"));
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
         var budgets = trials.Select(t => TrainingBudget.For(t.Spec)).ToList();
         // A piped table keeps one line per trial however many columns the sweep adds.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 320);
@@ -50,10 +52,10 @@ public static class InspectCommand
             var p = budget.Parameters;
             var cells = new List<string> { trial.Id };
             cells.AddRange(sweepKeys.Select(k => trial.Overrides.TryGetValue(k, out var v) ? v : "-"));
-            if (archColumn) cells.Add(SpecNameOf(model.Arch));
+            if (archColumn) cells.Add(SpecNameOf(model.Architecture));
             cells.AddRange([
                 SpecNameOf(trial.Spec.Objective.Kind),
-                model.Arch == ModelArch.EncoderDecoder ? $"{model.EncoderLayers}+{model.DecoderLayers}" : Integer(model.Layers),
+                model.Architecture == ModelArchitecture.EncoderDecoder ? $"{model.EncoderLayers}+{model.DecoderLayers}" : Integer(model.Layers),
                 Integer(model.DModel),
                 Integer(budget.Config.VocabSize),
                 Millions(p.Total), Millions(p.NonEmbedding), Millions(p.Embedding), Millions(p.Encoder), Millions(p.Decoder),
@@ -70,7 +72,7 @@ public static class InspectCommand
         return table;
     }
 
-    private static string SpecNameOf(ModelArch arch) => SpecWriter.NameOf(arch);
+    private static string SpecNameOf(ModelArchitecture arch) => SpecWriter.NameOf(arch);
     private static string SpecNameOf(ObjectiveKind kind) => SpecWriter.NameOf(kind);
 
     private static string Integer(long value) => value.ToString("N0", CultureInfo.InvariantCulture);

@@ -27,11 +27,13 @@ public sealed class ExperimentManager : ReceiveActor
         public string? Trial { get; set; }
     }
 
-    private sealed class Placement(RunRecord run, TrialRecord trial, ExperimentSpec spec, int generation, int restarts)
+    /// <param name="specYaml">The trial's stored spec, read once: every generation's ranks get this same text.</param>
+    private sealed class Placement(RunRecord run, TrialRecord trial, ExperimentSpec spec, string specYaml, int generation, int restarts)
     {
         public RunRecord Run { get; } = run;
         public TrialRecord Trial { get; } = trial;
         public ExperimentSpec Spec { get; } = spec;
+        public string SpecYaml { get; } = specYaml;
         public int Generation { get; set; } = generation;
         public int Restarts { get; set; } = restarts;
         public List<Worker> Ranks { get; } = new();
@@ -96,7 +98,8 @@ public sealed class ExperimentManager : ReceiveActor
         {
             var status = trial.ReadStatus();
             if (status.State == TrialState.Completed || _running.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
-            _queue.Add(new Placement(run, trial, trial.LoadSpec(), generation: 1, restarts: 0));
+            var (spec, specYaml) = trial.LoadSpec();
+            _queue.Add(new Placement(run, trial, spec, specYaml, generation: 1, restarts: 0));
             added++;
         }
         Sender.Tell(new RunAccepted(run.Id, added));
@@ -144,13 +147,12 @@ public sealed class ExperimentManager : ReceiveActor
         placement.NcclUniqueId = null;
         placement.Finished.Clear();
         _running[placement.Trial.Id] = placement;
-        var specYaml = File.ReadAllText(placement.Trial.SpecPath);
         var entry = placement.Run.Manifest.Trials.Single(t => t.Id == placement.Trial.Id);
         for (var rank = 0; rank < workers.Count; rank++)
         {
             workers[rank].Trial = placement.Trial.Id;
             workers[rank].Ref.Tell(new AssignRank(placement.Run.Id, placement.Run.Dir, placement.Trial.Id, entry.Index, placement.Generation,
-                rank, workers.Count, specYaml, placement.Trial.SpecPath, placement.Trial.CheckpointPrefix));
+                rank, workers.Count, placement.SpecYaml, placement.Trial.SpecPath, placement.Trial.CheckpointPrefix));
         }
         _log.Info("trial {0} generation {1} placed on {2}", placement.Trial.Id, placement.Generation, string.Join(", ", workers.Select(w => w.Id)));
     }

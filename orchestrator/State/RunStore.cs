@@ -157,7 +157,12 @@ public sealed class TrialRecord(string dir, string id)
         }
     }
 
-    public ExperimentSpec LoadSpec() => ExperimentLoader.Parse(File.ReadAllText(SpecPath), SpecPath);
+    /// <summary>The trial's spec as stored (the text that travels to its ranks) and validated once here.</summary>
+    public (ExperimentSpec Spec, string Yaml) LoadSpec()
+    {
+        var yaml = File.ReadAllText(SpecPath);
+        return (ExperimentLoader.Parse(yaml, SpecPath), yaml);
+    }
 
     /// <summary>Appends one event to metrics.jsonl and folds it into status.json.</summary>
     public void Record(TrainingEvent e)

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Training.Shared.Spec;
 using Training.Shared.Storage;
 
 namespace Training.Shared.Data;
@@ -17,33 +16,30 @@ public static class TokenizerFactory
     // Scanning shards for their characters is the slow part; inspect and sweeps ask once per trial.
     private static readonly ConcurrentDictionary<string, CharTokenizer> Built = new();
 
-    /// <summary>The tokenizer of <paramref name="spec"/>; a char vocabulary is built from its training shards.</summary>
-    public static ITokenizer ForSpec(ExperimentSpec spec)
+    /// <summary>The tokenizer <paramref name="t"/> describes; a char vocabulary is built from <paramref name="trainFiles"/>
+    /// (asked for only then: resolving them reads the file system).</summary>
+    public static ITokenizer ForSpec(TokenizerSpec t, Func<IReadOnlyList<string>> trainFiles) => t.Kind switch
     {
-        var t = spec.Tokenizer;
-        return t.Kind switch
-        {
-            TokenizerKind.Byte => new ByteTokenizer(t.Sentinels),
-            TokenizerKind.Cl100k => new Cl100kTokenizer(t.Sentinels),
-            TokenizerKind.Char => CharactersOf(TrainFiles(spec), t.Sentinels),
-            _ => throw new ArgumentOutOfRangeException(nameof(spec), t.Kind, "unknown tokenizer.kind"),
-        };
-    }
+        TokenizerKind.Byte => new ByteTokenizer(t.Sentinels),
+        TokenizerKind.Cl100k => new Cl100kTokenizer(t.Sentinels),
+        TokenizerKind.Char => CharactersOf(trainFiles(), t.Sentinels),
+        _ => throw new ArgumentOutOfRangeException(nameof(t), t.Kind, "unknown tokenizer.kind"),
+    };
 
     /// <summary>
     /// The tokenizer of a trial. For char: the vocabulary saved at <c>{checkpointPrefix}/tokenizer.json</c> when it is
     /// there (a resumed trial); otherwise the one built from the training shards, saved there first (create-only, so
     /// ranks of one trial racing to save it all end up with the first one written).
     /// </summary>
-    public static ITokenizer ForTrial(ExperimentSpec spec, IBlobStore blobs, string checkpointPrefix)
+    public static ITokenizer ForTrial(TokenizerSpec spec, Func<IReadOnlyList<string>> trainFiles, IBlobStore blobs, string checkpointPrefix)
     {
-        if (spec.Tokenizer.Kind != TokenizerKind.Char) return ForSpec(spec);
+        if (spec.Kind != TokenizerKind.Char) return ForSpec(spec, trainFiles);
         var path = $"{checkpointPrefix.TrimEnd('/')}/{VocabularyBlob}";
         var source = $"{blobs.Location}/{path}";
         var saved = blobs.GetAsync(path).GetAwaiter().GetResult();
         if (saved is null)
         {
-            var built = (CharTokenizer)ForSpec(spec);
+            var built = (CharTokenizer)ForSpec(spec, trainFiles);
             try
             {
                 blobs.PutAsync(path, built.ToJson(), createOnly: true).GetAwaiter().GetResult();
@@ -56,17 +52,11 @@ public static class TokenizerFactory
             }
         }
         var tokenizer = CharTokenizer.FromJson(saved, source);
-        if (tokenizer.Special.SentinelCount != spec.Tokenizer.Sentinels)
+        if (tokenizer.Special.SentinelCount != spec.Sentinels)
             throw new InvalidDataException(
-                $"{source} reserves {tokenizer.Special.SentinelCount} sentinels but the trial's tokenizer.sentinels is {spec.Tokenizer.Sentinels}.");
+                $"{source} reserves {tokenizer.Special.SentinelCount} sentinels but the trial's tokenizer.sentinels is {spec.Sentinels}.");
         return tokenizer;
     }
-
-    /// <summary>The vocabulary size <see cref="ForSpec"/> gives (reads the shards once for char).</summary>
-    public static int VocabSize(ExperimentSpec spec) => ForSpec(spec).VocabSize;
-
-    private static IReadOnlyList<string> TrainFiles(ExperimentSpec spec) =>
-        ShardFiles.Resolve(spec.Data.Train, Path.GetDirectoryName(spec.SourceFile) ?? ".");
 
     private static CharTokenizer CharactersOf(IReadOnlyList<string> files, int sentinels)
     {

@@ -8,10 +8,10 @@ public sealed record EttinPreset(string Name, int Layers, int Hidden, int Interm
     public const int Vocabulary = 50_368;
 
     /// <summary>The encoder of this size at vocabulary <paramref name="vocabSize"/> (the decoder twin differs only in Architecture).</summary>
-    public TransformerConfig Config(int vocabSize = Vocabulary, ModelArchitecture architecture = ModelArchitecture.EttinEncoder) => new(
+    public TransformerConfig Config(int vocabSize = Vocabulary, ModelArchitecture architecture = ModelArchitecture.EncoderOnly) => new(
         VocabSize: vocabSize, DModel: Hidden,
-        EncoderLayers: architecture == ModelArchitecture.EttinEncoder ? Layers : 0,
-        DecoderLayers: architecture == ModelArchitecture.EttinEncoder ? 0 : Layers,
+        EncoderLayers: architecture == ModelArchitecture.EncoderOnly ? Layers : 0,
+        DecoderLayers: architecture == ModelArchitecture.EncoderOnly ? 0 : Layers,
         Heads: Heads, KvHeads: Heads, HeadDim: HeadDim, FfnDim: Intermediate, Mlp: MlpKind.GeGlu, Dropout: 0.0,
         RopeTheta: 10_000, NormEps: 1e-5)
     {

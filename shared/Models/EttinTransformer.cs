@@ -26,7 +26,7 @@ public sealed class EttinTransformer : nn.Module<Tensor, Tensor>
     /// <param name="causal">true for the decoder twin (<see cref="ModelArchitecture.EttinDecoder"/>)</param>
     public EttinTransformer(string name, TransformerConfig config, bool causal) : base(name)
     {
-        var architecture = causal ? ModelArchitecture.EttinDecoder : ModelArchitecture.EttinEncoder;
+        var architecture = causal ? ModelArchitecture.EttinDecoder : ModelArchitecture.EncoderOnly;
         config.Validate();
         if (config.Architecture != architecture)
             throw new ArgumentException($"TransformerConfig.Architecture = {config.Architecture}: this model is {architecture}.", nameof(config));

@@ -57,7 +57,7 @@ internal static class GptParts
 
     /// <summary>Pre-LN stacks end with a LayerNorm before the head; post-LN stacks already end normalised.</summary>
     public static LayerNorm? FinalNorm(TransformerConfig config, int width) =>
-        config.NormPosition == NormPlacement.Pre ? nn.LayerNorm(width, config.NormEps) : null;
+        config.NormPosition == NormPosition.Pre ? nn.LayerNorm(width, config.NormEps) : null;
 
     /// <returns>additive [B, 1, T, T]</returns>
     public static Tensor CausalMask(Tensor tokens, long padId, ScalarType dtype) =>

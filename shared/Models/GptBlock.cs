@@ -16,7 +16,7 @@ public sealed class GptBlock : nn.Module
     private readonly Dropout attentionDropout;
     private readonly LayerNorm mlpNorm;
     private readonly FeedForward mlp;
-    private readonly NormPlacement placement;
+    private readonly NormPosition placement;
 
     /// <param name="config">the stage's config (<see cref="TransformerConfig.AtWidth"/>): DModel is this block's width</param>
     public GptBlock(string name, TransformerConfig config) : base(name)
@@ -34,7 +34,7 @@ public sealed class GptBlock : nn.Module
     /// <param name="mask">additive [B, 1, T, T], causal</param>
     public Tensor forward(Tensor x, Tensor mask)
     {
-        if (placement == NormPlacement.Pre)
+        if (placement == NormPosition.Pre)
         {
             x = x + attentionDropout.forward(attention.SelfAttend(attentionNorm.forward(x), mask, angles: null));
             return x + mlp.forward(mlpNorm.forward(x));

@@ -34,7 +34,7 @@ public sealed class ParallelGpt : nn.Module<Tensor, Tensor>, ICausalLanguageMode
         head = nn.Linear(config.DModel, config.VocabSize, hasBias: true);
         RegisterComponents();
         WeightInitialization.Apply(this);
-        DropWeakerBranch = config.DropWeakerBranchAtInference;
+        DropWeakerBranch = config.Branches == BranchesAtInference.Stronger;
     }
 
     public TransformerConfig Config { get; }

@@ -129,10 +129,10 @@ public static class ParameterCount
                 }
                 other = GptFinalNorm(c, finalWidth);
                 break;
-            case ModelArchitecture.EttinEncoder or ModelArchitecture.EttinDecoder:
+            case ModelArchitecture.EncoderOnly or ModelArchitecture.EttinDecoder:
                 embedding = Embedding(c);
                 var layers = c.Layers * EttinLayer(c);
-                if (c.Architecture == ModelArchitecture.EttinEncoder) encoder = layers; else decoder = layers;
+                if (c.Architecture == ModelArchitecture.EncoderOnly) encoder = layers; else decoder = layers;
                 other = 2 * d + (d * d + d); // embedding norm + final norm, prediction head dense + norm
                 break;
             default:
@@ -144,7 +144,7 @@ public static class ParameterCount
     /// <summary>A width -> width/2 compressor with bias (Linear and Conv1d of kernel 1 have the same count).</summary>
     public static long Compressor(long width) => width * (width / 2) + width / 2;
 
-    private static long GptFinalNorm(TransformerConfig c, long width) => c.NormPosition == NormPlacement.Pre ? 2 * width : 0;
+    private static long GptFinalNorm(TransformerConfig c, long width) => c.NormPosition == NormPosition.Pre ? 2 * width : 0;
 
     /// <summary>Sum of the element counts of a module's actual parameters (a tied head is one parameter).</summary>
     public static long Count(nn.Module module) => module.parameters().Sum(p => p.numel());
@@ -184,10 +184,10 @@ public static class ParameterCount
         {
             case ModelArchitecture.EncoderDecoder when encoderLength == 0 || decoderLength == 0:
                 throw new ArgumentException("An encoder-decoder config needs encoderLength > 0 and decoderLength > 0.", nameof(encoderLength));
-            case ModelArchitecture.EttinEncoder when encoderLength == 0 || decoderLength != 0:
+            case ModelArchitecture.EncoderOnly when encoderLength == 0 || decoderLength != 0:
                 throw new ArgumentException(
                     $"The encoder-only model reads encoderLength tokens and has no decoder: got {encoderLength} and {decoderLength}.", nameof(decoderLength));
-            case not (ModelArchitecture.EncoderDecoder or ModelArchitecture.EttinEncoder) when encoderLength != 0 || decoderLength == 0:
+            case not (ModelArchitecture.EncoderDecoder or ModelArchitecture.EncoderOnly) when encoderLength != 0 || decoderLength == 0:
                 throw new ArgumentException(
                     $"A causal {architecture} config has no encoder; pass encoderLength 0 and the context as decoderLength, got {encoderLength} and {decoderLength}.",
                     nameof(encoderLength));
@@ -196,7 +196,7 @@ public static class ParameterCount
         return architecture switch
         {
             ModelArchitecture.EncoderDecoder or ModelArchitecture.DecoderOnly => TransformerFlops(c, encoderLength, decoderLength),
-            ModelArchitecture.EttinEncoder => encoderLength * EttinFlopsPerToken(c, encoderLength),
+            ModelArchitecture.EncoderOnly => encoderLength * EttinFlopsPerToken(c, encoderLength),
             ModelArchitecture.EttinDecoder => decoderLength * EttinFlopsPerToken(c, decoderLength),
             _ => decoderLength * GptFlopsPerToken(c, decoderLength),
         };
@@ -255,7 +255,7 @@ public static class ParameterCount
     /// <summary>One token through the Ettin layers (local layers attend at most their window) and the head.</summary>
     private static double EttinFlopsPerToken(TransformerConfig c, int length)
     {
-        var localKeys = Math.Min(length, c.Architecture == ModelArchitecture.EttinEncoder ? 2 * (c.LocalWindow / 2) + 1 : c.LocalWindow);
+        var localKeys = Math.Min(length, c.Architecture == ModelArchitecture.EncoderOnly ? 2 * (c.LocalWindow / 2) + 1 : c.LocalWindow);
         double total = 0;
         for (var layer = 0; layer < c.Layers; layer++)
         {

@@ -1,19 +1,6 @@
 namespace Training.Shared.Models;
 
-/// <summary>Which feed-forward network each block uses.</summary>
-public enum MlpKind
-{
-    /// <summary>d -> ffn -> d with GELU (tanh approximation), as in the "Return of the Encoder" 330M model and GPT.</summary>
-    GeluTanh,
-
-    /// <summary>SwiGLU: silu(gate(x)) * up(x) -> down, three projections of the same widths.</summary>
-    SwiGlu,
-
-    /// <summary>GeGLU (the Ettin / ModernBERT MLP): gelu(input(x)) * gate(x) -> down, exact GELU.</summary>
-    GeGlu,
-}
-
-/// <summary>Which model a config describes; each value is one class in this folder.</summary>
+/// <summary>Which model a config describes; each value is one class in this folder. The YAML spelling is in SpecSchema.</summary>
 public enum ModelArchitecture
 {
     /// <summary><see cref="EncoderDecoderModel"/> (SPEC.md section 1).</summary>
@@ -35,25 +22,65 @@ public enum ModelArchitecture
     ConvCompressedGpt,
 
     /// <summary><see cref="EttinEncoder"/>: the bidirectional half of an Ettin pair (SPEC.md section 2), MLM head.</summary>
-    EttinEncoder,
+    EncoderOnly,
 
     /// <summary><see cref="EttinDecoder"/>: the causal twin of <see cref="EttinEncoder"/>, same weights shape.</summary>
     EttinDecoder,
 }
 
+/// <summary>The families the architectures fall into; the one place each family is defined.</summary>
+public static class ModelFamilies
+{
+    public static bool IsGptFamily(this ModelArchitecture a) =>
+        a is ModelArchitecture.Gpt or ModelArchitecture.ParallelGpt or ModelArchitecture.LinearlyCompressedGpt or ModelArchitecture.ConvCompressedGpt;
+
+    public static bool IsCompressedGpt(this ModelArchitecture a) =>
+        a is ModelArchitecture.LinearlyCompressedGpt or ModelArchitecture.ConvCompressedGpt;
+
+    public static bool IsEttin(this ModelArchitecture a) => a is ModelArchitecture.EncoderOnly or ModelArchitecture.EttinDecoder;
+
+    /// <summary>Every architecture except the encoder-decoder and the encoder-only model predicts the next token.</summary>
+    public static bool IsCausal(this ModelArchitecture a) => a is not (ModelArchitecture.EncoderDecoder or ModelArchitecture.EncoderOnly);
+}
+
+/// <summary>Which feed-forward network each block uses.</summary>
+public enum MlpKind
+{
+    /// <summary>d -> ffn -> d with GELU (tanh approximation), as in the "Return of the Encoder" 330M model and GPT.</summary>
+    GeluTanh,
+
+    /// <summary>SwiGLU: silu(gate(x)) * up(x) -> down, three projections of the same widths.</summary>
+    SwiGlu,
+
+    /// <summary>GeGLU (the Ettin / ModernBERT MLP): gelu(input(x)) * gate(x) -> down, exact GELU.</summary>
+    GeGlu,
+}
+
 /// <summary>Where a GPT block normalises: before each sub-layer (pre-LN) or after each residual sum (post-LN).</summary>
-public enum NormPlacement
+public enum NormPosition
 {
     Pre,
     Post,
 }
 
+/// <summary>parallel-gpt at inference (eval): both branches, or only the one with the larger learned weight.</summary>
+public enum BranchesAtInference
+{
+    Both,
+    Stronger,
+}
+
+/// <summary>A problem with a shape: the fields it involves (first the one to blame) and why, in the YAML's words.</summary>
+public sealed record ShapeProblem(IReadOnlyList<string> Fields, string Message);
+
 /// <summary>
-/// Shape of every model in this folder. The positional fields describe the encoder-decoder of SPEC.md section 1
-/// (and its decoder-only twin: EncoderLayers = 0, DecoderLayers = all layers); the init-only fields select and
-/// shape the other architectures. Attention width is Heads * HeadDim, which may be narrower than DModel
-/// (384 vs 1024 in the reference model). Layers of a single-stack model sit in DecoderLayers, except for the
-/// encoder-only model, whose layers sit in EncoderLayers (it has no decoder).
+/// The shape of every model in this folder, and the <c>model:</c> section of an experiment (the spec holds it with
+/// VocabSize 0; <see cref="WithVocabulary"/> joins the tokenizer's vocabulary when the model is built).
+/// The positional fields describe the encoder-decoder of SPEC.md section 1 (and its decoder-only twin:
+/// EncoderLayers = 0, DecoderLayers = all layers); the init-only fields select and shape the other architectures.
+/// Attention width is Heads * HeadDim, which may be narrower than DModel (384 vs 1024 in the reference model).
+/// Layers of a single-stack model sit in DecoderLayers, except for the encoder-only model, whose layers sit in
+/// EncoderLayers (it has no decoder).
 /// </summary>
 public sealed record TransformerConfig(
     int VocabSize,
@@ -85,8 +112,14 @@ public sealed record TransformerConfig(
         init => architecture = value;
     }
 
+    /// <summary>Encoder-decoder: the share of layers in the encoder, kept only when the experiment gave it.</summary>
+    public double? EncoderFraction { get; init; }
+
+    /// <summary>Ettin: the released size (<see cref="EttinPresets"/>) the shape came from, when the experiment named one.</summary>
+    public string? Preset { get; init; }
+
     /// <summary>GPT family: pre-LN or post-LN blocks.</summary>
-    public NormPlacement NormPosition { get; init; } = NormPlacement.Pre;
+    public NormPosition NormPosition { get; init; } = NormPosition.Pre;
 
     /// <summary>GPT family: rows of the learned position table, the longest input the model reads.</summary>
     public int MaxPositions { get; init; }
@@ -94,8 +127,8 @@ public sealed record TransformerConfig(
     /// <summary>lc-gpt / cc-gpt: [blocks -> halve the width] repeated this many times (2 in the paper: 384 -> 192 -> 96).</summary>
     public int CompressionStages { get; init; } = 2;
 
-    /// <summary>parallel-gpt: at inference (eval mode) keep only the branch with the larger mixing weight.</summary>
-    public bool DropWeakerBranchAtInference { get; init; }
+    /// <summary>parallel-gpt: at inference (eval mode) run both branches, or only the one with the larger mixing weight.</summary>
+    public BranchesAtInference Branches { get; init; } = BranchesAtInference.Both;
 
     /// <summary>Ettin: layer i attends globally when i % GlobalEvery == 0, else through the sliding window.</summary>
     public int GlobalEvery { get; init; } = 3;
@@ -119,13 +152,15 @@ public sealed record TransformerConfig(
     /// <summary>All layers (blocks) of the model.</summary>
     public int Layers => EncoderLayers + DecoderLayers;
 
-    public bool IsGptFamily => Architecture is ModelArchitecture.Gpt or ModelArchitecture.ParallelGpt
-        or ModelArchitecture.LinearlyCompressedGpt or ModelArchitecture.ConvCompressedGpt;
+    public bool IsGptFamily => Architecture.IsGptFamily();
 
-    public bool IsEttin => Architecture is ModelArchitecture.EttinEncoder or ModelArchitecture.EttinDecoder;
+    public bool IsEttin => Architecture.IsEttin();
 
     /// <summary>True when the model attends with rotary embeddings (everything but the GPT family, which learns positions).</summary>
     public bool UsesRotary => !IsGptFamily;
+
+    /// <summary>This shape at a tokenizer's vocabulary: what a model is built from.</summary>
+    public TransformerConfig WithVocabulary(int vocabSize, int padId) => this with { VocabSize = vocabSize, PadId = padId };
 
     /// <summary>Width of the residual stream in compression stage <paramref name="stage"/> (stage CompressionStages is the head's).</summary>
     public int StageWidth(int stage) => DModel >> stage;
@@ -143,69 +178,94 @@ public sealed record TransformerConfig(
     {
         Require(Enum.IsDefined(Architecture), nameof(Architecture), Architecture, "is not a known ModelArchitecture");
         Require(VocabSize > 0, nameof(VocabSize), VocabSize, "must be positive");
-        Require(DModel > 0, nameof(DModel), DModel, "must be positive");
-        Require(EncoderLayers >= 0, nameof(EncoderLayers), EncoderLayers, "must be 0 (decoder-only) or positive");
+        Require(PadId >= 0 && PadId < VocabSize, nameof(PadId), PadId, $"must be a token id in [0, {VocabSize})");
+        if (IsGptFamily)
+            Require(!TieEmbeddings, nameof(TieEmbeddings), TieEmbeddings, "must be false in the GPT family (its head is a separate Linear with bias)");
+        if (ShapeProblems().FirstOrDefault() is { } problem)
+        {
+            var field = problem.Fields[0];
+            var value = GetType().GetProperty(field)?.GetValue(this);
+            throw new ArgumentException($"TransformerConfig.{field} = {value}: {problem.Message}.", field);
+        }
+    }
+
+    /// <summary>
+    /// Every reason this shape cannot be built (nothing about the vocabulary), in the order they are checked. The
+    /// experiment binder reports these at the YAML keys of the fields; <see cref="Validate"/> throws the first.
+    /// </summary>
+    public IEnumerable<ShapeProblem> ShapeProblems()
+    {
+        ShapeProblem Problem(string message, params string[] fields) => new(fields, message);
+
+        if (DModel <= 0) yield return Problem($"d_model ({DModel}) must be positive", nameof(DModel));
         switch (Architecture)
         {
             case ModelArchitecture.EncoderDecoder:
-                Require(EncoderLayers > 0, nameof(EncoderLayers), EncoderLayers, "must be positive for an encoder-decoder");
-                Require(DecoderLayers > 0, nameof(DecoderLayers), DecoderLayers, "must be positive");
+                if (EncoderLayers <= 0 || DecoderLayers <= 0)
+                    yield return Problem($"the split leaves {EncoderLayers} encoder and {DecoderLayers} decoder layers out of {Layers}; each stack needs >= 1",
+                        EncoderLayers <= 0 ? nameof(EncoderLayers) : nameof(DecoderLayers));
                 break;
-            case ModelArchitecture.EttinEncoder:
-                Require(EncoderLayers > 0, nameof(EncoderLayers), EncoderLayers, "must be positive: an encoder-only model keeps its layers there");
-                Require(DecoderLayers == 0, nameof(DecoderLayers), DecoderLayers, "must be 0: an encoder-only model has no decoder");
+            case ModelArchitecture.EncoderOnly:
+                if (EncoderLayers <= 0) yield return Problem("an encoder-only model keeps its layers in EncoderLayers: it must be positive", nameof(EncoderLayers));
+                if (DecoderLayers != 0) yield return Problem("an encoder-only model has no decoder: DecoderLayers must be 0", nameof(DecoderLayers));
                 break;
             default:
-                Require(EncoderLayers == 0, nameof(EncoderLayers), EncoderLayers, $"must be 0 for {Architecture} (a single causal stack)");
-                Require(DecoderLayers > 0, nameof(DecoderLayers), DecoderLayers, "must be positive");
+                if (EncoderLayers != 0) yield return Problem($"EncoderLayers must be 0 for {Architecture} (a single causal stack)", nameof(EncoderLayers));
+                if (DecoderLayers <= 0) yield return Problem($"layers ({DecoderLayers}) must be positive", nameof(DecoderLayers));
                 break;
         }
-        Require(Heads > 0, nameof(Heads), Heads, "must be positive");
-        Require(KvHeads > 0, nameof(KvHeads), KvHeads, "must be positive");
-        Require(Heads % KvHeads == 0, nameof(KvHeads), KvHeads,
-            $"must divide Heads ({Heads}) so that each key/value head serves a whole group of query heads");
-        // RoPE rotates pairs of dimensions, so a head needs an even width.
-        if (UsesRotary)
-            Require(HeadDim > 0 && HeadDim % 2 == 0, nameof(HeadDim), HeadDim, "must be positive and even (RoPE rotates pairs)");
-        else
-            Require(HeadDim > 0, nameof(HeadDim), HeadDim, "must be positive");
-        Require(FfnDim > 0, nameof(FfnDim), FfnDim, "must be positive");
-        Require(Enum.IsDefined(Mlp), nameof(Mlp), Mlp, "is not a known MlpKind");
-        Require(Dropout is >= 0 and < 1, nameof(Dropout), Dropout, "must be in [0, 1)");
-        Require(RopeTheta > 0 && double.IsFinite(RopeTheta), nameof(RopeTheta), RopeTheta, "must be positive and finite");
-        Require(NormEps > 0 && double.IsFinite(NormEps), nameof(NormEps), NormEps, "must be positive and finite");
-        Require(PadId >= 0 && PadId < VocabSize, nameof(PadId), PadId, $"must be a token id in [0, {VocabSize})");
-        if (IsGptFamily) ValidateGpt();
-        if (IsEttin) ValidateEttin();
-    }
-
-    private void ValidateGpt()
-    {
-        // A GPT block's attention is as wide as its residual stream (heads split d_model).
-        Require(AttentionDim == DModel, nameof(HeadDim), HeadDim,
-            $"must be DModel / Heads = {DModel} / {Heads} in the GPT family (attention is as wide as the block)");
-        Require(MaxPositions > 0, nameof(MaxPositions), MaxPositions, "must be positive: the GPT family learns one embedding per position");
-        Require(!TieEmbeddings, nameof(TieEmbeddings), TieEmbeddings, "must be false in the GPT family (its head is a separate Linear with bias)");
-        if (Architecture == ModelArchitecture.ParallelGpt)
-            Require(DecoderLayers % 2 == 0, nameof(DecoderLayers), DecoderLayers, "must be even: parallel-gpt splits its blocks between two branches");
-        if (Architecture is ModelArchitecture.LinearlyCompressedGpt or ModelArchitecture.ConvCompressedGpt)
+        if (Heads <= 0) yield return Problem($"heads ({Heads}) must be positive", nameof(Heads));
+        if (KvHeads <= 0) yield return Problem($"kv_heads ({KvHeads}) must be positive", nameof(KvHeads));
+        else if (Heads > 0 && Heads % KvHeads != 0)
+            yield return Problem($"kv_heads ({KvHeads}) must divide heads ({Heads}): each key/value head serves heads/kv_heads query heads",
+                nameof(KvHeads), nameof(Heads));
+        if (HeadDim <= 0) yield return Problem($"head_dim ({HeadDim}) must be positive", nameof(HeadDim));
+        else if (UsesRotary && HeadDim % 2 != 0)
+            yield return Problem($"head_dim ({HeadDim}) must be even: rotary embeddings rotate pairs of dimensions", nameof(HeadDim));
+        if (FfnDim <= 0) yield return Problem($"ffn_dim ({FfnDim}) must be positive", nameof(FfnDim));
+        if (!Enum.IsDefined(Mlp)) yield return Problem($"{Mlp} is not a known MlpKind", nameof(Mlp));
+        if (Dropout is not (>= 0 and < 1)) yield return Problem($"dropout ({Dropout}) must be in [0, 1)", nameof(Dropout));
+        if (!(RopeTheta > 0 && double.IsFinite(RopeTheta))) yield return Problem("rope_theta must be positive and finite", nameof(RopeTheta));
+        if (!(NormEps > 0 && double.IsFinite(NormEps))) yield return Problem("norm_eps must be positive and finite", nameof(NormEps));
+        if (IsGptFamily)
+            foreach (var problem in GptShapeProblems()) yield return problem;
+        if (IsEttin)
         {
-            Require(CompressionStages is > 0 and < 16, nameof(CompressionStages), CompressionStages, "must be in [1, 15]");
-            Require(DecoderLayers % CompressionStages == 0, nameof(DecoderLayers), DecoderLayers,
-                $"must be a multiple of CompressionStages ({CompressionStages}): each stage has the same number of blocks");
-            var divisor = (long)Heads << CompressionStages;
-            Require(DModel % divisor == 0, nameof(DModel), DModel,
-                $"must be divisible by Heads * 2^CompressionStages = {divisor} so every halved stage still splits into {Heads} heads");
-            Require(FfnDim % (1 << (CompressionStages - 1)) == 0, nameof(FfnDim), FfnDim,
-                $"must be divisible by 2^(CompressionStages - 1) = {1 << (CompressionStages - 1)}: it halves with the width at every stage");
+            if (GlobalEvery <= 0) yield return Problem("global_every must be positive (1 = every layer global)", nameof(GlobalEvery));
+            if (LocalWindow <= 0) yield return Problem("local_window must be positive", nameof(LocalWindow));
+            if (!(GlobalRopeTheta > 0 && double.IsFinite(GlobalRopeTheta)))
+                yield return Problem("global_rope_theta must be positive and finite", nameof(GlobalRopeTheta));
         }
     }
 
-    private void ValidateEttin()
+    private IEnumerable<ShapeProblem> GptShapeProblems()
     {
-        Require(GlobalEvery > 0, nameof(GlobalEvery), GlobalEvery, "must be positive (1 = every layer global)");
-        Require(LocalWindow > 0, nameof(LocalWindow), LocalWindow, "must be positive");
-        Require(GlobalRopeTheta > 0 && double.IsFinite(GlobalRopeTheta), nameof(GlobalRopeTheta), GlobalRopeTheta, "must be positive and finite");
+        // A GPT block's attention is as wide as its residual stream (heads split d_model).
+        if (Heads > 0 && (long)Heads * HeadDim != DModel)
+            yield return new([nameof(HeadDim), nameof(Heads), nameof(DModel)],
+                $"a GPT block splits d_model between its heads: heads ({Heads}) * head_dim ({HeadDim}) must equal d_model ({DModel}); " +
+                "leave head_dim out to derive it");
+        if (MaxPositions <= 0)
+            yield return new([nameof(MaxPositions)], $"max_positions ({MaxPositions}) must be positive: the GPT family learns one embedding per position");
+        if (Architecture == ModelArchitecture.ParallelGpt && DecoderLayers % 2 != 0)
+            yield return new([nameof(DecoderLayers)], $"parallel-gpt splits its blocks between two branches: layers ({DecoderLayers}) must be even");
+        if (!Architecture.IsCompressedGpt()) yield break;
+        if (CompressionStages is not (> 0 and < 16))
+        {
+            yield return new([nameof(CompressionStages)], $"compression_stages ({CompressionStages}) must be in [1, 15]");
+            yield break;
+        }
+        if (DecoderLayers % CompressionStages != 0)
+            yield return new([nameof(DecoderLayers), nameof(CompressionStages)],
+                $"every compression stage has the same number of blocks: layers ({DecoderLayers}) must be a multiple of compression_stages ({CompressionStages})");
+        var divisor = (long)Heads << CompressionStages;
+        if (divisor > 0 && DModel % divisor != 0)
+            yield return new([nameof(DModel), nameof(CompressionStages), nameof(Heads)],
+                $"each of {CompressionStages} compression stages halves the width and keeps {Heads} heads: d_model ({DModel}) must be divisible by " +
+                $"heads * 2^compression_stages = {divisor}");
+        if (FfnDim % (1 << (CompressionStages - 1)) != 0)
+            yield return new([nameof(FfnDim), nameof(CompressionStages)],
+                $"ffn_dim ({FfnDim}) halves with the width at every stage: it must be divisible by {1 << (CompressionStages - 1)}");
     }
 
     private static void Require(bool condition, string field, object value, string rule)

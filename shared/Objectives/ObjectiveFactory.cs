@@ -1,23 +1,19 @@
 using Training.Shared.Data;
-using Training.Shared.Spec;
 
 namespace Training.Shared.Objectives;
 
 /// <summary>The objective an experiment's <c>objective:</c> section describes, and the tokens it feeds the model.</summary>
 public static class ObjectiveFactory
 {
-    public static ITrainingObjective Create(ExperimentSpec spec, ITokenizer tokenizer)
+    /// <summary>The objective <paramref name="o"/> describes; its random choices are seeded by <paramref name="seed"/>.</summary>
+    public static ITrainingObjective Create(ObjectiveSpec o, ITokenizer tokenizer, long seed) => o.Kind switch
     {
-        var o = spec.Objective;
-        return o.Kind switch
-        {
-            ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(
-                new SpanCorruption(o.NoiseDensity, o.MeanSpanLength, o.InputLength, tokenizer.Special), tokenizer.Special, spec.Seed),
-            ObjectiveKind.Clm => new CausalLmObjective(o.InputLength),
-            ObjectiveKind.Mlm => new MaskedLmObjective(o.InputLength, o.MaskRate, o.EvalMaskRate, tokenizer.Special, spec.Seed),
-            _ => throw new ArgumentOutOfRangeException(nameof(spec), o.Kind, "unknown objective.kind"),
-        };
-    }
+        ObjectiveKind.SpanCorruption => new SpanCorruptionObjective(
+            new SpanCorruption(o.NoiseDensity, o.MeanSpanLength, o.InputLength, tokenizer.Special), tokenizer.Special, seed),
+        ObjectiveKind.Clm => new CausalLmObjective(o.InputLength),
+        ObjectiveKind.Mlm => new MaskedLmObjective(o.InputLength, o.MaskRate, o.EvalMaskRate, tokenizer.Special, seed),
+        _ => throw new ArgumentOutOfRangeException(nameof(o), o.Kind, "unknown objective.kind"),
+    };
 
     /// <summary>
     /// Tokens one example feeds the model: (encoder, decoder). Span corruption: its corrupted input and target

@@ -1,3 +1,6 @@
+using Training.Shared.Models;
+using Training.Shared.Objectives;
+
 namespace Training.Shared.Spec;
 
 /// <summary>
@@ -32,34 +35,28 @@ internal sealed class SpecBinder
 
     private ExperimentSpec BindAll(string sourceFile)
     {
-        var name = Text("name") ?? "";
-        var seed = Long("seed") ?? 0;
-        var data = BindData(Path.GetDirectoryName(sourceFile) ?? "/");
-        var tokenizer = new TokenizerSpec(
-            SpecNames.Tokenizers[TextOrDefault("tokenizer.kind")],
-            IntOrDefault("tokenizer.sentinels"));
-        var model = BindModel();
-        var objective = BindObjective(model, tokenizer);
-        var optimizer = new OptimizerSpec(
-            SpecNames.Optimizers[TextOrDefault("optimizer.kind")],
-            DoubleOrDefault("optimizer.lr"),
-            DoubleOrDefault("optimizer.beta1"),
-            DoubleOrDefault("optimizer.beta2"),
-            DoubleOrDefault("optimizer.eps"),
-            DoubleOrDefault("optimizer.weight_decay"),
-            DoubleOrDefault("optimizer.grad_clip"));
-        var resources = new ResourcesSpec(
-            IntOrDefault("resources.workers"),
-            IntOrDefault("resources.threads"),
-            TextOrDefault("resources.device"),
-            IntOrDefault("resources.max_concurrent_trials"),
-            Int("resources.min_workers"));
-        if (resources.MinWorkers is { } minWorkers && minWorkers > resources.Workers && Valid("resources.min_workers", "resources.workers"))
-            Conflict($"min_workers ({minWorkers}) must not exceed workers ({resources.Workers})", "resources.min_workers", "resources.workers");
-        var train = BindTrain(resources);
-        var schedule = BindSchedule(train);
-        return new ExperimentSpec(name, seed, data, tokenizer, model, objective, optimizer, schedule, train, resources,
-            Sweep: null, sourceFile);
+        // Every key through its schema entry: the table's default, then the written value where it is valid and applies.
+        var spec = SpecSchema.Blank(sourceFile);
+        var arch = Value("model.arch") as ModelArchitecture?;
+        foreach (var key in SpecSchema.All.Where(k => k.Set is not null))
+        {
+            if (key.TypedDefault is { } fallback) spec = key.Set!(spec, fallback);
+            if (Value(key.Path) is { } written && Applies(key, arch)) spec = key.Set!(spec, written);
+        }
+        spec = spec with { Data = BindData(Path.GetDirectoryName(sourceFile) ?? "/") };
+
+        // Rules that span several keys: derived defaults, the layer split, the objective, then the checks.
+        spec = spec with { Model = DeriveModelDefaults(spec.Model, spec.Objective.InputLength) };
+        spec = spec with { Objective = BindObjective(spec.Objective, spec.Model, Given("model.arch")) };
+        spec = spec with { Train = BindTrain(spec.Train, spec.Resources) };
+        CheckShape(spec.Model, spec.Objective);
+        CheckObjective(spec);
+        if (spec.Resources.MinWorkers is { } minWorkers && minWorkers > spec.Resources.Workers && Valid("resources.min_workers", "resources.workers"))
+            Conflict($"min_workers ({minWorkers}) must not exceed workers ({spec.Resources.Workers})", "resources.min_workers", "resources.workers");
+        if (Valid("schedule.warmup_steps", "train.steps") && spec.Schedule.WarmupSteps > 0 && spec.Schedule.WarmupSteps >= spec.Train.Steps)
+            Conflict($"warmup_steps ({spec.Schedule.WarmupSteps}) must be < train.steps ({spec.Train.Steps})",
+                "schedule.warmup_steps", "train.steps");
+        return spec;
     }
 
     private DataSpec BindData(string baseFolder)
@@ -114,123 +111,78 @@ internal sealed class SpecBinder
         return patterns;
     }
 
-    private ModelSpec BindModel()
-    {
-        var arch = Text("model.arch") is { } archText ? SpecNames.Arches[archText] : (ModelArch?)null;
-        var archValid = arch is not null;
-        var resolvedArch = arch ?? ModelArch.EncoderDecoder;
-        bool Is(params ModelArch[] arches) => arch is { } a && arches.Contains(a);
-        var gpt = Is(ModelArch.Gpt, ModelArch.ParallelGpt, ModelArch.LinearlyCompressedGpt, ModelArch.ConvCompressedGpt);
-        var compressed = Is(ModelArch.LinearlyCompressedGpt, ModelArch.ConvCompressedGpt);
-        var ettin = Is(ModelArch.EncoderOnly, ModelArch.EttinDecoder);
-        const string ettinArches = "encoder-only and ettin-decoder";
-
-        var preset = OnlyFor("model.preset", ettin, archValid, ettinArches) ? Text("model.preset") : null;
-        var presetShape = preset is null ? null : Models.EttinPresets.Get(preset);
-
-        var dModel = Int("model.d_model") ?? presetShape?.Hidden ?? (int)(long)Default("model.d_model");
-        var (layers, encoderLayers, decoderLayers) = resolvedArch switch
-        {
-            ModelArch.EncoderDecoder => EncoderDecoderLayers(),
-            ModelArch.EncoderOnly => SingleStackLayers(encoder: true, presetShape?.Layers),
-            _ => SingleStackLayers(encoder: false, presetShape?.Layers),
-        };
-        var heads = Int("model.heads") ?? presetShape?.Heads ?? (int)(long)Default("model.heads");
-        var kvHeads = Int("model.kv_heads") ?? heads;
-        // A GPT block splits its width between its heads; elsewhere heads keep their own width (64 by default).
-        var headDim = Int("model.head_dim")
-                      ?? (gpt && heads > 0 && dModel % heads == 0 ? dModel / heads : (int)(long)Default("model.head_dim"));
-        var ffnDim = Int("model.ffn_dim") ?? presetShape?.Intermediate ?? 4 * dModel;
-        var mlp = Text("model.mlp") is { } mlpText ? SpecNames.Mlps[mlpText] : ettin ? MlpChoice.GeGlu : MlpChoice.Gelu;
-        // The Ettin recipe trains without dropout; LayerNorm models (GPT, Ettin) use PyTorch's LayerNorm eps.
-        var dropout = Double("model.dropout") ?? (ettin ? 0.0 : 0.1);
-        var normEps = Double("model.norm_eps") ?? (gpt || ettin ? 1e-5 : 1e-6);
-
-        if (Valid("model.heads", "model.kv_heads") && heads % kvHeads != 0)
-            Conflict($"kv_heads ({kvHeads}) must divide heads ({heads}): each key/value head serves heads/kv_heads query heads",
-                "model.kv_heads", "model.heads");
-        if (!gpt && Valid("model.head_dim") && headDim % 2 != 0)
-            Conflict($"head_dim ({headDim}) must be even: rotary embeddings rotate pairs of dimensions", "model.head_dim");
-
-        var normPosition = OnlyFor("model.norm_position", gpt, archValid, "the GPT family (gpt, parallel-gpt, lc-gpt, cc-gpt)", onlyWhen: "post")
-            ? SpecNames.NormPositions[TextOrDefault("model.norm_position")] : NormPosition.Pre;
-        var inputLength = IntOrDefault("objective.input_length");
-        var maxPositions = OnlyFor("model.max_positions", gpt, archValid, "the GPT family, which learns position embeddings")
-            ? Int("model.max_positions") ?? inputLength : 0;
-        var stages = OnlyFor("model.compression_stages", compressed, archValid, "lc-gpt and cc-gpt")
-            ? IntOrDefault("model.compression_stages") : (int)(long)Default("model.compression_stages");
-        var branches = OnlyFor("model.branches_at_inference", Is(ModelArch.ParallelGpt), archValid, "parallel-gpt")
-            ? SpecNames.Branches[TextOrDefault("model.branches_at_inference")] : BranchesAtInference.Both;
-        var globalEvery = OnlyFor("model.global_every", ettin, archValid, ettinArches)
-            ? IntOrDefault("model.global_every") : (int)(long)Default("model.global_every");
-        // Ettin's local layers: +-64 around each token in the encoder, the previous 64 in the decoder.
-        var localWindow = OnlyFor("model.local_window", ettin, archValid, ettinArches)
-            ? Int("model.local_window") ?? (arch == ModelArch.EttinDecoder ? 64 : 128) : 128;
-        var globalRopeTheta = OnlyFor("model.global_rope_theta", ettin, archValid, ettinArches)
-            ? DoubleOrDefault("model.global_rope_theta") : (double)Default("model.global_rope_theta");
-
-        if (gpt) CheckGptShape(resolvedArch, dModel, layers, heads, headDim, ffnDim, stages, maxPositions, inputLength);
-
-        return new ModelSpec(
-            resolvedArch,
-            dModel,
-            layers,
-            encoderLayers,
-            decoderLayers,
-            resolvedArch == ModelArch.EncoderDecoder ? Double("model.encoder_fraction") : null,
-            heads,
-            kvHeads,
-            headDim,
-            ffnDim,
-            mlp,
-            dropout,
-            DoubleOrDefault("model.rope_theta"),
-            normEps,
-            preset,
-            normPosition,
-            maxPositions,
-            stages,
-            branches,
-            globalEvery,
-            localWindow,
-            globalRopeTheta);
-    }
-
     /// <summary>
-    /// True when <paramref name="key"/> shapes this architecture. A key written for an architecture it does not
-    /// shape is an error, unless model.arch comes from a sweep (then the file's key serves the trials it fits).
-    /// With <paramref name="onlyWhen"/>, only that value is an error (norm_position: pre is what every other block does).
+    /// True when <paramref name="key"/> shapes this architecture (or shapes every one). A key written for an
+    /// architecture it does not shape is an error, unless model.arch comes from a sweep (then the file's key serves the
+    /// trials it fits). With OnlyWhen, only that value is an error (norm_position: pre is what every other block does).
     /// </summary>
-    private bool OnlyFor(string key, bool applies, bool archValid, string architectures, string? onlyWhen = null)
+    private bool Applies(SchemaKey key, ModelArchitecture? arch)
     {
-        if (applies || !archValid || !document.Has(key) || document.IsSwept("model.arch")) return applies;
-        if (onlyWhen is null || Text(key) == onlyWhen)
-            Conflict($"{key[6..]} applies to {architectures} only, but model.arch is {Text("model.arch")}", key, "model.arch");
+        if (key.AppliesTo is null) return true;
+        if (arch is not { } a) return false;
+        var applies = key.AppliesTo(a);
+        if (applies || !document.Has(key.Path) || document.IsSwept("model.arch")) return applies;
+        if (key.OnlyWhen is null || Text(key.Path) == key.OnlyWhen)
+            Conflict($"{key.Leaf} applies to {key.Family} only, but model.arch is {Text("model.arch")}", key.Path, "model.arch");
         return false;
     }
 
-    private void CheckGptShape(ModelArch arch, int dModel, int layers, int heads, int headDim, int ffnDim, int stages, int maxPositions, int inputLength)
+    /// <summary>Written means given with a valid value: a wrong value is reported once and the key takes its default.</summary>
+    private bool Given(string path) => Value(path) is not null;
+
+    /// <summary>Defaults that depend on other keys: the Ettin preset's shape, the family's MLP, dropout and norm eps,
+    /// GPT heads that split d_model, positions as long as the input, and the layer split.</summary>
+    private TransformerConfig DeriveModelDefaults(TransformerConfig m, int inputLength)
     {
-        if (Valid("model.heads", "model.head_dim", "model.d_model") && heads * headDim != dModel)
-            Conflict($"a GPT block splits d_model between its heads: heads ({heads}) * head_dim ({headDim}) must equal d_model ({dModel}); " +
-                     "leave head_dim out to derive it", "model.head_dim", "model.heads", "model.d_model");
-        if (Valid("model.max_positions", "objective.input_length") && maxPositions < inputLength)
-            Conflict($"max_positions ({maxPositions}) must be >= objective.input_length ({inputLength}): the model learns one embedding per position",
+        var arch = m.Architecture;
+        var preset = m.Preset is { } name ? EttinPresets.Get(name) : null;
+        if (preset is not null)
+        {
+            if (!Given("model.d_model")) m = m with { DModel = preset.Hidden };
+            if (!Given("model.heads")) m = m with { Heads = preset.Heads };
+            if (!Given("model.ffn_dim")) m = m with { FfnDim = preset.Intermediate };
+        }
+        if (!Given("model.kv_heads")) m = m with { KvHeads = m.Heads };
+        // A GPT block splits its width between its heads; elsewhere heads keep their own width (64 by default).
+        if (!Given("model.head_dim") && arch.IsGptFamily() && m.Heads > 0 && m.DModel % m.Heads == 0) m = m with { HeadDim = m.DModel / m.Heads };
+        if (!Given("model.ffn_dim") && preset is null) m = m with { FfnDim = 4 * m.DModel };
+        if (!Given("model.mlp")) m = m with { Mlp = arch.IsEttin() ? MlpKind.GeGlu : MlpKind.GeluTanh };
+        // The Ettin recipe trains without dropout; LayerNorm models (GPT, Ettin) use PyTorch's LayerNorm eps.
+        if (!Given("model.dropout")) m = m with { Dropout = arch.IsEttin() ? 0.0 : 0.1 };
+        if (!Given("model.norm_eps")) m = m with { NormEps = arch.IsGptFamily() || arch.IsEttin() ? 1e-5 : 1e-6 };
+        if (arch.IsGptFamily() && !Given("model.max_positions"))
+            m = m with { MaxPositions = inputLength };
+        // Ettin's local layers: +-64 around each token in the encoder, the previous 64 in the decoder.
+        if (arch == ModelArchitecture.EttinDecoder && !Given("model.local_window")) m = m with { LocalWindow = 64 };
+        // The GPT family's head is its own Linear with bias (the paper's parameter counts include it).
+        m = m with { TieEmbeddings = !arch.IsGptFamily() };
+
+        var (_, encoder, decoder) = arch switch
+        {
+            ModelArchitecture.EncoderDecoder => EncoderDecoderLayers(),
+            ModelArchitecture.EncoderOnly => SingleStackLayers(encoder: true, preset?.Layers),
+            _ => SingleStackLayers(encoder: false, preset?.Layers),
+        };
+        return m with
+        {
+            EncoderLayers = encoder,
+            DecoderLayers = decoder,
+            EncoderFraction = arch == ModelArchitecture.EncoderDecoder ? Double("model.encoder_fraction") : null,
+        };
+    }
+
+    /// <summary>The model's own shape rules (TransformerConfig.ShapeProblems), reported at the keys of the fields they
+    /// name, plus the one that involves the objective.</summary>
+    private void CheckShape(TransformerConfig model, ObjectiveSpec objective)
+    {
+        foreach (var problem in model.ShapeProblems())
+        {
+            var keys = problem.Fields.SelectMany(SpecSchema.KeysOfField).Distinct().ToArray();
+            if (keys.Length > 0 && Valid(keys)) Conflict(problem.Message, keys);
+        }
+        if (model.IsGptFamily && Valid("model.max_positions", "objective.input_length") && model.MaxPositions < objective.InputLength)
+            Conflict($"max_positions ({model.MaxPositions}) must be >= objective.input_length ({objective.InputLength}): the model learns one embedding per position",
                 "model.max_positions", "objective.input_length");
-        if (arch == ModelArch.ParallelGpt && Valid("model.layers") && layers % 2 != 0)
-            Conflict($"parallel-gpt splits its blocks between two branches: layers ({layers}) must be even", "model.layers");
-        if (arch is not (ModelArch.LinearlyCompressedGpt or ModelArch.ConvCompressedGpt)
-            || !Valid("model.layers", "model.compression_stages", "model.d_model", "model.heads", "model.ffn_dim")) return;
-        if (layers % stages != 0)
-            Conflict($"every compression stage has the same number of blocks: layers ({layers}) must be a multiple of compression_stages ({stages})",
-                "model.layers", "model.compression_stages");
-        var divisor = (long)heads << stages;
-        if (dModel % divisor != 0)
-            Conflict($"each of {stages} compression stages halves the width and keeps {heads} heads: d_model ({dModel}) must be divisible by " +
-                     $"heads * 2^compression_stages = {divisor}", "model.d_model", "model.compression_stages", "model.heads");
-        if (ffnDim % (1 << (stages - 1)) != 0)
-            Conflict($"ffn_dim ({ffnDim}) halves with the width at every stage: it must be divisible by {1 << (stages - 1)}",
-                "model.ffn_dim", "model.compression_stages");
     }
 
     private const int DefaultLayers = 6;
@@ -317,143 +269,87 @@ internal sealed class SpecBinder
             encoderLayers = Split(total, DefaultEncoderFraction);
         }
 
-        var decoderLayers = total - encoderLayers;
-        if (encoderLayers < 1 || decoderLayers < 1)
-            Conflict($"the split leaves {encoderLayers} encoder and {decoderLayers} decoder layers out of {total}; each stack needs >= 1",
-                "model.encoder_fraction", "model.layers", "model.encoder_layers", "model.decoder_layers");
-        return (total, encoderLayers, decoderLayers);
+        return (total, encoderLayers, total - encoderLayers);
     }
 
     private static int Split(int layers, double fraction) => (int)Math.Round(layers * fraction, MidpointRounding.AwayFromZero);
 
-    private ObjectiveSpec BindObjective(ModelSpec model, TokenizerSpec tokenizer)
+    /// <summary>objective.kind: auto is the objective each architecture was pretrained with in its paper.</summary>
+    private ObjectiveSpec BindObjective(ObjectiveSpec objective, TransformerConfig model, bool archKnown)
     {
-        var kindText = Text("objective.kind");
-        var archKnown = Valid("model.arch") && document.Has("model.arch");
-        // auto: the objective each architecture was pretrained with in its paper.
-        var kind = kindText is null or SpecNames.AutoObjective ? NativeObjective(model.Arch) : SpecNames.Objectives[kindText];
-        var objective = new ObjectiveSpec(
-            kind,
-            IntOrDefault("objective.input_length"),
-            DoubleOrDefault("objective.noise_density"),
-            DoubleOrDefault("objective.mean_span_length"),
-            DoubleOrDefault("objective.mask_rate"),
-            DoubleOrDefault("objective.eval_mask_rate"));
-        if (kindText is null || !archKnown) return objective;
-
-        if (kindText != SpecNames.AutoObjective && !Fits(kind, model))
+        var kind = Value("objective.kind") as ObjectiveKind? ?? ObjectiveSpec.NativeFor(model.Architecture);
+        objective = objective with { Kind = kind };
+        if (Value("objective.kind") is ObjectiveKind written && archKnown && written != ObjectiveSpec.NativeFor(model.Architecture))
         {
-            var needed = SpecNames.Arches.Where(pair => Fits(kind, model with { Arch = pair.Value })).Select(pair => pair.Key).ToList();
+            var arches = SpecSchema.Architectures;
+            var needed = arches.Choices.Where(name => ObjectiveSpec.NativeFor((ModelArchitecture)arches.ValueOf(name)) == written).ToList();
             var neededText = needed.Count == 1 ? needed[0] : string.Join(", ", needed[..^1]) + " or " + needed[^1];
-            Conflict($"{kindText} requires model.arch {neededText}, but model.arch is {SpecNames.Of(SpecNames.Arches, model.Arch)} " +
+            Conflict($"{Text("objective.kind")} requires model.arch {neededText}, but model.arch is {arches.NameOf(model.Architecture)} " +
                      "(objective.kind: auto picks the objective that fits each architecture)",
                 "objective.kind", "model.arch");
-        }
-
-        if (kind == ObjectiveKind.Mlm && Valid("tokenizer.sentinels") && tokenizer.Sentinels < 1)
-            Conflict("mlm replaces tokens by a mask id, the tokenizer's first sentinel: tokenizer.sentinels must be >= 1, but it is 0",
-                "tokenizer.sentinels", "objective.kind");
-
-        if (kind == ObjectiveKind.SpanCorruption
-            && Valid("objective.input_length", "objective.noise_density", "objective.mean_span_length", "tokenizer.sentinels"))
-        {
-            var spans = SpansPerExample(objective.InputLength, objective.NoiseDensity, objective.MeanSpanLength);
-            if (tokenizer.Sentinels < spans)
-                Conflict($"span corruption with input_length {objective.InputLength}, noise_density {SpecText.Number(objective.NoiseDensity)} " +
-                         $"and mean_span_length {SpecText.Number(objective.MeanSpanLength)} needs {spans} sentinels per example, " +
-                         $"but tokenizer.sentinels is {tokenizer.Sentinels}",
-                    "tokenizer.sentinels", "objective.input_length", "objective.noise_density", "objective.mean_span_length");
         }
         return objective;
     }
 
-    /// <summary>span-corruption for the encoder-decoder, mlm for the encoder-only model, clm for every causal model.</summary>
-    internal static ObjectiveKind NativeObjective(ModelArch arch) => arch switch
+    /// <summary>What the objective needs from the tokenizer; the span lengths come from SpanCorruption itself.</summary>
+    private void CheckObjective(ExperimentSpec spec)
     {
-        ModelArch.EncoderDecoder => ObjectiveKind.SpanCorruption,
-        ModelArch.EncoderOnly => ObjectiveKind.Mlm,
-        _ => ObjectiveKind.Clm,
-    };
+        var (objective, tokenizer) = (spec.Objective, spec.Tokenizer);
+        if (!Given("objective.kind") || !Given("model.arch")) return;
+        if (objective.Kind == ObjectiveKind.Mlm && Valid("tokenizer.sentinels") && tokenizer.Sentinels < 1)
+            Conflict("mlm replaces tokens by a mask id, the tokenizer's first sentinel: tokenizer.sentinels must be >= 1, but it is 0",
+                "tokenizer.sentinels", "objective.kind");
 
-    private static bool Fits(ObjectiveKind kind, ModelSpec model) => kind == NativeObjective(model.Arch);
-
-    /// <summary>
-    /// Noise spans in one span-corruption example (T5 algorithm): the raw length L is the largest with
-    /// (L - noise) + spans + 1 &lt;= input_length, noise = clamp(round(L * density), 1, L - 1),
-    /// spans = max(1, round(noise / mean_span)). Each span takes one sentinel id.
-    /// </summary>
-    internal static int SpansPerExample(int inputLength, double density, double meanSpan)
-    {
-        long Noise(long raw) => Math.Clamp((long)Math.Round(raw * density), 1, Math.Max(1, raw - 1));
-        long Spans(long raw) => Math.Max(1, (long)Math.Round(Noise(raw) / meanSpan));
-        long Encoded(long raw) => raw - Noise(raw) + Spans(raw) + 1;
-
-        // Encoded grows with raw (up to rounding steps): binary search, then settle the last few steps.
-        long low = 2, high = 2;
-        while (Encoded(high) <= inputLength) high *= 2;
-        while (low < high)
+        string[] spanKeys = ["tokenizer.sentinels", "objective.input_length", "objective.noise_density", "objective.mean_span_length"];
+        if (objective.Kind != ObjectiveKind.SpanCorruption || !Valid(spanKeys)) return;
+        var settings = $"span corruption with input_length {objective.InputLength}, noise_density {SpecText.Number(objective.NoiseDensity)} " +
+                       $"and mean_span_length {SpecText.Number(objective.MeanSpanLength)}";
+        SpanCorruptionLengths lengths;
+        try
         {
-            var middle = (low + high + 1) / 2;
-            if (Encoded(middle) <= inputLength) low = middle; else high = middle - 1;
+            lengths = SpanCorruption.ComputeLengths(objective.InputLength, objective.NoiseDensity, objective.MeanSpanLength);
         }
-        while (Encoded(low + 1) <= inputLength) low++;
-        return (int)Spans(low);
+        catch (ArgumentException e)
+        {
+            Conflict($"{settings} cannot be built: {e.Message}", spanKeys[1..]);
+            return;
+        }
+        if (tokenizer.Sentinels < lengths.Spans)
+            Conflict($"{settings} needs {lengths.Spans} sentinels per example, but tokenizer.sentinels is {tokenizer.Sentinels}", spanKeys);
     }
 
-    private TrainSpec BindTrain(ResourcesSpec resources)
+    private TrainSpec BindTrain(TrainSpec train, ResourcesSpec resources)
     {
-        var globalBatch = IntOrDefault("train.global_batch");
-        var microBatch = Int("train.micro_batch");
+        var (globalBatch, workers) = (train.GlobalBatch, resources.Workers);
+        int? microBatch = Given("train.micro_batch") ? train.MicroBatch : null;
         if (microBatch is null && Valid("train.micro_batch"))
         {
             // Default: no accumulation, each rank takes its whole share of the global batch at once.
-            if (globalBatch % resources.Workers == 0) microBatch = globalBatch / resources.Workers;
+            if (globalBatch % workers == 0) microBatch = globalBatch / workers;
             else if (Valid("train.global_batch", "resources.workers"))
-                Conflict($"global_batch ({globalBatch}) must be divisible by resources.workers ({resources.Workers}) " +
+                Conflict($"global_batch ({globalBatch}) must be divisible by resources.workers ({workers}) " +
                          "so every rank gets the same share", "train.global_batch", "resources.workers");
         }
         else if (microBatch is { } micro && Valid("train.global_batch", "resources.workers")
-                 && globalBatch % (micro * resources.Workers) != 0)
+                 && globalBatch % ((long)micro * workers) != 0)
         {
             Conflict($"global_batch ({globalBatch}) must be divisible by micro_batch ({micro}) * resources.workers " +
-                     $"({resources.Workers}) = {micro * resources.Workers}",
+                     $"({workers}) = {(long)micro * workers}",
                 "train.micro_batch", "train.global_batch", "resources.workers");
         }
 
         // Elastic trials may run on any group size from min_workers to workers: every one must split the batch evenly.
         if (microBatch is { } m && resources.MinWorkers is { } fewest && Valid("resources.min_workers", "train.global_batch"))
         {
-            foreach (var n in Enumerable.Range(fewest, Math.Max(0, resources.Workers - fewest)))
+            foreach (var n in Enumerable.Range(fewest, Math.Max(0, workers - fewest)))
             {
-                if (globalBatch % (m * n) == 0) continue;
-                Conflict($"with {n} workers (min_workers {fewest} .. workers {resources.Workers}) global_batch ({globalBatch}) " +
-                         $"must be divisible by micro_batch ({m}) * {n} = {m * n}", "resources.min_workers", "train.global_batch", "train.micro_batch");
+                if (globalBatch % ((long)m * n) == 0) continue;
+                Conflict($"with {n} workers (min_workers {fewest} .. workers {workers}) global_batch ({globalBatch}) " +
+                         $"must be divisible by micro_batch ({m}) * {n} = {(long)m * n}", "resources.min_workers", "train.global_batch", "train.micro_batch");
                 break;
             }
         }
-
-        return new TrainSpec(
-            IntOrDefault("train.steps"),
-            globalBatch,
-            microBatch ?? 1,
-            IntOrDefault("train.eval_every"),
-            IntOrDefault("train.eval_batches"),
-            IntOrDefault("train.checkpoint_every"),
-            IntOrDefault("train.keep_checkpoints"),
-            IntOrDefault("train.log_every"));
-    }
-
-    private ScheduleSpec BindSchedule(TrainSpec train)
-    {
-        var schedule = new ScheduleSpec(
-            SpecNames.Schedules[TextOrDefault("schedule.kind")],
-            IntOrDefault("schedule.warmup_steps"),
-            DoubleOrDefault("schedule.min_lr_ratio"),
-            DoubleOrDefault("schedule.decay_fraction"));
-        if (Valid("schedule.warmup_steps", "train.steps") && schedule.WarmupSteps > 0 && schedule.WarmupSteps >= train.Steps)
-            Conflict($"warmup_steps ({schedule.WarmupSteps}) must be < train.steps ({train.Steps})",
-                "schedule.warmup_steps", "train.steps");
-        return schedule;
+        return train with { MicroBatch = microBatch ?? 1 };
     }
 
     // ---- reading single values ----
@@ -488,17 +384,11 @@ internal sealed class SpecBinder
         }
     }
 
-    private long? Long(string path) => Value(path) as long?;
     private int? Int(string path) => Value(path) is long value ? (int)value : null;
     private double? Double(string path) => Value(path) as double?;
-    private string? Text(string path) => Value(path) as string;
 
-    private int IntOrDefault(string path) => Int(path) ?? (int)(long)Default(path);
-    private double DoubleOrDefault(string path) => Double(path) ?? (double)Default(path);
-    private string TextOrDefault(string path) => Text(path) ?? (string)Default(path);
-
-    private static object Default(string path) =>
-        SpecSchema.Find(path)?.Default ?? throw new InvalidOperationException($"{path} has no fixed default");
+    /// <summary>The key's value as written (a choice's name, not its enum), or null when absent or wrong.</summary>
+    private string? Text(string path) => Value(path) is null ? null : (document.Get(path) as ScalarValue)?.Scalar.Text;
 
     private static string Describe(SourceValue value) => value switch
     {

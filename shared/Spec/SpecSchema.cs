@@ -1,9 +1,17 @@
+using System.Runtime.CompilerServices;
 using System.Text.RegularExpressions;
+using Training.Shared.Data;
+using Training.Shared.Models;
+using Training.Shared.Objectives;
 
 namespace Training.Shared.Spec;
 
-/// <summary>One key of the experiment schema: its dotted path, what it accepts and its default.</summary>
-/// <param name="Default">long, double or string; null when the key is required or its default is derived from other keys.</param>
+/// <summary>
+/// One key of the experiment schema: its dotted path, what it accepts, its default, and how it reads from and writes
+/// into the typed spec, so the binder and the writer never list keys by hand.
+/// </summary>
+/// <param name="Default">long, double or string as written in YAML; null when the key is required or its default is
+/// derived from other keys (SpecBinder.DeriveModelDefaults and the layer split).</param>
 internal sealed record SchemaKey(string Path, ValueRule Rule, object? Default = null, bool Required = false)
 {
     public string Section => Path.Contains('.') ? Path[..Path.IndexOf('.')] : "";
@@ -11,12 +19,34 @@ internal sealed record SchemaKey(string Path, ValueRule Rule, object? Default = 
 
     /// <summary>Name and seed identify the experiment, data lists are not scalars: everything else can be swept.</summary>
     public bool Sweepable => Rule is not PathListRule && Path is not ("name" or "seed");
+
+    /// <summary>The key's value in a resolved spec, to write; null where the spec does not use it (an unset optional,
+    /// a key of another architecture).</summary>
+    public Func<ExperimentSpec, object?> Get { get; init; } = _ => null;
+
+    /// <summary>Puts a converted value into the spec; null for keys the binder resolves together (data, the layer split,
+    /// objective.kind's auto).</summary>
+    public Func<ExperimentSpec, object, ExperimentSpec>? Set { get; init; }
+
+    /// <summary>Model keys that shape some architectures only: which ones, and how an error names them.</summary>
+    public Func<ModelArchitecture, bool>? AppliesTo { get; init; }
+    public string? Family { get; init; }
+
+    /// <summary>With <see cref="Family"/>: only this written value is an error elsewhere (norm_position: pre is what every other block does).</summary>
+    public string? OnlyWhen { get; init; }
+
+    /// <summary>The <see cref="TransformerConfig"/> property this key sets, so shape problems are reported at the key.</summary>
+    public string? Field { get; init; }
+
+    /// <summary>The default as a typed value (an enum for choices), or null.</summary>
+    public object? TypedDefault => Default is null ? null : Rule.FromDefault(Default);
 }
 
 /// <summary>
 /// The one table of every key an experiment file may contain. The YAML reader rejects keys not listed here,
-/// the binder reads values through these rules, the sweep checks its keys against it and the writer
-/// emits keys in this order. docs/experiment-yaml.md documents each entry (a test checks that).
+/// the binder reads values through these rules into the spec, the sweep checks its keys against it and the writer
+/// emits keys in this order. docs/experiment-yaml.md documents each entry (a test checks that). Adding a setting:
+/// one entry here, the record field it fills, the code that uses it, a test and the docs.
 /// </summary>
 public static partial class SpecSchema
 {
@@ -25,74 +55,108 @@ public static partial class SpecSchema
     internal static readonly IReadOnlyList<string> Sections =
         ["data", "tokenizer", "model", "objective", "optimizer", "schedule", "train", "resources"];
 
+    // Shape limits: far above what a small-model cluster trains, low enough that no count overflows.
+    private const int MaxWidth = 65_536;
+    private const int MaxLayers = 1_024;
+    private const int MaxHeads = 1_024;
+    private const int MaxLength = 1 << 20;
+
+    private const string EttinArches = "encoder-only and ettin-decoder";
+    private const string GptArches = "the GPT family (gpt, parallel-gpt, lc-gpt, cc-gpt)";
+
+    internal static readonly ChoiceRule Architectures = ChoiceRule.Of(
+        ("encoder-decoder", ModelArchitecture.EncoderDecoder), ("decoder-only", ModelArchitecture.DecoderOnly),
+        ("gpt", ModelArchitecture.Gpt), ("parallel-gpt", ModelArchitecture.ParallelGpt),
+        ("lc-gpt", ModelArchitecture.LinearlyCompressedGpt), ("cc-gpt", ModelArchitecture.ConvCompressedGpt),
+        ("encoder-only", ModelArchitecture.EncoderOnly), ("ettin-decoder", ModelArchitecture.EttinDecoder));
+
+    /// <summary>objective.kind: "auto" stays a string, the binder resolves it from model.arch.</summary>
+    internal const string AutoObjective = "auto";
+    internal static readonly ChoiceRule Objectives = ChoiceRule.Of(
+        ("span-corruption", (object)ObjectiveKind.SpanCorruption), ("clm", ObjectiveKind.Clm), ("mlm", ObjectiveKind.Mlm), (AutoObjective, AutoObjective));
+
     internal static readonly IReadOnlyList<SchemaKey> All =
     [
-        new("name", new PatternRule(NamePattern(), "a name matching [a-z0-9][a-z0-9-_]* (lowercase letters, digits, - and _)"), Required: true),
-        new("seed", new IntegerRule(long.MinValue, long.MaxValue), 0L),
+        Top("name", new PatternRule(NamePattern(), "a name matching [a-z0-9][a-z0-9-_]* (lowercase letters, digits, - and _)"), null,
+            s => s.Name, (s, v) => s with { Name = v }, required: true),
+        Top("seed", new IntegerRule(long.MinValue, long.MaxValue), 0L, s => s.Seed, (s, v) => s with { Seed = v }),
 
         new("data.train", new PathListRule(), Required: true),
         new("data.eval", new PathListRule()),
 
-        new("tokenizer.kind", new ChoiceRule(["byte", "cl100k", "char"]), "byte"),
-        new("tokenizer.sentinels", new IntegerRule(0, 1000), 100L),
+        Tokenizer("kind", ChoiceRule.Of(("byte", TokenizerKind.Byte), ("cl100k", TokenizerKind.Cl100k), ("char", TokenizerKind.Char)), "byte",
+            t => t.Kind, (t, v) => t with { Kind = v }),
+        Tokenizer("sentinels", new IntegerRule(0, 1000), 100L, t => t.Sentinels, (t, v) => t with { Sentinels = v }),
 
-        new("model.arch", new ChoiceRule(["encoder-decoder", "decoder-only", "gpt", "parallel-gpt", "lc-gpt", "cc-gpt", "encoder-only", "ettin-decoder"]), Required: true),
-        new("model.d_model", AtLeast(1), 256L),
-        new("model.layers", AtLeast(1)),
-        new("model.encoder_layers", AtLeast(1)),
-        new("model.decoder_layers", AtLeast(1)),
-        new("model.encoder_fraction", NumberRule.Between(0, false, 1, false)),
-        new("model.heads", AtLeast(1), 4L),
-        new("model.kv_heads", AtLeast(1)),
-        new("model.head_dim", AtLeast(2), 64L),
-        new("model.ffn_dim", AtLeast(1)),
-        new("model.mlp", new ChoiceRule(["gelu", "swiglu", "geglu"])),
-        new("model.dropout", NumberRule.Between(0, true, 1, false)),
-        new("model.rope_theta", NumberRule.Positive, 10000.0),
-        new("model.norm_eps", NumberRule.Positive),
-        new("model.norm_position", new ChoiceRule(["pre", "post"]), "pre"),
-        new("model.max_positions", AtLeast(1)),
-        new("model.compression_stages", new IntegerRule(1, 8), 2L),
-        new("model.branches_at_inference", new ChoiceRule(["both", "stronger"]), "both"),
-        new("model.global_every", AtLeast(1), 3L),
-        new("model.local_window", AtLeast(1)),
-        new("model.global_rope_theta", NumberRule.Positive, 160000.0),
-        new("model.preset", new ChoiceRule(Models.EttinPresets.Names)),
+        Model("arch", Architectures, null, m => m.Architecture, (m, v) => m with { Architecture = v }, required: true),
+        Model("d_model", IntegerRule.AtLeast(1, MaxWidth), 256L, m => m.DModel, (m, v) => m with { DModel = v }),
+        Split("layers", m => m.Layers),
+        Split("encoder_layers", m => m.Architecture == ModelArchitecture.EncoderDecoder ? m.EncoderLayers : null),
+        Split("decoder_layers", m => m.Architecture == ModelArchitecture.EncoderDecoder ? m.DecoderLayers : null),
+        new("model.encoder_fraction", NumberRule.Between(0, false, 1, false))
+            { Get = s => s.Model.Architecture == ModelArchitecture.EncoderDecoder ? s.Model.EncoderFraction : null },
+        Model("heads", IntegerRule.AtLeast(1, MaxHeads), 4L, m => m.Heads, (m, v) => m with { Heads = v }),
+        Model("kv_heads", IntegerRule.AtLeast(1, MaxHeads), null, m => m.KvHeads, (m, v) => m with { KvHeads = v }),
+        Model("head_dim", IntegerRule.AtLeast(2, 4_096), 64L, m => m.HeadDim, (m, v) => m with { HeadDim = v }),
+        Model("ffn_dim", IntegerRule.AtLeast(1, MaxLength), null, m => m.FfnDim, (m, v) => m with { FfnDim = v }),
+        Model("mlp", ChoiceRule.Of(("gelu", MlpKind.GeluTanh), ("swiglu", MlpKind.SwiGlu), ("geglu", MlpKind.GeGlu)), null,
+            m => m.Mlp, (m, v) => m with { Mlp = v }),
+        Model("dropout", NumberRule.Between(0, true, 1, false), null, m => m.Dropout, (m, v) => m with { Dropout = v }),
+        Model("rope_theta", NumberRule.Positive, 10000.0, m => m.RopeTheta, (m, v) => m with { RopeTheta = v }),
+        Model("norm_eps", NumberRule.Positive, null, m => m.NormEps, (m, v) => m with { NormEps = v }),
+        Model("norm_position", ChoiceRule.Of(("pre", NormPosition.Pre), ("post", NormPosition.Post)), "pre",
+            m => m.NormPosition, (m, v) => m with { NormPosition = v }, ModelFamilies.IsGptFamily, GptArches, onlyWhen: "post"),
+        Model("max_positions", IntegerRule.AtLeast(1, MaxLength), null, m => m.MaxPositions, (m, v) => m with { MaxPositions = v },
+            ModelFamilies.IsGptFamily, "the GPT family, which learns position embeddings"),
+        Model("compression_stages", new IntegerRule(1, 8), 2L, m => m.CompressionStages, (m, v) => m with { CompressionStages = v },
+            ModelFamilies.IsCompressedGpt, "lc-gpt and cc-gpt"),
+        Model("branches_at_inference", ChoiceRule.Of(("both", BranchesAtInference.Both), ("stronger", BranchesAtInference.Stronger)), "both",
+            m => m.Branches, (m, v) => m with { Branches = v }, a => a == ModelArchitecture.ParallelGpt, "parallel-gpt"),
+        Model("global_every", IntegerRule.AtLeast(1, MaxLayers), 3L, m => m.GlobalEvery, (m, v) => m with { GlobalEvery = v },
+            ModelFamilies.IsEttin, EttinArches),
+        Model("local_window", IntegerRule.AtLeast(1, MaxLength), null, m => m.LocalWindow, (m, v) => m with { LocalWindow = v },
+            ModelFamilies.IsEttin, EttinArches),
+        Model("global_rope_theta", NumberRule.Positive, 160000.0, m => m.GlobalRopeTheta, (m, v) => m with { GlobalRopeTheta = v },
+            ModelFamilies.IsEttin, EttinArches),
+        Model("preset", new ChoiceRule(EttinPresets.Names), null, m => m.Preset, (m, v) => m with { Preset = v },
+            ModelFamilies.IsEttin, EttinArches),
 
-        new("objective.kind", new ChoiceRule(["span-corruption", "clm", "mlm", "auto"]), Required: true),
-        new("objective.input_length", AtLeast(8), 128L),
-        new("objective.noise_density", NumberRule.Between(0, false, 1, false), 0.15),
-        new("objective.mean_span_length", NumberRule.AtLeast(1), 3.0),
-        new("objective.mask_rate", NumberRule.Between(0, false, 1, false), 0.3),
-        new("objective.eval_mask_rate", NumberRule.Between(0, false, 1, false), 0.15),
+        new("objective.kind", Objectives, Required: true) { Get = s => s.Objective.Kind },
+        Objective("input_length", IntegerRule.AtLeast(8, MaxLength), 128L, o => o.InputLength, (o, v) => o with { InputLength = v }),
+        Objective("noise_density", NumberRule.Between(0, false, 1, false), 0.15, o => o.NoiseDensity, (o, v) => o with { NoiseDensity = v }),
+        Objective("mean_span_length", NumberRule.AtLeast(1), 3.0, o => o.MeanSpanLength, (o, v) => o with { MeanSpanLength = v }),
+        Objective("mask_rate", NumberRule.Between(0, false, 1, false), 0.3, o => o.MaskRate, (o, v) => o with { MaskRate = v }),
+        Objective("eval_mask_rate", NumberRule.Between(0, false, 1, false), 0.15, o => o.EvalMaskRate, (o, v) => o with { EvalMaskRate = v }),
 
-        new("optimizer.kind", new ChoiceRule(["adamw", "stable-adamw"]), "adamw"),
-        new("optimizer.lr", NumberRule.Positive, 3e-4),
-        new("optimizer.beta1", NumberRule.Between(0, true, 1, false), 0.9),
-        new("optimizer.beta2", NumberRule.Between(0, true, 1, false), 0.999),
-        new("optimizer.eps", NumberRule.Positive, 1e-8),
-        new("optimizer.weight_decay", NumberRule.NonNegative, 0.01),
-        new("optimizer.grad_clip", NumberRule.NonNegative, 1.0),
+        Optimizer("kind", ChoiceRule.Of(("adamw", OptimizerKind.AdamW), ("stable-adamw", OptimizerKind.StableAdamW)), "adamw",
+            o => o.Kind, (o, v) => o with { Kind = v }),
+        Optimizer("lr", NumberRule.Positive, 3e-4, o => o.Lr, (o, v) => o with { Lr = v }),
+        Optimizer("beta1", NumberRule.Between(0, true, 1, false), 0.9, o => o.Beta1, (o, v) => o with { Beta1 = v }),
+        Optimizer("beta2", NumberRule.Between(0, true, 1, false), 0.999, o => o.Beta2, (o, v) => o with { Beta2 = v }),
+        Optimizer("eps", NumberRule.Positive, 1e-8, o => o.Eps, (o, v) => o with { Eps = v }),
+        Optimizer("weight_decay", NumberRule.NonNegative, 0.01, o => o.WeightDecay, (o, v) => o with { WeightDecay = v }),
+        Optimizer("grad_clip", NumberRule.NonNegative, 1.0, o => o.GradClip, (o, v) => o with { GradClip = v }),
 
-        new("schedule.kind", new ChoiceRule(["cosine", "wsd", "constant"]), "cosine"),
-        new("schedule.warmup_steps", AtLeast(0), 0L),
-        new("schedule.min_lr_ratio", NumberRule.Between(0, true, 1, true), 0.1),
-        new("schedule.decay_fraction", NumberRule.Between(0, false, 1, true), 0.2),
+        Schedule("kind", ChoiceRule.Of(("cosine", ScheduleKind.Cosine), ("wsd", ScheduleKind.Wsd), ("constant", ScheduleKind.Constant)), "cosine",
+            o => o.Kind, (o, v) => o with { Kind = v }),
+        Schedule("warmup_steps", IntegerRule.AtLeast(0), 0L, o => o.WarmupSteps, (o, v) => o with { WarmupSteps = v }),
+        Schedule("min_lr_ratio", NumberRule.Between(0, true, 1, true), 0.1, o => o.MinLrRatio, (o, v) => o with { MinLrRatio = v }),
+        Schedule("decay_fraction", NumberRule.Between(0, false, 1, true), 0.2, o => o.DecayFraction, (o, v) => o with { DecayFraction = v }),
 
-        new("train.steps", AtLeast(1), 100L),
-        new("train.global_batch", AtLeast(1), 16L),
-        new("train.micro_batch", AtLeast(1)),
-        new("train.eval_every", AtLeast(0), 0L),
-        new("train.eval_batches", AtLeast(1), 4L),
-        new("train.checkpoint_every", AtLeast(0), 0L),
-        new("train.keep_checkpoints", AtLeast(1), 3L),
-        new("train.log_every", AtLeast(1), 10L),
+        Train("steps", IntegerRule.AtLeast(1), 100L, t => t.Steps, (t, v) => t with { Steps = v }),
+        Train("global_batch", IntegerRule.AtLeast(1, MaxLength), 16L, t => t.GlobalBatch, (t, v) => t with { GlobalBatch = v }),
+        Train("micro_batch", IntegerRule.AtLeast(1, MaxLength), null, t => t.MicroBatch, (t, v) => t with { MicroBatch = v }),
+        Train("eval_every", IntegerRule.AtLeast(0), 0L, t => t.EvalEvery, (t, v) => t with { EvalEvery = v }),
+        Train("eval_batches", IntegerRule.AtLeast(1, MaxLength), 4L, t => t.EvalBatches, (t, v) => t with { EvalBatches = v }),
+        Train("checkpoint_every", IntegerRule.AtLeast(0), 0L, t => t.CheckpointEvery, (t, v) => t with { CheckpointEvery = v }),
+        Train("keep_checkpoints", IntegerRule.AtLeast(1, 10_000), 3L, t => t.KeepCheckpoints, (t, v) => t with { KeepCheckpoints = v }),
+        Train("log_every", IntegerRule.AtLeast(1), 10L, t => t.LogEvery, (t, v) => t with { LogEvery = v }),
 
-        new("resources.workers", AtLeast(1), 1L),
-        new("resources.min_workers", AtLeast(1)),
-        new("resources.threads", AtLeast(1), 1L),
-        new("resources.device", new PatternRule(DevicePattern(), "cpu, cuda or cuda:N"), "cpu"),
-        new("resources.max_concurrent_trials", AtLeast(1), 1L),
+        Resources("workers", IntegerRule.AtLeast(1, 4_096), 1L, r => r.Workers, (r, v) => r with { Workers = v }),
+        Resources("min_workers", IntegerRule.AtLeast(1, 4_096), null, r => r.MinWorkers, (r, v) => r with { MinWorkers = v }),
+        Resources("threads", IntegerRule.AtLeast(1, 1_024), 1L, r => r.Threads, (r, v) => r with { Threads = v }),
+        Resources("device", new PatternRule(DevicePattern(), "cpu, cuda or cuda:N"), "cpu", r => r.Device, (r, v) => r with { Device = v }),
+        Resources("max_concurrent_trials", IntegerRule.AtLeast(1, 4_096), 1L, r => r.MaxConcurrentTrials, (r, v) => r with { MaxConcurrentTrials = v }),
     ];
 
     private static readonly Dictionary<string, SchemaKey> ByPath = All.ToDictionary(k => k.Path);
@@ -105,13 +169,92 @@ public static partial class SpecSchema
 
     internal static SchemaKey? Find(string path) => ByPath.GetValueOrDefault(path);
 
+    /// <summary>The YAML names a choice key allows (empty for other keys).</summary>
+    public static IReadOnlyList<string> ChoicesOf(string path) => Find(path)?.Rule is ChoiceRule choice ? choice.Choices : [];
+
     internal static IEnumerable<SchemaKey> InSection(string section) => All.Where(k => k.Section == section);
 
     /// <summary>Top-level names: the scalar keys and the sections (and sweep).</summary>
     internal static IReadOnlyList<string> TopLevelNames { get; } =
         All.Where(k => k.Section == "").Select(k => k.Path).Concat(Sections).Append(SweepSection).ToList();
 
-    private static IntegerRule AtLeast(long min) => new(min, int.MaxValue);
+    /// <summary>The model keys that set <paramref name="field"/> of <see cref="TransformerConfig"/>. The layer counts come
+    /// from the split keys; a problem is reported at the first of them that was written, the fraction first (a split that
+    /// leaves a stack empty is the fraction's doing).</summary>
+    internal static IReadOnlyList<string> KeysOfField(string field) => field switch
+    {
+        nameof(TransformerConfig.EncoderLayers) or nameof(TransformerConfig.DecoderLayers) =>
+            ["model.encoder_fraction", "model.layers", "model.encoder_layers", "model.decoder_layers"],
+        _ => All.Where(k => k.Field == field).Select(k => k.Path).ToList(),
+    };
+
+    /// <summary>A spec with nothing set: the binder starts from it, then applies defaults and written values.</summary>
+    internal static ExperimentSpec Blank(string sourceFile) => new(
+        Name: "", Seed: 0, new DataSpec([], []), new TokenizerSpec(TokenizerKind.Byte, 0),
+        new TransformerConfig(0, 0, 0, 0, 0, 0, 0, 0) { Architecture = ModelArchitecture.EncoderDecoder },
+        new ObjectiveSpec(ObjectiveKind.SpanCorruption, 0, 0, 0, 0, 0),
+        new OptimizerSpec(OptimizerKind.AdamW, 0, 0, 0, 0, 0, 0),
+        new ScheduleSpec(ScheduleKind.Cosine, 0, 0, 0),
+        new TrainSpec(0, 0, 0, 0, 0, 0, 0, 0),
+        new ResourcesSpec(0, 0, "", 0),
+        Sweep: null, sourceFile);
+
+    // ---- one helper per section: the entry names its record's field once, for reading and for writing ----
+
+    private static SchemaKey Top<T>(string path, ValueRule rule, object? defaultValue,
+        Func<ExperimentSpec, T> get, Func<ExperimentSpec, T, ExperimentSpec> set, bool required = false) =>
+        new(path, rule, defaultValue, required) { Get = s => get(s), Set = (s, v) => set(s, Typed<T>(v)) };
+
+    private static SchemaKey InSection<TSection, T>(string path, ValueRule rule, object? defaultValue,
+        Func<ExperimentSpec, TSection> section, Func<ExperimentSpec, TSection, ExperimentSpec> put,
+        Func<TSection, T> get, Func<TSection, T, TSection> set) =>
+        new(path, rule, defaultValue) { Get = s => get(section(s)), Set = (s, v) => put(s, set(section(s), Typed<T>(v))) };
+
+    private static SchemaKey Tokenizer<T>(string leaf, ValueRule rule, object? defaultValue, Func<TokenizerSpec, T> get, Func<TokenizerSpec, T, TokenizerSpec> set) =>
+        InSection("tokenizer." + leaf, rule, defaultValue, s => s.Tokenizer, (s, t) => s with { Tokenizer = t }, get, set);
+
+    private static SchemaKey Model<T>(string leaf, ValueRule rule, object? defaultValue,
+        Func<TransformerConfig, T> get, Func<TransformerConfig, T, TransformerConfig> set,
+        Func<ModelArchitecture, bool>? appliesTo = null, string? family = null, string? onlyWhen = null, bool required = false,
+        [CallerArgumentExpression(nameof(get))] string getter = "")
+    {
+        var key = InSection("model." + leaf, rule, defaultValue, s => s.Model, (s, m) => s with { Model = m }, get, set);
+        return key with
+        {
+            Required = required,
+            Get = appliesTo is null ? key.Get : s => appliesTo(s.Model.Architecture) ? key.Get(s) : null,
+            AppliesTo = appliesTo,
+            Family = family,
+            OnlyWhen = onlyWhen,
+            Field = getter[(getter.LastIndexOf('.') + 1)..],
+        };
+    }
+
+    /// <summary>A layer-split key: read by the binder with the others of the split, written from the resolved counts.</summary>
+    private static SchemaKey Split(string leaf, Func<TransformerConfig, int?> get) =>
+        new("model." + leaf, IntegerRule.AtLeast(1, MaxLayers)) { Get = s => get(s.Model) };
+
+    private static SchemaKey Objective<T>(string leaf, ValueRule rule, object? defaultValue, Func<ObjectiveSpec, T> get, Func<ObjectiveSpec, T, ObjectiveSpec> set) =>
+        InSection("objective." + leaf, rule, defaultValue, s => s.Objective, (s, o) => s with { Objective = o }, get, set);
+
+    private static SchemaKey Optimizer<T>(string leaf, ValueRule rule, object? defaultValue, Func<OptimizerSpec, T> get, Func<OptimizerSpec, T, OptimizerSpec> set) =>
+        InSection("optimizer." + leaf, rule, defaultValue, s => s.Optimizer, (s, o) => s with { Optimizer = o }, get, set);
+
+    private static SchemaKey Schedule<T>(string leaf, ValueRule rule, object? defaultValue, Func<ScheduleSpec, T> get, Func<ScheduleSpec, T, ScheduleSpec> set) =>
+        InSection("schedule." + leaf, rule, defaultValue, s => s.Schedule, (s, o) => s with { Schedule = o }, get, set);
+
+    private static SchemaKey Train<T>(string leaf, ValueRule rule, object? defaultValue, Func<TrainSpec, T> get, Func<TrainSpec, T, TrainSpec> set) =>
+        InSection("train." + leaf, rule, defaultValue, s => s.Train, (s, t) => s with { Train = t }, get, set);
+
+    private static SchemaKey Resources<T>(string leaf, ValueRule rule, object? defaultValue, Func<ResourcesSpec, T> get, Func<ResourcesSpec, T, ResourcesSpec> set) =>
+        InSection("resources." + leaf, rule, defaultValue, s => s.Resources, (s, r) => s with { Resources = r }, get, set);
+
+    /// <summary>A rule's value as the record field's type: integer rules give long, int fields take them (rules bound them).</summary>
+    private static T Typed<T>(object value)
+    {
+        var target = Nullable.GetUnderlyingType(typeof(T)) ?? typeof(T);
+        return value is long l && target == typeof(int) ? (T)(object)checked((int)l) : (T)value;
+    }
 
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]*$")]
     private static partial Regex NamePattern();

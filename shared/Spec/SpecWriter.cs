@@ -1,3 +1,5 @@
+using Training.Shared.Models;
+using Training.Shared.Objectives;
 using System.Text;
 
 namespace Training.Shared.Spec;
@@ -11,10 +13,10 @@ namespace Training.Shared.Spec;
 public static class SpecWriter
 {
     /// <summary>The YAML spelling of an architecture (encoder-decoder, lc-gpt, ...).</summary>
-    public static string NameOf(ModelArch arch) => SpecNames.Of(SpecNames.Arches, arch);
+    public static string NameOf(ModelArchitecture arch) => SpecSchema.Architectures.NameOf(arch);
 
     /// <summary>The YAML spelling of an objective (span-corruption, clm, mlm).</summary>
-    public static string NameOf(ObjectiveKind kind) => SpecNames.Of(SpecNames.Objectives, kind);
+    public static string NameOf(ObjectiveKind kind) => SpecSchema.Objectives.NameOf(kind);
 
     public static string ToYaml(ExperimentSpec spec)
     {
@@ -102,100 +104,26 @@ public static class SpecWriter
     private static string Scalar(SourceScalar scalar) =>
         scalar.IsQuoted ? SpecText.Quote(scalar.Text ?? "") : scalar.Text ?? "null";
 
-    /// <summary>The resolved spec as a flat document: every key written explicitly (the sweep is not included).</summary>
+    /// <summary>The resolved spec as a flat document: every key the spec uses, written by its schema entry (the sweep is not included).</summary>
     internal static SourceDocument Flatten(ExperimentSpec spec)
     {
         var document = new SourceDocument();
-        void Plain(string key, string text) =>
-            document.Set(key, new ScalarValue(new SourceScalar(text, false, SourcePosition.Unknown)));
-        void Text(string key, string text) =>
-            document.Set(key, new ScalarValue(new SourceScalar(text, !SpecText.IsSafePlain(text), SourcePosition.Unknown)));
-        void Number(string key, double value) => Plain(key, SpecText.Number(value));
-        void Integer(string key, long value) => Plain(key, SpecText.Integer(value));
-        void Paths(string key, IReadOnlyList<string> paths) =>
-            document.Set(key, new ListValue(
-                paths.Select(p => (SourceValue)new ScalarValue(new SourceScalar(p, true, SourcePosition.Unknown))).ToList(),
-                SourcePosition.Unknown));
-
-        Text("name", spec.Name);
-        Integer("seed", spec.Seed);
-        Paths("data.train", spec.Data.Train);
-        Paths("data.eval", spec.Data.Eval);
-
-        Text("tokenizer.kind", SpecNames.Of(SpecNames.Tokenizers, spec.Tokenizer.Kind));
-        Integer("tokenizer.sentinels", spec.Tokenizer.Sentinels);
-
-        var model = spec.Model;
-        Text("model.arch", SpecNames.Of(SpecNames.Arches, model.Arch));
-        if (model.Preset is { } preset) Text("model.preset", preset);
-        Integer("model.d_model", model.DModel);
-        Integer("model.layers", model.Layers);
-        if (model.Arch == ModelArch.EncoderDecoder)
+        foreach (var key in SpecSchema.All)
         {
-            Integer("model.encoder_layers", model.EncoderLayers);
-            Integer("model.decoder_layers", model.DecoderLayers);
-            if (model.EncoderFraction is { } fraction) Number("model.encoder_fraction", fraction);
+            if (key.Rule is PathListRule)
+            {
+                var paths = key.Path == "data.train" ? spec.Data.Train : spec.Data.Eval;
+                document.Set(key.Path, new ListValue(
+                    paths.Select(p => (SourceValue)new ScalarValue(new SourceScalar(p, true, SourcePosition.Unknown))).ToList(),
+                    SourcePosition.Unknown));
+                continue;
+            }
+            if (key.Get(spec) is not { } value) continue;
+            var text = key.Rule.Format(value);
+            // Names are quoted unless plainly safe; numbers never are.
+            var quoted = key.Rule is not (IntegerRule or NumberRule) && !SpecText.IsSafePlain(text);
+            document.Set(key.Path, new ScalarValue(new SourceScalar(text, quoted, SourcePosition.Unknown)));
         }
-        Integer("model.heads", model.Heads);
-        Integer("model.kv_heads", model.KvHeads);
-        Integer("model.head_dim", model.HeadDim);
-        Integer("model.ffn_dim", model.FfnDim);
-        Text("model.mlp", SpecNames.Of(SpecNames.Mlps, model.Mlp));
-        Number("model.dropout", model.Dropout);
-        Number("model.rope_theta", model.RopeTheta);
-        Number("model.norm_eps", model.NormEps);
-        if (model.IsGptFamily)
-        {
-            Text("model.norm_position", SpecNames.Of(SpecNames.NormPositions, model.NormPosition));
-            Integer("model.max_positions", model.MaxPositions);
-        }
-        if (model.Arch is ModelArch.LinearlyCompressedGpt or ModelArch.ConvCompressedGpt)
-            Integer("model.compression_stages", model.CompressionStages);
-        if (model.Arch == ModelArch.ParallelGpt)
-            Text("model.branches_at_inference", SpecNames.Of(SpecNames.Branches, model.Branches));
-        if (model.IsEttin)
-        {
-            Integer("model.global_every", model.GlobalEvery);
-            Integer("model.local_window", model.LocalWindow);
-            Number("model.global_rope_theta", model.GlobalRopeTheta);
-        }
-
-        Text("objective.kind", SpecNames.Of(SpecNames.Objectives, spec.Objective.Kind));
-        Integer("objective.input_length", spec.Objective.InputLength);
-        Number("objective.noise_density", spec.Objective.NoiseDensity);
-        Number("objective.mean_span_length", spec.Objective.MeanSpanLength);
-        Number("objective.mask_rate", spec.Objective.MaskRate);
-        Number("objective.eval_mask_rate", spec.Objective.EvalMaskRate);
-
-        var optimizer = spec.Optimizer;
-        Text("optimizer.kind", SpecNames.Of(SpecNames.Optimizers, optimizer.Kind));
-        Number("optimizer.lr", optimizer.Lr);
-        Number("optimizer.beta1", optimizer.Beta1);
-        Number("optimizer.beta2", optimizer.Beta2);
-        Number("optimizer.eps", optimizer.Eps);
-        Number("optimizer.weight_decay", optimizer.WeightDecay);
-        Number("optimizer.grad_clip", optimizer.GradClip);
-
-        Text("schedule.kind", SpecNames.Of(SpecNames.Schedules, spec.Schedule.Kind));
-        Integer("schedule.warmup_steps", spec.Schedule.WarmupSteps);
-        Number("schedule.min_lr_ratio", spec.Schedule.MinLrRatio);
-        Number("schedule.decay_fraction", spec.Schedule.DecayFraction);
-
-        var train = spec.Train;
-        Integer("train.steps", train.Steps);
-        Integer("train.global_batch", train.GlobalBatch);
-        Integer("train.micro_batch", train.MicroBatch);
-        Integer("train.eval_every", train.EvalEvery);
-        Integer("train.eval_batches", train.EvalBatches);
-        Integer("train.checkpoint_every", train.CheckpointEvery);
-        Integer("train.keep_checkpoints", train.KeepCheckpoints);
-        Integer("train.log_every", train.LogEvery);
-
-        Integer("resources.workers", spec.Resources.Workers);
-        if (spec.Resources.MinWorkers is { } minWorkers) Integer("resources.min_workers", minWorkers);
-        Integer("resources.threads", spec.Resources.Threads);
-        Text("resources.device", spec.Resources.Device);
-        Integer("resources.max_concurrent_trials", spec.Resources.MaxConcurrentTrials);
         return document;
     }
 }

@@ -8,7 +8,9 @@ namespace Training.Shared.Spec;
 /// </summary>
 public static class SweepExpander
 {
-    public static IReadOnlyList<Trial> Expand(ExperimentSpec spec)
+    /// <param name="flopsPerToken">Training FLOPs per token of a trial's spec, to size an equal-FLOPs sweep; the layer
+    /// above Spec supplies it (TrialComponents.Expand), since it needs the model and the tokenizer.</param>
+    public static IReadOnlyList<Trial> Expand(ExperimentSpec spec, Func<ExperimentSpec, double>? flopsPerToken = null)
     {
         if (spec.Sweep is not { } sweep)
             return [new Trial(TrialId(spec.Name, 0), 0, spec, new Dictionary<string, string>())];
@@ -35,7 +37,9 @@ public static class SweepExpander
                 var overrides = point.Concat(draw).ToList();
                 if (sweep.EqualFlops is { } equalFlops)
                 {
-                    trials.AddRange(EqualFlopsTrials(spec, baseDocument, overrides, equalFlops, trials.Count, Report));
+                    var measure = flopsPerToken ?? throw new InvalidOperationException(
+                        "sweep.equal_flops needs a FLOPs measure: expand the experiment with TrialComponents.Expand");
+                    trials.AddRange(EqualFlopsTrials(spec, baseDocument, overrides, equalFlops, trials.Count, measure, Report));
                     continue;
                 }
                 var index = trials.Count;
@@ -67,7 +71,8 @@ public static class SweepExpander
     /// comparison sets, so the summary shows each model's shape side by side.
     /// </summary>
     private static IEnumerable<Trial> EqualFlopsTrials(ExperimentSpec spec, SourceDocument baseDocument,
-        List<(string Key, SweepValue Value)> common, SweepEqualFlops equalFlops, int firstIndex, Action<ErrorList, string> report)
+        List<(string Key, SweepValue Value)> common, SweepEqualFlops equalFlops, int firstIndex, Func<ExperimentSpec, double> flopsPerToken,
+        Action<ErrorList, string> report)
     {
         var referenceOverrides = common.Concat(equalFlops.Reference.Select(s => (s.Key, s.Value))).ToList();
         var referenceId = TrialId(spec.Name, firstIndex);
@@ -82,7 +87,7 @@ public static class SweepExpander
                 yield return new Trial(TrialId(spec.Name, firstIndex + i), firstIndex + i, spec with { Sweep = null }, new Dictionary<string, string>());
             yield break;
         }
-        var referenceFlops = Models.TrainingBudget.For(reference).FlopsPerToken;
+        var referenceFlops = flopsPerToken(reference);
         yield return new Trial(referenceId, firstIndex, reference, Shown(reference, referenceOverrides, shownKeys)) { FlopsReference = reference };
 
         for (var v = 0; v < equalFlops.Variants.Count; v++)
@@ -91,7 +96,7 @@ public static class SweepExpander
             var index = firstIndex + 1 + v;
             var id = TrialId(spec.Name, index);
             var overrides = referenceOverrides.Concat(variant.Settings.Select(s => (s.Key, s.Value))).ToList();
-            var sized = SizeToFlops(spec, baseDocument, overrides, equalFlops.SizeBy, reference, referenceFlops, variant.Position);
+            var sized = SizeToFlops(spec, baseDocument, overrides, equalFlops.SizeBy, reference, referenceFlops, flopsPerToken, variant.Position);
             if (sized.Spec is null)
             {
                 errors = new ErrorList(spec.SourceFile);
@@ -113,7 +118,8 @@ public static class SweepExpander
 
     /// <summary>The valid value of size_by whose FLOPs per token are closest to the reference's (ratio nearest 1; ties to the smaller).</summary>
     private static (ExperimentSpec? Spec, string? Value, string? Problem) SizeToFlops(ExperimentSpec spec, SourceDocument baseDocument,
-        List<(string Key, SweepValue Value)> overrides, string sizeBy, ExperimentSpec reference, double referenceFlops, SourcePosition position)
+        List<(string Key, SweepValue Value)> overrides, string sizeBy, ExperimentSpec reference, double referenceFlops,
+        Func<ExperimentSpec, double> flopsPerToken, SourcePosition position)
     {
         ExperimentSpec? best = null;
         string? bestValue = null;
@@ -132,7 +138,7 @@ public static class SweepExpander
                     example = $"{sizeBy} = {text}: {errors.Items[0].Key}: {errors.Items[0].Message}";
                 continue;
             }
-            var distance = Math.Abs(Math.Log(Models.TrainingBudget.For(sized).FlopsPerToken / referenceFlops));
+            var distance = Math.Abs(Math.Log(flopsPerToken(sized) / referenceFlops));
             if (distance < bestDistance)
                 (best, bestValue, bestDistance) = (sized, text, distance);
         }

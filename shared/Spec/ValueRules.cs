@@ -15,27 +15,49 @@ internal abstract record ValueRule
     /// <summary>Wrong type ("abc" for an integer) or not a permitted value; null message means ok.</summary>
     public abstract (object? Value, string? Error) Convert(SourceScalar scalar);
 
+    /// <summary>A typed value as YAML text (the inverse of <see cref="Convert"/>).</summary>
+    public virtual string Format(object value) => System.Convert.ToString(value, CultureInfo.InvariantCulture) ?? "";
+
+    /// <summary>A schema default (long, double or a YAML name) as the typed value the spec holds.</summary>
+    public virtual object FromDefault(object value) => value;
+
     protected static string Show(SourceScalar scalar) =>
         scalar.IsQuoted ? $"\"{scalar.Text}\" (a quoted string)" : $"\"{scalar.Text}\"";
 }
 
-internal sealed record IntegerRule(long Min, long Max) : ValueRule
+/// <param name="OpenEnded">Max is a limit that keeps counts from overflowing rather than part of the meaning: the
+/// allowed values read "an integer >= Min", and a larger value is told the limit.</param>
+internal sealed record IntegerRule(long Min, long Max, bool OpenEnded = false) : ValueRule
 {
+    /// <summary>At least <paramref name="min"/>, up to <paramref name="limit"/> (by default the 32-bit maximum the spec's fields hold).</summary>
+    public static IntegerRule AtLeast(long min, long limit = int.MaxValue) => new(min, limit, OpenEnded: true);
+
     public override string Allowed => (Min, Max) switch
     {
         (long.MinValue, long.MaxValue) => "an integer",
-        (_, int.MaxValue) => $"an integer >= {Min}",
+        _ when OpenEnded => $"an integer >= {Min}",
         _ => $"an integer in [{Min}, {Max}]",
     };
 
     public override (object? Value, string? Error) Convert(SourceScalar scalar)
     {
-        if (scalar.IsQuoted || !long.TryParse(scalar.Text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
+        var text = scalar.Text ?? "";
+        if (!scalar.IsQuoted && IsWholeNumber(text)
+            && !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _))
+            return (null, $"{text} is out of range: {Range}");
+        if (scalar.IsQuoted || !long.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value))
             return (null, $"expected {Allowed}, got {Show(scalar)}");
-        if (value < Min || value > Max)
-            return (null, $"{value} is out of range: expected {Allowed}");
+        if (value < Min) return (null, $"{value} is out of range: expected {Allowed}");
+        if (value > Max) return (null, $"{value} is out of range: {Range}");
         return (value, null);
     }
+
+    public override string Format(object value) => SpecText.Integer(System.Convert.ToInt64(value, CultureInfo.InvariantCulture));
+
+    private string Range => OpenEnded ? $"expected {Allowed}, at most {Max}" : $"expected {Allowed}";
+
+    private static bool IsWholeNumber(string text) =>
+        text.Length > 0 && text.TrimStart('-', '+').Length > 0 && text.TrimStart('-', '+').All(char.IsAsciiDigit);
 }
 
 /// <summary>A finite real number within bounds that are each open or closed.</summary>
@@ -69,19 +91,42 @@ internal sealed record NumberRule(double Min, bool MinInclusive, double Max, boo
         return (value, null);
     }
 
+    public override string Format(object value) => SpecText.Number(System.Convert.ToDouble(value, CultureInfo.InvariantCulture));
+
     public bool Contains(double value) =>
         (MinInclusive ? value >= Min : value > Min) && (MaxInclusive ? value <= Max : value < Max);
 }
 
-/// <summary>One of a fixed set of names (quoted or not), with a "did you mean" for near misses.</summary>
-internal sealed record ChoiceRule(IReadOnlyList<string> Choices) : ValueRule
+/// <summary>One of a fixed set of names (quoted or not), with a "did you mean" for near misses. With
+/// <paramref name="Values"/>, each name stands for a value (an enum member): the one place a YAML spelling is defined.</summary>
+internal sealed record ChoiceRule(IReadOnlyList<string> Choices, IReadOnlyList<object>? Values = null) : ValueRule
 {
+    public static ChoiceRule Of<T>(params (string Name, T Value)[] names) where T : notnull =>
+        new(names.Select(n => n.Name).ToList(), names.Select(n => (object)n.Value).ToList());
+
     public override string Allowed => "one of: " + string.Join(", ", Choices);
+
+    /// <summary>The value a name stands for.</summary>
+    public object ValueOf(string name) => Values is null ? name : Values[IndexOf(Choices, name)];
+
+    /// <summary>The name of a value.</summary>
+    public string NameOf(object value) => Values is null ? (string)value : Choices[IndexOf(Values, value)];
+
+    public override string Format(object value) => NameOf(value);
+
+    public override object FromDefault(object value) => value is string name ? ValueOf(name) : value;
+
+    private static int IndexOf<T>(IReadOnlyList<T> items, T item)
+    {
+        for (var i = 0; i < items.Count; i++)
+            if (Equals(items[i], item)) return i;
+        throw new ArgumentException($"{item} is not among {string.Join(", ", items)}", nameof(item));
+    }
 
     public override (object? Value, string? Error) Convert(SourceScalar scalar)
     {
         var text = scalar.Text!;
-        if (Choices.Contains(text)) return (text, null);
+        if (Choices.Contains(text)) return (ValueOf(text), null);
         var nearest = Suggest.Nearest(text, Choices, 1);
         var hint = nearest.Count > 0 ? $"; did you mean \"{nearest[0]}\"?" : "";
         return (null, $"unknown value \"{text}\"{hint} allowed: {string.Join(", ", Choices)}");

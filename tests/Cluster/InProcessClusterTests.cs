@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using Training.Shared.Training;
 using Training.Orchestrator.Cluster;
 using Training.Orchestrator.State;
 using Training.Shared.Cluster;
@@ -24,7 +25,7 @@ public class InProcessClusterTests
         var path = dir.Combine("tiny.yaml");
         File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "inproc", steps: 4));
         var spec = ExperimentLoader.Load(path);
-        var run = new RunStore(dir.Combine("runs")).Create(spec, SweepExpander.Expand(spec), File.ReadAllText(path));
+        var run = new RunStore(dir.Combine("runs")).Create(spec, TrialComponents.Expand(spec), File.ReadAllText(path));
 
         await using var coordinator = await CoordinatorHost.StartAsync("127.0.0.1", 0, "in-process-secret", serializeAllMessages: true);
         await using var worker = await WorkerHost.StartAsync(

@@ -5,7 +5,7 @@ using Training.Shared.Messages;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
 using Training.Tests.Support;
-using Training.Worker.Training;
+using Training.Shared.Training;
 
 namespace Training.Tests.Data;
 
@@ -141,12 +141,12 @@ public class CharTokenizerTests
         TestCorpus.Write(dir.Path);
         var spec = CharSpec();
         var blobs = new LocalFolderBlobStore(dir.Combine("run"));
-        var first = (CharTokenizer)TokenizerFactory.ForTrial(spec, blobs, "trials/t0/checkpoints");
+        var first = (CharTokenizer)TrialComponents.TokenizerForTrial(spec, blobs, "trials/t0/checkpoints");
         ShardWriter.WriteFile(dir.Combine("train", "shard-99999.parquet"),
             [new FineWebDocument("Zebras \u00fcber Qu\u00e4rz", "new", "d", "u", "f", "en", 1, 3, 3, 3)], rowGroupSize: 10);
 
-        var resumed = (CharTokenizer)TokenizerFactory.ForTrial(spec, blobs, "trials/t0/checkpoints");
-        var rebuilt = (CharTokenizer)TokenizerFactory.ForSpec(spec);
+        var resumed = (CharTokenizer)TrialComponents.TokenizerForTrial(spec, blobs, "trials/t0/checkpoints");
+        var rebuilt = (CharTokenizer)TrialComponents.Tokenizer(spec);
 
         Assert.That(File.Exists(dir.Combine("run", "trials", "t0", "checkpoints", TokenizerFactory.VocabularyBlob)), Is.True);
         Assert.That(resumed.Characters, Is.EqualTo(first.Characters), "a resumed trial reads its saved vocabulary");
@@ -158,9 +158,9 @@ public class CharTokenizerTests
     {
         TestCorpus.Write(dir.Path);
         var blobs = new LocalFolderBlobStore(dir.Combine("run"));
-        TokenizerFactory.ForTrial(CharSpec(sentinels: 4), blobs, "ck");
+        TrialComponents.TokenizerForTrial(CharSpec(sentinels: 4), blobs, "ck");
 
-        var error = Assert.Throws<InvalidDataException>(() => TokenizerFactory.ForTrial(CharSpec(sentinels: 6), blobs, "ck"))!;
+        var error = Assert.Throws<InvalidDataException>(() => TrialComponents.TokenizerForTrial(CharSpec(sentinels: 6), blobs, "ck"))!;
 
         Assert.That(error.Message, Does.Contain("tokenizer.json").And.Contain("reserves 4 sentinels").And.Contain("tokenizer.sentinels is 6"));
     }
@@ -169,7 +169,7 @@ public class CharTokenizerTests
     public void Trainer_CharTrialStoppedAndResumed_TrainsOnTheSavedVocabulary()
     {
         TestCorpus.Write(dir.Path);
-        var trial = SweepExpander.Expand(CharSpec(steps: 3))[0];
+        var trial = TrialComponents.Expand(CharSpec(steps: 3))[0];
         var blobs = new LocalFolderBlobStore(dir.Combine("run"));
         var events = new List<TrainingEvent>();
         void Run(Func<bool>? stop) => TorchThread.Run("char-trainer", () =>

@@ -1,4 +1,6 @@
+using Training.Shared.Data;
 using NUnit.Framework;
+using Training.Shared.Training;
 using Training.Orchestrator.Cli;
 using Training.Shared.Models;
 using Training.Shared.Objectives;
@@ -57,14 +59,14 @@ public class InspectCommandTests
         var result = await CliProcess.RunAsync(dir.Path, "inspect", path);
 
         Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
-        var trials = SweepExpander.Expand(ExperimentLoader.Load(path));
+        var trials = TrialComponents.Expand(ExperimentLoader.Load(path));
         var lines = result.Stdout.Split('\n');
         foreach (var trial in trials)
         {
             var budget = TrainingBudget.For(trial.Spec);
             var row = lines.Single(l => l.Contains(trial.Id, StringComparison.Ordinal));
             var cells = row.Split('│', StringSplitOptions.TrimEntries);
-            Assert.That(cells, Does.Contain(SpecWriter.NameOf(trial.Spec.Model.Arch)));
+            Assert.That(cells, Does.Contain(SpecWriter.NameOf(trial.Spec.Model.Architecture)));
             Assert.That(cells, Does.Contain(SpecWriter.NameOf(trial.Spec.Objective.Kind)));
             Assert.That(cells, Does.Contain(InspectCommand.Millions(budget.Parameters.Total)), $"{trial.Id}: total parameters");
             Assert.That(cells, Does.Contain(InspectCommand.Millions(budget.Parameters.NonEmbedding)), $"{trial.Id}: non-embedding");
@@ -132,7 +134,7 @@ public class InspectCommandTests
         var result = await CliProcess.RunAsync(dir.Path, "inspect", path);
 
         Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
-        var trials = SweepExpander.Expand(ExperimentLoader.Load(path));
+        var trials = TrialComponents.Expand(ExperimentLoader.Load(path));
         var header = result.Stdout.Split('\n').Single(l => l.Contains("│ trial", StringComparison.Ordinal)).Split('│', StringSplitOptions.TrimEntries).ToList();
         foreach (var trial in trials)
         {

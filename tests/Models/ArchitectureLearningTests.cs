@@ -4,7 +4,7 @@ using Training.Shared.Messages;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
 using Training.Tests.Support;
-using Training.Worker.Training;
+using Training.Shared.Training;
 
 namespace Training.Tests.Models;
 
@@ -90,7 +90,7 @@ public class ArchitectureLearningTests
     {
         var path = corpus.Combine($"{arch}.yaml");
         File.WriteAllText(path, Experiment(arch, model, optimizer, steps, gradClip));
-        var trial = SweepExpander.Expand(ExperimentLoader.Load(path))[0];
+        var trial = TrialComponents.Expand(ExperimentLoader.Load(path))[0];
 
         var (first, last) = TorchThread.Run($"learn-{arch}", () =>
         {

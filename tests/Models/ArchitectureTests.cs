@@ -71,7 +71,7 @@ public class ArchitectureTests
         }
     }
 
-    [TestCase(ModelArchitecture.EttinEncoder)]
+    [TestCase(ModelArchitecture.EncoderOnly)]
     [TestCase(ModelArchitecture.EncoderDecoder)]
     public void Forward_BidirectionalEncoder_FirstPositionSeesTheLastToken(ModelArchitecture architecture)
     {
@@ -107,9 +107,9 @@ public class ArchitectureTests
     {
         using var scope = NewDisposeScope();
         manual_seed(8);
-        var pre = new Gpt(ZooConfigs.Gpt(ModelArchitecture.Gpt, NormPlacement.Pre));
+        var pre = new Gpt(ZooConfigs.Gpt(ModelArchitecture.Gpt, NormPosition.Pre));
         manual_seed(8);
-        var post = new Gpt(ZooConfigs.Gpt(ModelArchitecture.Gpt, NormPlacement.Post));
+        var post = new Gpt(ZooConfigs.Gpt(ModelArchitecture.Gpt, NormPosition.Post));
         pre.eval();
         post.eval();
         var tokens = RandomTokens(2, 8, seed: 9);
@@ -123,7 +123,7 @@ public class ArchitectureTests
     public void Ettin_LayersAlternate_EveryThirdGlobalFromLayerZero()
     {
         using var scope = NewDisposeScope();
-        var config = ZooConfigs.Ettin(ModelArchitecture.EttinEncoder) with { EncoderLayers = 7 };
+        var config = ZooConfigs.Ettin(ModelArchitecture.EncoderOnly) with { EncoderLayers = 7 };
         var model = new EttinEncoder(config);
 
         var global = Enumerable.Range(0, 7).Where(model.IsGlobalLayer).ToArray();
@@ -131,7 +131,7 @@ public class ArchitectureTests
         Assert.That(global, Is.EqualTo(new[] { 0, 3, 6 }));
     }
 
-    [TestCase(ModelArchitecture.EttinEncoder, false)]
+    [TestCase(ModelArchitecture.EncoderOnly, false)]
     [TestCase(ModelArchitecture.EttinDecoder, true)]
     public void Ettin_LayerMasks_GlobalLayersSeeEverythingLocalLayersTheWindow(ModelArchitecture architecture, bool causal)
     {

@@ -70,7 +70,7 @@ public class GptVariantTests
     public void BranchesAtInference_FromConfig_SetsDropWeakerBranch()
     {
         using var scope = NewDisposeScope();
-        var model = new ParallelGpt(ZooConfigs.For(ModelArchitecture.ParallelGpt) with { DropWeakerBranchAtInference = true });
+        var model = new ParallelGpt(ZooConfigs.For(ModelArchitecture.ParallelGpt) with { Branches = BranchesAtInference.Stronger });
 
         Assert.That(model.DropWeakerBranch, Is.True);
     }

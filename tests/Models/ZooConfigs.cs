@@ -10,7 +10,7 @@ internal static class ZooConfigs
 
     public static IEnumerable<ModelArchitecture> All => Enum.GetValues<ModelArchitecture>();
 
-    public static IEnumerable<ModelArchitecture> Causal => All.Where(a => a is not (ModelArchitecture.EncoderDecoder or ModelArchitecture.EttinEncoder));
+    public static IEnumerable<ModelArchitecture> Causal => All.Where(a => a is not (ModelArchitecture.EncoderDecoder or ModelArchitecture.EncoderOnly));
 
     public static TransformerConfig For(ModelArchitecture architecture) => architecture switch
     {
@@ -19,11 +19,11 @@ internal static class ZooConfigs
         ModelArchitecture.Gpt or ModelArchitecture.ParallelGpt => Gpt(architecture),
         // 2 stages of 2 blocks: widths 32 -> 16 -> 8, two heads of 16, 8 (the head reads width 8).
         ModelArchitecture.LinearlyCompressedGpt or ModelArchitecture.ConvCompressedGpt => Gpt(architecture) with { Heads = 2, KvHeads = 2, HeadDim = 16 },
-        ModelArchitecture.EttinEncoder or ModelArchitecture.EttinDecoder => Ettin(architecture),
+        ModelArchitecture.EncoderOnly or ModelArchitecture.EttinDecoder => Ettin(architecture),
         _ => throw new ArgumentOutOfRangeException(nameof(architecture)),
     };
 
-    public static TransformerConfig Gpt(ModelArchitecture architecture, NormPlacement norm = NormPlacement.Pre) => new(
+    public static TransformerConfig Gpt(ModelArchitecture architecture, NormPosition norm = NormPosition.Pre) => new(
         VocabSize: Vocab, DModel: 32, EncoderLayers: 0, DecoderLayers: 4, Heads: 4, KvHeads: 4, HeadDim: 8, FfnDim: 128,
         Dropout: 0.0, PadId: TinyConfigs.Pad, TieEmbeddings: false)
     {
@@ -35,8 +35,8 @@ internal static class ZooConfigs
     /// <summary>Four layers (0 and 3 global), a local window of 4, heads of 16 over d 32, GeGLU of 48.</summary>
     public static TransformerConfig Ettin(ModelArchitecture architecture) => new(
         VocabSize: Vocab, DModel: 32,
-        EncoderLayers: architecture == ModelArchitecture.EttinEncoder ? 4 : 0,
-        DecoderLayers: architecture == ModelArchitecture.EttinEncoder ? 0 : 4,
+        EncoderLayers: architecture == ModelArchitecture.EncoderOnly ? 4 : 0,
+        DecoderLayers: architecture == ModelArchitecture.EncoderOnly ? 0 : 4,
         Heads: 2, KvHeads: 2, HeadDim: 16, FfnDim: 48, Mlp: MlpKind.GeGlu, Dropout: 0.0, NormEps: 1e-5, PadId: TinyConfigs.Pad)
     {
         Architecture = architecture,

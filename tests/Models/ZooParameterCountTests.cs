@@ -53,7 +53,7 @@ public class ZooParameterCountTests
     [Test]
     public void Breakdown_EncoderOnlyAndDecoderTwin_PutTheLayersInTheirOwnStack()
     {
-        var encoder = ParameterCount.Breakdown(ZooConfigs.For(ModelArchitecture.EttinEncoder));
+        var encoder = ParameterCount.Breakdown(ZooConfigs.For(ModelArchitecture.EncoderOnly));
         var decoder = ParameterCount.Breakdown(ZooConfigs.For(ModelArchitecture.EttinDecoder));
 
         Assert.That((encoder.Encoder, encoder.Decoder), Is.EqualTo((decoder.Decoder, 0L)));
@@ -81,7 +81,7 @@ public class ZooParameterCountTests
     [Test]
     public void TrainingFlopsPerToken_EttinEncoder_LocalLayersAttendTheirWindowOnly()
     {
-        var config = ZooConfigs.For(ModelArchitecture.EttinEncoder) with { LocalWindow = 4 };
+        var config = ZooConfigs.For(ModelArchitecture.EncoderOnly) with { LocalWindow = 4 };
         const int length = 16;
         double d = config.DModel, a = config.AttentionDim, f = config.FfnDim, v = config.VocabSize;
         var weights = 6 * (2 * d * a + 2 * d * a + 3 * d * f);

@@ -96,7 +96,7 @@ public class MaskedLmObjectiveTests
         using var scope = NewDisposeScope();
         var objective = new MaskedLmObjective(16, 0.5, 0.25, Special, seed: 1);
         manual_seed(2);
-        var model = new EttinEncoder(ZooConfigs.Ettin(ModelArchitecture.EttinEncoder) with { VocabSize = Special.VocabSize });
+        var model = new EttinEncoder(ZooConfigs.Ettin(ModelArchitecture.EncoderOnly) with { VocabSize = Special.VocabSize });
         var windows = Enumerable.Range(0, 4).Select(i => Window(16, i).Select(t => t == Special.Eos ? 70 : t).ToArray()).ToList();
         var indices = Enumerable.Range(0, 4).Select(i => (long)i).ToList();
 
@@ -126,7 +126,7 @@ public class MaskedLmObjectiveTests
     public void Compute_WindowsOfOnlySpecialTokens_ThrowsInsteadOfANaNLoss()
     {
         using var scope = NewDisposeScope();
-        var model = new EttinEncoder(ZooConfigs.Ettin(ModelArchitecture.EttinEncoder) with { VocabSize = Special.VocabSize });
+        var model = new EttinEncoder(ZooConfigs.Ettin(ModelArchitecture.EncoderOnly) with { VocabSize = Special.VocabSize });
         var onlyEos = Enumerable.Repeat(Special.Eos, 16).ToArray();
 
         var error = Assert.Throws<InvalidDataException>(() => Objective().Compute(model, [onlyEos, onlyEos], [0, 1], CPU))!;

@@ -1,4 +1,8 @@
+using Training.Shared.Data;
+using Training.Shared.Objectives;
+using Training.Shared.Models;
 using NUnit.Framework;
+using Training.Shared.Training;
 using Training.Shared.Spec;
 
 namespace Training.Tests.Spec;
@@ -38,9 +42,9 @@ public sealed class ArchitectureSpecTests
         var spec = Parse(Yaml("arch: gpt\nd_model: 96\nlayers: 4\nheads: 6\nnorm_position: post"));
 
         var model = spec.Model;
-        Assert.That((model.Arch, model.HeadDim, model.FfnDim, model.MaxPositions), Is.EqualTo((ModelArch.Gpt, 16, 384, 64)));
+        Assert.That((model.Architecture, model.HeadDim, model.FfnDim, model.MaxPositions), Is.EqualTo((ModelArchitecture.Gpt, 16, 384, 64)));
         Assert.That((model.Layers, model.EncoderLayers, model.DecoderLayers), Is.EqualTo((4, 0, 4)));
-        Assert.That((model.NormPosition, model.NormEps, model.Dropout, model.Mlp), Is.EqualTo((NormPosition.Post, 1e-5, 0.1, MlpChoice.Gelu)));
+        Assert.That((model.NormPosition, model.NormEps, model.Dropout, model.Mlp), Is.EqualTo((NormPosition.Post, 1e-5, 0.1, MlpKind.GeluTanh)));
         Assert.That(spec.Objective.Kind, Is.EqualTo(ObjectiveKind.Clm), "auto gives a causal model clm");
     }
 
@@ -52,7 +56,7 @@ public sealed class ArchitectureSpecTests
         var model = spec.Model;
         Assert.That((model.DModel, model.Layers, model.EncoderLayers, model.DecoderLayers), Is.EqualTo((256, 7, 7, 0)));
         Assert.That((model.Heads, model.KvHeads, model.HeadDim, model.FfnDim), Is.EqualTo((4, 4, 64, 384)));
-        Assert.That((model.Mlp, model.Dropout, model.NormEps), Is.EqualTo((MlpChoice.GeGlu, 0.0, 1e-5)));
+        Assert.That((model.Mlp, model.Dropout, model.NormEps), Is.EqualTo((MlpKind.GeGlu, 0.0, 1e-5)));
         Assert.That((model.GlobalEvery, model.LocalWindow, model.RopeTheta, model.GlobalRopeTheta), Is.EqualTo((3, 128, 10000.0, 160000.0)));
         Assert.That(model.Preset, Is.EqualTo("ettin-17m"));
     }
@@ -114,7 +118,7 @@ public sealed class ArchitectureSpecTests
         var spec = Parse(Yaml("arch: encoder-decoder\nlayers: 6\nencoder_fraction: 0.5\nlocal_window: 16\nnorm_position: post",
             extra: "sweep:\n  grid:\n    model.arch: [encoder-decoder, decoder-only, gpt, encoder-only]"));
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials.Select(t => t.Spec.Objective.Kind), Is.EqualTo(new[]
             { ObjectiveKind.SpanCorruption, ObjectiveKind.Clm, ObjectiveKind.Clm, ObjectiveKind.Mlm }));

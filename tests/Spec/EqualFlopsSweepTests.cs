@@ -1,4 +1,7 @@
+using Training.Shared.Data;
+using Training.Shared.Objectives;
 using NUnit.Framework;
+using Training.Shared.Training;
 using Training.Shared.Models;
 using Training.Shared.Spec;
 
@@ -35,7 +38,7 @@ public sealed class EqualFlopsSweepTests
               - {model.arch: decoder-only}
         """;
 
-    private static IReadOnlyList<Trial> Expand(string yaml) => SweepExpander.Expand(ExperimentLoader.Parse(yaml, File));
+    private static IReadOnlyList<Trial> Expand(string yaml) => TrialComponents.Expand(ExperimentLoader.Parse(yaml, File));
 
     private static double Flops(ExperimentSpec spec) => TrainingBudget.For(spec).FlopsPerToken;
 
@@ -62,11 +65,10 @@ public sealed class EqualFlopsSweepTests
             var distance = Math.Abs(Math.Log(Flops(variant.Spec) / target));
             foreach (var neighbour in new[] { chosen - 1, chosen + 1 })
             {
-                var other = SweepExpander.Expand(ExperimentLoader.Parse(SpecWriter.ToYaml(variant.Spec with { Model = variant.Spec.Model with
+                var other = TrialComponents.Expand(ExperimentLoader.Parse(SpecWriter.ToYaml(variant.Spec with { Model = variant.Spec.Model with
                 {
-                    Layers = neighbour,
-                    EncoderLayers = variant.Spec.Model.Arch == ModelArch.DecoderOnly ? 0 : (int)Math.Round(neighbour * variant.Spec.Model.EncoderFraction!.Value, MidpointRounding.AwayFromZero),
-                    DecoderLayers = variant.Spec.Model.Arch == ModelArch.DecoderOnly ? neighbour : neighbour - (int)Math.Round(neighbour * variant.Spec.Model.EncoderFraction!.Value, MidpointRounding.AwayFromZero),
+                    EncoderLayers = variant.Spec.Model.Architecture == ModelArchitecture.DecoderOnly ? 0 : (int)Math.Round(neighbour * variant.Spec.Model.EncoderFraction!.Value, MidpointRounding.AwayFromZero),
+                    DecoderLayers = variant.Spec.Model.Architecture == ModelArchitecture.DecoderOnly ? neighbour : neighbour - (int)Math.Round(neighbour * variant.Spec.Model.EncoderFraction!.Value, MidpointRounding.AwayFromZero),
                 } }), File))[0].Spec;
                 Assert.That(Math.Abs(Math.Log(Flops(other) / target)), Is.GreaterThanOrEqualTo(distance), $"{variant.Id}: {neighbour} layers would be closer than {chosen}");
             }
@@ -121,8 +123,8 @@ public sealed class EqualFlopsSweepTests
                   - {model.arch: encoder-decoder, model.encoder_fraction: 0.5}
             """, model: "arch: encoder-decoder\n  d_model: 96\n  layers: 6"));
 
-        Assert.That(trials[0].Spec.Model.Arch, Is.EqualTo(ModelArch.DecoderOnly));
-        Assert.That(trials[1].Spec.Model.Arch, Is.EqualTo(ModelArch.EncoderDecoder));
+        Assert.That(trials[0].Spec.Model.Architecture, Is.EqualTo(ModelArchitecture.DecoderOnly));
+        Assert.That(trials[1].Spec.Model.Architecture, Is.EqualTo(ModelArchitecture.EncoderDecoder));
         Assert.That(trials[1].Spec.Model.EncoderLayers, Is.EqualTo((int)Math.Round(trials[1].Spec.Model.Layers * 0.5, MidpointRounding.AwayFromZero)));
     }
 
@@ -134,7 +136,7 @@ public sealed class EqualFlopsSweepTests
         var reread = ExperimentLoader.Parse(SpecWriter.ToYaml(spec), File);
 
         Assert.That(reread.Sweep, Is.EqualTo(spec.Sweep));
-        Assert.That(SweepExpander.Expand(reread).Select(t => t.Spec), Is.EqualTo(SweepExpander.Expand(spec).Select(t => t.Spec)));
+        Assert.That(TrialComponents.Expand(reread).Select(t => t.Spec), Is.EqualTo(TrialComponents.Expand(spec).Select(t => t.Spec)));
     }
 
     [TestCase("  equal_flops:\n    variants:\n      - {model.layers: 4}", "sweep.equal_flops.variants[0].model.layers", "is what equal_flops chooses")]

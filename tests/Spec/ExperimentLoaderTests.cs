@@ -1,3 +1,6 @@
+using Training.Shared.Data;
+using Training.Shared.Objectives;
+using Training.Shared.Models;
 using NUnit.Framework;
 using Training.Shared.Spec;
 
@@ -27,9 +30,9 @@ public sealed class ExperimentLoaderTests
         Assert.That(spec.Data.Train, Is.EqualTo(new[] { fixture.PathOf("data/train") }));
         Assert.That(spec.Data.Eval, Is.EqualTo(new[] { fixture.PathOf("data/eval/*.parquet") }));
         Assert.That(spec.Tokenizer, Is.EqualTo(new TokenizerSpec(TokenizerKind.Cl100k, 50)));
-        Assert.That(spec.Model, Is.EqualTo(new ModelSpec(ModelArch.EncoderDecoder, DModel: 192, Layers: 6, EncoderLayers: 4,
-            DecoderLayers: 2, EncoderFraction: null, Heads: 6, KvHeads: 3, HeadDim: 32, FfnDim: 768, MlpChoice.SwiGlu,
-            Dropout: 0.05, RopeTheta: 50000, NormEps: 1e-5)));
+        Assert.That(spec.Model, Is.EqualTo(new TransformerConfig(VocabSize: 0, DModel: 192, EncoderLayers: 4,
+            DecoderLayers: 2, Heads: 6, KvHeads: 3, HeadDim: 32, FfnDim: 768, MlpKind.SwiGlu,
+            Dropout: 0.05, RopeTheta: 50000, NormEps: 1e-5) { Architecture = ModelArchitecture.EncoderDecoder }));
         Assert.That(spec.Objective, Is.EqualTo(new ObjectiveSpec(ObjectiveKind.SpanCorruption, 96, 0.2, 2.5)));
         Assert.That(spec.Optimizer, Is.EqualTo(new OptimizerSpec(OptimizerKind.AdamW, 1e-3, 0.85, 0.98, 1e-7, 0.05, 0.5)));
         Assert.That(spec.Schedule, Is.EqualTo(new ScheduleSpec(ScheduleKind.Wsd, 20, 0.05, 0.3)));
@@ -47,9 +50,9 @@ public sealed class ExperimentLoaderTests
         Assert.That(spec.Data.Train, Is.EqualTo(new[] { fixture.PathOf("data/train") }));
         Assert.That(spec.Data.Eval, Is.Empty);
         Assert.That(spec.Tokenizer, Is.EqualTo(new TokenizerSpec(TokenizerKind.Byte, 100)));
-        Assert.That(spec.Model, Is.EqualTo(new ModelSpec(ModelArch.EncoderDecoder, DModel: 256, Layers: 6, EncoderLayers: 4,
-            DecoderLayers: 2, EncoderFraction: null, Heads: 4, KvHeads: 4, HeadDim: 64, FfnDim: 1024, MlpChoice.Gelu,
-            Dropout: 0.1, RopeTheta: 10000, NormEps: 1e-6)));
+        Assert.That(spec.Model, Is.EqualTo(new TransformerConfig(VocabSize: 0, DModel: 256, EncoderLayers: 4,
+            DecoderLayers: 2, Heads: 4, KvHeads: 4, HeadDim: 64, FfnDim: 1024, MlpKind.GeluTanh,
+            Dropout: 0.1, RopeTheta: 10000, NormEps: 1e-6) { Architecture = ModelArchitecture.EncoderDecoder }));
         Assert.That(spec.Objective, Is.EqualTo(new ObjectiveSpec(ObjectiveKind.SpanCorruption, 128, 0.15, 3.0)));
         Assert.That(spec.Optimizer, Is.EqualTo(new OptimizerSpec(OptimizerKind.AdamW, 3e-4, 0.9, 0.999, 1e-8, 0.01, 1.0)));
         Assert.That(spec.Schedule, Is.EqualTo(new ScheduleSpec(ScheduleKind.Cosine, 0, 0.1, 0.2)));
@@ -151,6 +154,10 @@ public sealed class ExperimentLoaderTests
     [TestCase("optimizer", "lr: -1.0e-3", "optimizer.lr", "-0.001 is out of range: expected a number > 0")]
     [TestCase("objective", "input_length: 4", "objective.input_length", "4 is out of range: expected an integer >= 8")]
     [TestCase("resources", "device: gpu", "resources.device", "\"gpu\" is not valid: expected cpu, cuda or cuda:N")]
+    [TestCase("model", "d_model: 2000000000", "model.d_model", "2000000000 is out of range: expected an integer >= 1, at most 65536")]
+    [TestCase("train", "steps: 3000000000", "train.steps", "3000000000 is out of range: expected an integer >= 1, at most 2147483647")]
+    [TestCase("train", "steps: 99999999999999999999999", "train.steps", "99999999999999999999999 is out of range: expected an integer >= 1, at most 2147483647")]
+    [TestCase("model", "heads: 5000", "model.heads", "5000 is out of range: expected an integer >= 1, at most 1024")]
     public void Parse_OutOfRange_NamesTheAllowedRange(string section, string line, string key, string message)
     {
         var yaml = WithLastLine(section, line);

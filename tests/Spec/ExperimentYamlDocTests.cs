@@ -1,4 +1,8 @@
+using Training.Shared.Data;
+using Training.Shared.Objectives;
+using Training.Shared.Models;
 using NUnit.Framework;
+using Training.Shared.Training;
 using Training.Shared.Spec;
 
 namespace Training.Tests.Spec;
@@ -17,6 +21,25 @@ public sealed class ExperimentYamlDocTests
     }
 
     [Test]
+    public void ExperimentYamlDoc_EveryReferenceRow_IsASchemaKeyAndListsItsChoices()
+    {
+        var lines = File.ReadAllLines(Path.Combine(RepositoryRoot(), "docs", "experiment-yaml.md"));
+        // The key reference comes first; later tables (limits) may name a key again.
+        var rows = lines.Where(l => RowKey(l) is not null).GroupBy(l => RowKey(l)!, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+
+        // Dotted names are keys (other tables start with architecture names such as `gpt`).
+        Assert.That(rows.Keys.Where(k => k.Contains('.')).Except(SpecSchema.Keys), Is.Empty, "reference rows for keys the schema does not have");
+        foreach (var key in SpecSchema.Keys)
+        {
+            var missing = SpecSchema.ChoicesOf(key).Where(c => !rows[key].Contains($"`{c}`", StringComparison.Ordinal)).ToList();
+            Assert.That(missing, Is.Empty, $"{key}: allowed values missing from its reference row");
+        }
+    }
+
+    private static string? RowKey(string line) =>
+        System.Text.RegularExpressions.Regex.Match(line, @"^\| `([a-z_]+(?:\.[a-z_]+)?)` \|") is { Success: true } m ? m.Groups[1].Value : null;
+
+    [Test]
     public void ExperimentYamlDoc_FullExample_LoadsAndExpands()
     {
         var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "experiment-yaml.md"));
@@ -27,7 +50,7 @@ public sealed class ExperimentYamlDocTests
 
         var spec = ExperimentLoader.Parse(yaml, "/experiments/example.yaml");
 
-        Assert.That(SweepExpander.Expand(spec), Has.Count.EqualTo(16));
+        Assert.That(TrialComponents.Expand(spec), Has.Count.EqualTo(16));
     }
 
     private static string RepositoryRoot()

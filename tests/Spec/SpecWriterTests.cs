@@ -1,4 +1,8 @@
+using Training.Shared.Data;
+using Training.Shared.Objectives;
+using Training.Shared.Models;
 using NUnit.Framework;
+using Training.Shared.Training;
 using Training.Shared.Spec;
 
 namespace Training.Tests.Spec;
@@ -52,7 +56,7 @@ public sealed class SpecWriterTests
                   model.dropout: {uniform: [0.0, 0.3]}
             """));
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials, Has.Count.EqualTo(12));
         foreach (var trial in trials)
@@ -65,7 +69,7 @@ public sealed class SpecWriterTests
         var spec = ExperimentLoader.Load(fixture.WriteYaml(SpecFixture.MinimalYaml.Replace(
             "arch: encoder-decoder", "arch: encoder-decoder\n  layers: 9\n  encoder_fraction: 0.667") + "\nsweep:\n  grid:\n    model.layers: [3, 12]\n"));
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials.Select(t => (t.Spec.Model.EncoderLayers, t.Spec.Model.DecoderLayers)), Is.EqualTo(new[] { (2, 1), (8, 4) }));
         foreach (var trial in trials)
@@ -99,8 +103,8 @@ public sealed class SpecWriterTests
 
         AssertEqualSpecs(reread, spec);
         Assert.That(yaml, Does.Not.Contain("ffn_dim"), "defaulted keys stay unwritten so trials re-derive them");
-        var expected = SweepExpander.Expand(spec);
-        var actual = SweepExpander.Expand(reread);
+        var expected = TrialComponents.Expand(spec);
+        var actual = TrialComponents.Expand(reread);
         Assert.That(actual.Select(t => t.Overrides), Is.EqualTo(expected.Select(t => t.Overrides)));
         Assert.That(actual.Select(t => t.Spec), Is.EqualTo(expected.Select(t => t.Spec)));
         Assert.That(actual.Select(t => t.Spec.Model.FfnDim), Is.EqualTo(actual.Select(t => 4 * t.Spec.Model.DModel)));

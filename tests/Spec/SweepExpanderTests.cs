@@ -1,5 +1,9 @@
+using Training.Shared.Data;
+using Training.Shared.Objectives;
+using Training.Shared.Models;
 using NUnit.Framework;
 using System.Globalization;
+using Training.Shared.Training;
 using Training.Shared.Spec;
 
 namespace Training.Tests.Spec;
@@ -14,7 +18,7 @@ public sealed class SweepExpanderTests
     {
         var spec = Parse(SpecFixture.MinimalYaml);
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials, Has.Count.EqualTo(1));
         Assert.That((trials[0].Id, trials[0].Index, trials[0].Overrides.Count), Is.EqualTo(("mini-t000", 0, 0)));
@@ -32,7 +36,7 @@ public sealed class SweepExpanderTests
                 optimizer.lr: [1.0e-3, 3.0e-4, 1.0e-4]
             """);
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials.Select(t => t.Id), Is.EqualTo(Enumerable.Range(0, 6).Select(i => $"mini-t{i:000}")));
         Assert.That(trials.Select(t => t.Index), Is.EqualTo(Enumerable.Range(0, 6)));
@@ -51,12 +55,12 @@ public sealed class SweepExpanderTests
     {
         var spec = Parse(SpecFixture.MinimalYaml + "\nseed: 77\nsweep:\n  grid:\n    model.mlp: [gelu, swiglu]\n");
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials.Select(t => t.Spec.Sweep), Is.All.Null);
         Assert.That(trials.Select(t => t.Spec.Seed), Is.All.EqualTo(77L));
-        Assert.That(trials.Select(t => t.Spec.Model.Mlp), Is.EqualTo(new[] { MlpChoice.Gelu, MlpChoice.SwiGlu }));
-        Assert.That(trials[1].Spec, Is.EqualTo(spec with { Sweep = null, Model = spec.Model with { Mlp = MlpChoice.SwiGlu } }));
+        Assert.That(trials.Select(t => t.Spec.Model.Mlp), Is.EqualTo(new[] { MlpKind.GeluTanh, MlpKind.SwiGlu }));
+        Assert.That(trials[1].Spec, Is.EqualTo(spec with { Sweep = null, Model = spec.Model with { Mlp = MlpKind.SwiGlu } }));
     }
 
     [Test]
@@ -72,7 +76,7 @@ public sealed class SweepExpanderTests
                 model.layers: [3, 9]
             """);
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials, Has.Count.EqualTo(8));
         Assert.That(trials.Select(t => t.Spec.Model.FfnDim), Is.EqualTo(trials.Select(t => 4 * t.Spec.Model.DModel)));
@@ -86,7 +90,7 @@ public sealed class SweepExpanderTests
     {
         var spec = Parse(SpecFixture.MinimalYaml + RandomSweep(samples: 4, withGrid: true));
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials, Has.Count.EqualTo(2 * 4));
         var firstPoint = trials.Take(4).Select(t => t.Overrides.Where(o => o.Key != "model.d_model").ToList()).ToList();
@@ -104,7 +108,7 @@ public sealed class SweepExpanderTests
     {
         var spec = Parse(SpecFixture.MinimalYaml + RandomSweep(samples: 40, withGrid: false));
 
-        var trials = SweepExpander.Expand(spec);
+        var trials = TrialComponents.Expand(spec);
 
         Assert.That(trials, Has.Count.EqualTo(40));
         foreach (var trial in trials)
@@ -127,9 +131,9 @@ public sealed class SweepExpanderTests
     {
         var yaml = SpecFixture.MinimalYaml + RandomSweep(samples: 5, withGrid: false);
 
-        var first = SweepExpander.Expand(Parse(yaml)).Select(t => t.Overrides).ToList();
-        var again = SweepExpander.Expand(Parse(yaml)).Select(t => t.Overrides).ToList();
-        var otherSeed = SweepExpander.Expand(Parse(yaml + "\nseed: 99\n")).Select(t => t.Overrides).ToList();
+        var first = TrialComponents.Expand(Parse(yaml)).Select(t => t.Overrides).ToList();
+        var again = TrialComponents.Expand(Parse(yaml)).Select(t => t.Overrides).ToList();
+        var otherSeed = TrialComponents.Expand(Parse(yaml + "\nseed: 99\n")).Select(t => t.Overrides).ToList();
 
         Assert.That(again, Is.EqualTo(first));
         Assert.That(otherSeed.Select(o => o["optimizer.lr"]), Is.Not.EqualTo(first.Select(o => o["optimizer.lr"])));
@@ -153,7 +157,7 @@ public sealed class SweepExpanderTests
             """;
         var spec = Parse(yaml);
 
-        var error = Assert.Throws<SpecException>(() => SweepExpander.Expand(spec))!.Errors.Single();
+        var error = Assert.Throws<SpecException>(() => TrialComponents.Expand(spec))!.Errors.Single();
 
         Assert.That((error.File, error.Line, error.Column, error.Key), Is.EqualTo((FilePath, 11, 25, "model.kv_heads")));
         Assert.That(error.Message, Does.Contain("kv_heads (3) must divide heads (4)").And.Contain("trial mini-t001"));
@@ -167,7 +171,7 @@ public sealed class SweepExpanderTests
                    + "\nsweep:\n  grid:\n    model.heads: [4, 6, 3]\n";
         var spec = Parse(yaml);
 
-        var error = Assert.Throws<SpecException>(() => SweepExpander.Expand(spec))!.Errors.Single();
+        var error = Assert.Throws<SpecException>(() => TrialComponents.Expand(spec))!.Errors.Single();
 
         Assert.That((error.Line, error.Key), Is.EqualTo((11, "model.heads")));
         Assert.That(error.Message, Does.Contain("kv_heads (2) must divide heads (3)").And.Contain("mini-t002"));
@@ -192,7 +196,7 @@ public sealed class SweepExpanderTests
             """;
         var spec = Parse(yaml);
 
-        var errors = Assert.Throws<SpecException>(() => SweepExpander.Expand(spec))!.Errors;
+        var errors = Assert.Throws<SpecException>(() => TrialComponents.Expand(spec))!.Errors;
 
         Assert.That(errors, Is.Not.Empty);
         Assert.That(errors.Select(e => (e.Line, e.Column, e.Key)), Is.All.EqualTo((12, 7, "model.dropout")));
@@ -205,7 +209,7 @@ public sealed class SweepExpanderTests
         var spec = Parse(SpecFixture.MinimalYaml + "\nsweep:\n  grid:\n    optimizer.lr: [1.0e-3, 1.0e-4]\n");
         var changed = spec with { Train = spec.Train with { Steps = 42 } };
 
-        var trials = SweepExpander.Expand(changed);
+        var trials = TrialComponents.Expand(changed);
 
         Assert.That(trials.Select(t => t.Spec.Train.Steps), Is.All.EqualTo(42));
         Assert.That(trials.Select(t => t.Spec.Optimizer.Lr), Is.EqualTo(new[] { 1e-3, 1e-4 }));

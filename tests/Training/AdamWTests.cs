@@ -1,6 +1,6 @@
 using NUnit.Framework;
 using TorchSharp;
-using Training.Worker.Training;
+using Training.Shared.Training;
 using static TorchSharp.torch;
 
 namespace Training.Tests.Training;

@@ -1,5 +1,5 @@
 using NUnit.Framework;
-using Training.Worker.Training;
+using Training.Shared.Training;
 
 namespace Training.Tests.Training;
 

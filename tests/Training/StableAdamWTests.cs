@@ -2,8 +2,8 @@ using NUnit.Framework;
 using TorchSharp;
 using TorchSharp.Modules;
 using Training.Shared.Spec;
-using Training.Worker.Training;
-using AdamW = Training.Worker.Training.AdamW;
+using Training.Shared.Training;
+using AdamW = Training.Shared.Training.AdamW;
 using static TorchSharp.torch;
 
 namespace Training.Tests.Training;

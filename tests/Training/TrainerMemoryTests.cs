@@ -2,7 +2,7 @@ using NUnit.Framework;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
 using Training.Tests.Support;
-using Training.Worker.Training;
+using Training.Shared.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -17,7 +17,7 @@ public class TrainerMemoryTests
         TestCorpus.Write(dir.Path);
         var path = dir.Combine("tiny.yaml");
         File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, steps: 60));
-        var trial = SweepExpander.Expand(ExperimentLoader.Load(path))[0];
+        var trial = TrialComponents.Expand(ExperimentLoader.Load(path))[0];
 
         var counts = TorchThread.Run("memory-test", () =>
         {

@@ -3,7 +3,7 @@ using Training.Shared.Messages;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
 using Training.Tests.Support;
-using Training.Worker.Training;
+using Training.Shared.Training;
 
 namespace Training.Tests.Training;
 
@@ -25,7 +25,7 @@ public class TrainerTests
     {
         var path = _dir.Combine($"experiment-{Guid.NewGuid():N}.yaml");
         File.WriteAllText(path, yaml);
-        return SweepExpander.Expand(ExperimentLoader.Load(path))[0];
+        return TrialComponents.Expand(ExperimentLoader.Load(path))[0];
     }
 
     private static List<TrainingEvent> RunTrainer(Trial trial, IBlobStore blobs, Func<bool>? stop = null)

@@ -4,6 +4,7 @@ using Training.Shared.Collectives;
 using Training.Shared.Messages;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
+using Training.Shared.Training;
 
 namespace Training.Worker.Training;
 
@@ -28,6 +29,10 @@ public sealed class TrainerRank : ReceiveActor
     private readonly string? _setupError;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RingListener? _listener;
+
+    // The torch thread creates the group while the actor thread may stop or abort it: both go through this lock, so
+    // a stop that arrives while the group is being formed is never lost.
+    private readonly object _groupLock = new();
     private ICollectiveGroup? _group;
     private volatile bool _stopRequested;
 
@@ -98,18 +103,24 @@ public sealed class TrainerRank : ReceiveActor
 
     protected override void PostStop()
     {
-        _stopRequested = true;
-        _group?.Abort("rank stopped");
+        lock (_groupLock)
+        {
+            _stopRequested = true;
+            _group?.Abort("rank stopped");
+        }
         _listener?.Dispose();
     }
 
     private void Stop(StopRank stop)
     {
         _log.Info("trial {0} rank {1}: {2} ({3})", stop.TrialId, _assignment.Rank, stop.Abort ? "abort" : "stop", stop.Reason);
-        _stopRequested = true;
         // A cancel is voted on inside the next all-reduce so every rank stops after the same step; an abort (a peer
         // died) must also unblock a rank waiting in a collective.
-        if (stop.Abort) _group?.Abort(stop.Reason);
+        lock (_groupLock)
+        {
+            _stopRequested = true;
+            if (stop.Abort) _group?.Abort(stop.Reason);
+        }
     }
 
     private void Start(StartTraining start)
@@ -130,12 +141,15 @@ public sealed class TrainerRank : ReceiveActor
             try
             {
                 var trial = new Trial(a.TrialId, a.TrialIndex, spec, new Dictionary<string, string>());
-                _group = backend.Kind == CollectiveBackendKind.Nccl
+                using var group = backend.Kind == CollectiveBackendKind.Nccl
                     ? a.WorldSize == 1 ? null : NcclGroup.Create(a.Rank, a.WorldSize, start.NcclUniqueId
                         ?? throw new CollectiveException($"trial {a.TrialId}: no NCCL unique id from rank 0"), backend.CudaDevice ?? 0, CollectiveTimeout)
                     : TcpRing.Connect(listener!, a.Rank, endpoints, $"{a.TrialId}/g{a.Generation}", CollectiveTimeout);
-                using var group = _group;
-                if (_stopRequested) throw new CollectiveAbortedException("stopped before training started");
+                lock (_groupLock)
+                {
+                    if (_stopRequested) throw new CollectiveAbortedException("stopped before training started");
+                    _group = group;
+                }
                 using var trainer = new Trainer(new TrainerOptions(trial, new LocalFolderBlobStore(a.RunDirectory), a.CheckpointPrefix,
                     e => self.Tell(e), () => _stopRequested, group));
                 var outcome = trainer.Run();

@@ -1,4 +1,4 @@
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>
 /// Runs a function on a dedicated thread. TorchSharp's dispose scopes and grad mode are thread-local, so all

@@ -1,6 +1,6 @@
 using Training.Shared.Storage;
 
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>
 /// Uploads checkpoints in the background so training blocks only while tensors are copied to host memory.

@@ -1,4 +1,4 @@
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>Learning rate at an optimizer step (1-based): linear warmup, then the chosen decay.</summary>
 public abstract record LearningRateSchedule(double PeakLr, long WarmupSteps, long TotalSteps, double MinLrRatio)

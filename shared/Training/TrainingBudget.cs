@@ -1,8 +1,8 @@
-using Training.Shared.Data;
+using Training.Shared.Models;
 using Training.Shared.Objectives;
 using Training.Shared.Spec;
 
-namespace Training.Shared.Models;
+namespace Training.Shared.Training;
 
 /// <summary>
 /// What one trial costs, computed from its spec before anything runs (nothing is built): the model's parameters by
@@ -10,7 +10,7 @@ namespace Training.Shared.Models;
 /// encoder + decoder tokens of one example, which the objective fixes).
 /// </summary>
 public sealed record TrainingBudget(
-    ModelArch Arch,
+    ModelArchitecture Arch,
     TransformerConfig Config,
     ParameterBreakdown Parameters,
     int EncoderTokens,
@@ -28,15 +28,15 @@ public sealed record TrainingBudget(
     /// <summary>The budget of <paramref name="spec"/>; its vocabulary comes from its tokenizer (char reads the shards once).</summary>
     public static TrainingBudget For(ExperimentSpec spec)
     {
-        var tokenizer = TokenizerFactory.ForSpec(spec);
+        var tokenizer = TrialComponents.Tokenizer(spec);
         return For(spec, tokenizer.VocabSize, tokenizer.Special.Pad);
     }
 
     public static TrainingBudget For(ExperimentSpec spec, int vocabSize, int padId)
     {
-        var config = ModelFactory.ConfigFor(spec.Model, vocabSize, padId);
+        var config = spec.Model.WithVocabulary(vocabSize, padId);
         var (encoder, decoder) = ObjectiveFactory.TokensPerExample(spec.Objective);
-        return new TrainingBudget(spec.Model.Arch, config, ParameterCount.Breakdown(config), encoder, decoder,
+        return new TrainingBudget(spec.Model.Architecture, config, ParameterCount.Breakdown(config), encoder, decoder,
             ParameterCount.TrainingFlopsPerToken(config, encoder, decoder), spec.Train.Steps, spec.Train.GlobalBatch);
     }
 }

@@ -1,7 +1,7 @@
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>
 /// AdamW with decoupled weight decay, applied only to the parameters that should decay (not norms or biases).

@@ -11,7 +11,7 @@ using Training.Shared.Spec;
 using Training.Shared.Storage;
 using static TorchSharp.torch;
 
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>Everything a trainer needs for one trial.</summary>
 /// <param name="CheckpointPrefix">Blob folder of this trial's checkpoints.</param>
@@ -72,14 +72,14 @@ public sealed class Trainer : IDisposable
                 $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
         torch.set_num_threads(_spec.Resources.Threads);
         _device = ParseDevice(_spec.Resources.Device);
-        _tokenizer = TokenizerFactory.ForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
-        _objective = CreateObjective(_spec, _tokenizer);
-        _model = ModelFactory.Create(_spec.Model, _tokenizer, _spec.Seed, _device);
+        _tokenizer = TrialComponents.TokenizerForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
+        _objective = TrialComponents.Objective(_spec, _tokenizer);
+        _model = ModelFactory.Create(TrialComponents.ModelConfig(_spec, _tokenizer), _spec.Seed, _device);
         _module = (nn.Module)_model;
         _optimizer = OptimizerFactory.Create(_spec.Optimizer, _module.named_parameters());
         _schedule = CreateSchedule(_spec);
-        _trainFiles = ShardFiles.Resolve(_spec.Data.Train, Path.GetDirectoryName(_spec.SourceFile) ?? ".");
-        _evalFiles = _spec.Data.Eval.Count > 0 ? ShardFiles.Resolve(_spec.Data.Eval, Path.GetDirectoryName(_spec.SourceFile) ?? ".") : [];
+        _trainFiles = TrialComponents.TrainFiles(_spec);
+        _evalFiles = TrialComponents.EvalFiles(_spec);
         _stream = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true);
         _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix);
     }
@@ -90,8 +90,6 @@ public sealed class Trainer : IDisposable
     public long ParameterCount => _module.parameters().Sum(p => p.numel());
 
     public static Device ParseDevice(string device) => device == "cpu" ? CPU : new Device(device);
-
-    public static ITrainingObjective CreateObjective(ExperimentSpec spec, ITokenizer tokenizer) => ObjectiveFactory.Create(spec, tokenizer);
 
     public static LearningRateSchedule CreateSchedule(ExperimentSpec spec)
     {

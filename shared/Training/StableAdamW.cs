@@ -2,7 +2,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>
 /// StableAdamW (Wortsman et al. 2023, "Stable and low-precision training for large-scale vision-language models";

@@ -2,7 +2,7 @@ using TorchSharp.Modules;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
 
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>What the trainer needs of an optimizer: a step at the scheduled rate, and state it can checkpoint exactly.</summary>
 public interface IOptimizer : IDisposable

@@ -3,7 +3,7 @@ using TorchSharp.Modules;
 using Training.Shared.Storage;
 using static TorchSharp.torch;
 
-namespace Training.Worker.Training;
+namespace Training.Shared.Training;
 
 /// <summary>
 /// What AdamW and StableAdamW share: first and second moments per trainable parameter, a step counter for bias

@@ -1,0 +1,39 @@
+using Training.Shared.Data;
+using Training.Shared.Models;
+using Training.Shared.Objectives;
+using Training.Shared.Spec;
+using Training.Shared.Storage;
+
+namespace Training.Shared.Training;
+
+/// <summary>
+/// What a trial's spec builds, in one place: its training files, tokenizer, objective and model shape joined with the
+/// tokenizer's vocabulary. The spec itself knows nothing of these (Spec sits below Data, Models and Objectives' builders).
+/// </summary>
+public static class TrialComponents
+{
+    public static IReadOnlyList<string> TrainFiles(ExperimentSpec spec) => ShardFiles.Resolve(spec.Data.Train, BaseFolder(spec));
+
+    public static IReadOnlyList<string> EvalFiles(ExperimentSpec spec) =>
+        spec.Data.Eval.Count > 0 ? ShardFiles.Resolve(spec.Data.Eval, BaseFolder(spec)) : [];
+
+    /// <summary>The tokenizer of <paramref name="spec"/>; a char vocabulary is built from its training shards.</summary>
+    public static ITokenizer Tokenizer(ExperimentSpec spec) => TokenizerFactory.ForSpec(spec.Tokenizer, () => TrainFiles(spec));
+
+    /// <summary>The tokenizer of a trial: a char vocabulary saved with its checkpoints wins over the shards (see TokenizerFactory.ForTrial).</summary>
+    public static ITokenizer TokenizerForTrial(ExperimentSpec spec, IBlobStore blobs, string checkpointPrefix) =>
+        TokenizerFactory.ForTrial(spec.Tokenizer, () => TrainFiles(spec), blobs, checkpointPrefix);
+
+    public static ITrainingObjective Objective(ExperimentSpec spec, ITokenizer tokenizer) =>
+        ObjectiveFactory.Create(spec.Objective, tokenizer, spec.Seed);
+
+    /// <summary>The model shape of <paramref name="spec"/> at <paramref name="tokenizer"/>'s vocabulary.</summary>
+    public static TransformerConfig ModelConfig(ExperimentSpec spec, ITokenizer tokenizer) =>
+        spec.Model.WithVocabulary(tokenizer.VocabSize, tokenizer.Special.Pad);
+
+    /// <summary>The trials of <paramref name="spec"/>; an equal-FLOPs sweep is sized with <see cref="TrainingBudget"/>.</summary>
+    public static IReadOnlyList<Trial> Expand(ExperimentSpec spec) =>
+        SweepExpander.Expand(spec, trialSpec => TrainingBudget.For(trialSpec).FlopsPerToken);
+
+    private static string BaseFolder(ExperimentSpec spec) => Path.GetDirectoryName(spec.SourceFile) ?? ".";
+}
