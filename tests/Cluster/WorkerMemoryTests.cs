@@ -29,6 +29,8 @@ public class WorkerMemoryTests
             File.WriteAllText(path, Experiment($"memory{trial}"));
             var submit = await CliProcess.RunAsync(dir.Path, "submit", path, "--cluster", cluster.Api);
             Assert.That(submit.ExitCode, Is.EqualTo(0), submit.Output + worker.Output);
+            // The rank releases the trial's memory after reporting it finished; sample once it says it has.
+            await worker.WaitForAsync($"trial memory{trial}-t000 rank 0 generation 1 done", TimeSpan.FromMinutes(1));
             resident.Add(ResidentBytes(worker.Pid));
         }
 
