@@ -202,7 +202,8 @@ public sealed class ExperimentManager : ReceiveActor
         var outcome = failure is not null ? TrialOutcome.Failed
             : placement.Finished.Values.Any(f => f.Outcome == TrialOutcome.Cancelled) ? TrialOutcome.Cancelled
             : TrialOutcome.Completed;
-        var step = placement.Finished.Values.Max(f => f.Step);
+        // A rank that failed before training (a bad shard at the start) reports step 0: keep the step already recorded.
+        var step = Math.Max(placement.Finished.Values.Max(f => f.Step), placement.Trial.ReadStatus().Step);
         var finished = new TrialFinished(m.TrialId, outcome, step, failure?.Error);
         placement.Trial.Record(finished);
         Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, finished));

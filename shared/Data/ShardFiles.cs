@@ -36,6 +36,44 @@ public static class ShardFiles
         return found.ToList();
     }
 
+    /// <summary>
+    /// Opens every shard and checks its footer, schema (a string <c>text</c> column; optional columns of the right
+    /// types) and row-group metadata (row counts, the <c>text</c> chunk in every row group, chunk offsets and sizes within
+    /// the file); <see cref="ShardCheckDepth.Full"/> also decodes every row group. Both <c>orchestrator validate</c> and
+    /// the start of every trial use this, so a bad shard is reported before any training, naming the file and row group.
+    /// Never throws for a bad file: each one becomes a <see cref="ShardFormatException"/> in the report.
+    /// </summary>
+    public static ShardCheckReport Check(IReadOnlyList<string> files, ShardCheckDepth depth)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        var problems = new List<ShardFormatException>();
+        var rowGroups = 0;
+        long rows = 0;
+        foreach (var file in files)
+        {
+            try
+            {
+                using var reader = new ShardReader(file);
+                reader.CheckLayout();
+                if (depth == ShardCheckDepth.Full)
+                    for (var group = 0; group < reader.RowGroupCount; group++)
+                        reader.ReadRowGroup(group);
+                rowGroups += reader.RowGroupCount;
+                rows += reader.RowCount;
+            }
+            catch (ShardFormatException e)
+            {
+                problems.Add(e);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                problems.Add(new ShardFormatException(Path.GetFullPath(file), $"cannot be read ({e.Message})", inner: e));
+            }
+        }
+
+        return new ShardCheckReport(files.Count, rowGroups, rows, problems);
+    }
+
     private static List<string> ResolveOne(string pattern, string root)
     {
         var full = Path.GetFullPath(pattern, root);
@@ -114,5 +152,30 @@ public static class ShardFiles
             });
         pattern.Append('$');
         return new Regex(pattern.ToString(), RegexOptions.CultureInvariant);
+    }
+}
+
+/// <summary>How much of each shard <see cref="ShardFiles.Check"/> reads.</summary>
+public enum ShardCheckDepth
+{
+    /// <summary>Footer, schema and row-group metadata only: cheap enough for every trial start.</summary>
+    Layout,
+
+    /// <summary>The layout, then every row group decoded: finds damaged row data too (reads all the data once).</summary>
+    Full,
+}
+
+/// <summary>What <see cref="ShardFiles.Check"/> found: totals over the readable files and one problem per bad file.</summary>
+public sealed record ShardCheckReport(int Files, int RowGroups, long Rows, IReadOnlyList<ShardFormatException> Problems)
+{
+    public bool Ok => Problems.Count == 0;
+
+    /// <summary>Throws the problem of a single bad file as is, or one exception listing every bad file.</summary>
+    public void ThrowIfBad(string what)
+    {
+        if (Problems.Count == 1) throw Problems[0];
+        if (Problems.Count > 1)
+            throw new InvalidDataException(
+                $"{Problems.Count} of the {Files} {what} shard files are unreadable:\n  " + string.Join("\n  ", Problems.Select(p => p.Message)));
     }
 }

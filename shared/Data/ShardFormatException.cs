@@ -11,6 +11,10 @@ public sealed class ShardFormatException : Exception
         Row = row;
     }
 
+    /// <summary>What a user can do about any unreadable shard; every message ends with it.</summary>
+    public const string Advice =
+        "Re-create the file (`orchestrator data import`, or copy it again from its source) or leave it out of data.train / data.eval";
+
     public string FilePath { get; }
     public int? RowGroup { get; }
 
@@ -22,6 +26,6 @@ public sealed class ShardFormatException : Exception
         var where = filePath;
         if (rowGroup is { } group) where += $", row group {group}";
         if (row is { } r) where += $", row {r}";
-        return $"Shard '{where}': {problem}";
+        return $"Shard '{where}': {problem}. {Advice}";
     }
 }

@@ -81,6 +81,71 @@ public sealed class ShardReader : IDisposable
         return _reader.RowGroups[index].RowCount;
     }
 
+    /// <summary>
+    /// Checks what the footer says about the row groups without reading row data: the row counts add up to the file's,
+    /// every row group has a <c>text</c> column chunk of byte arrays holding one value per row, and every column chunk
+    /// lies between the leading magic and the footer. Throws <see cref="ShardFormatException"/> naming the row group.
+    /// </summary>
+    public void CheckLayout()
+    {
+        var metadata = _reader.Metadata ?? throw new ShardFormatException(FilePath, "the footer holds no file metadata");
+        var (dataEnd, footerLength) = FooterBounds();
+        if (footerLength <= 0 || dataEnd < 4)
+            throw new ShardFormatException(FilePath, $"the footer length {footerLength} does not fit the file's {_stream.Length} bytes");
+        long rows = 0;
+        for (var group = 0; group < metadata.RowGroups.Count; group++)
+        {
+            var rowGroup = metadata.RowGroups[group];
+            if (rowGroup.NumRows < 0)
+                throw new ShardFormatException(FilePath, $"the footer gives a negative row count ({rowGroup.NumRows})", group);
+            rows += rowGroup.NumRows;
+            var text = false;
+            foreach (var chunk in rowGroup.Columns)
+            {
+                var column = chunk.MetaData
+                             ?? throw new ShardFormatException(FilePath, "a column chunk has no metadata in the footer", group);
+                var name = string.Join('.', column.PathInSchema);
+                var start = column.DictionaryPageOffset is > 0 and var dictionary && dictionary < column.DataPageOffset
+                    ? dictionary
+                    : column.DataPageOffset;
+                if (start < 4 || column.TotalCompressedSize <= 0 || start + column.TotalCompressedSize > dataEnd)
+                    throw new ShardFormatException(FilePath,
+                        $"column '{name}' claims bytes {start}..{start + column.TotalCompressedSize} but row data lies in bytes " +
+                        $"4..{dataEnd} of the file (truncated, or the footer is damaged)", group);
+                if (name != ShardColumns.Text) continue;
+                text = true;
+                if (column.Type != Parquet.Meta.Type.BYTE_ARRAY)
+                    throw new ShardFormatException(FilePath, $"column '{ShardColumns.Text}' is stored as {column.Type}; expected a string column", group);
+                if (column.NumValues != rowGroup.NumRows)
+                    throw new ShardFormatException(FilePath,
+                        $"column '{ShardColumns.Text}' holds {column.NumValues} values for {rowGroup.NumRows} rows", group);
+            }
+            if (!text) throw new ShardFormatException(FilePath, $"the row group has no '{ShardColumns.Text}' column chunk", group);
+        }
+        if (rows != metadata.NumRows)
+            throw new ShardFormatException(FilePath, $"the row groups hold {rows} rows but the footer says {metadata.NumRows}");
+    }
+
+    // A parquet file ends with the footer, its 4-byte little-endian length and the magic "PAR1".
+    private (long DataEnd, long FooterLength) FooterBounds()
+    {
+        Span<byte> tail = stackalloc byte[8];
+        var length = _stream.Length;
+        if (length < 12) return (0, 0);
+        var position = _stream.Position;
+        try
+        {
+            _stream.Position = length - 8;
+            _stream.ReadExactly(tail);
+        }
+        finally
+        {
+            _stream.Position = position;
+        }
+        long footer = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(tail);
+        return (length - 8 - footer, footer);
+    }
+
     /// <summary>The documents of one row group, null-text rows left out.</summary>
     public IReadOnlyList<FineWebDocument> ReadRowGroup(int index)
     {

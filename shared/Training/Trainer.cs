@@ -57,9 +57,11 @@ public sealed class Trainer : IDisposable
     private readonly LearningRateSchedule _schedule;
     private readonly IReadOnlyList<string> _trainFiles;
     private readonly IReadOnlyList<string> _evalFiles;
+    private readonly IReadOnlyList<int[]> _evalWindows;
     private readonly CheckpointStore _checkpoints;
     private PackedExampleStream _stream;
     private long _step;
+    private long _completedStep;
     private long _lastCheckpointStep = -1;
 
     public Trainer(TrainerOptions options)
@@ -70,21 +72,31 @@ public sealed class Trainer : IDisposable
         if (train.GlobalBatch % (train.MicroBatch * options.WorldSize) != 0)
             throw new ArgumentException(
                 $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
+        // Every shard is checked before anything is built, so a bad file fails the trial before any training.
+        _trainFiles = TrialComponents.TrainFiles(_spec);
+        _evalFiles = TrialComponents.EvalFiles(_spec);
+        ShardFiles.Check(_trainFiles, ShardCheckDepth.Layout).ThrowIfBad("data.train");
+        ShardFiles.Check(_evalFiles, ShardCheckDepth.Layout).ThrowIfBad("data.eval");
         torch.set_num_threads(_spec.Resources.Threads);
         _device = ParseDevice(_spec.Resources.Device);
         _tokenizer = TrialComponents.TokenizerForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
         _objective = TrialComponents.Objective(_spec, _tokenizer);
+        // Every evaluation uses the same first windows of the eval split: read them once, now, so a damaged eval
+        // shard fails the trial before its first step, and evaluations never re-read parquet.
+        _evalWindows = options.IsLeader ? ReadEvalWindows() : [];
         _model = ModelFactory.Create(TrialComponents.ModelConfig(_spec, _tokenizer), _spec.Seed, _device);
         _module = (nn.Module)_model;
         _optimizer = OptimizerFactory.Create(_spec.Optimizer, _module.named_parameters());
         _schedule = CreateSchedule(_spec);
-        _trainFiles = TrialComponents.TrainFiles(_spec);
-        _evalFiles = TrialComponents.EvalFiles(_spec);
         _stream = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true);
         _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix);
     }
 
     public long Step => _step;
+
+    /// <summary>The last step whose update was applied; below <see cref="Step"/> only while a step is under way or
+    /// after one failed part-way.</summary>
+    public long CompletedStep => _completedStep;
     public ILanguageModel Model => _model;
     public ITokenizer Tokenizer => _tokenizer;
     public long ParameterCount => _module.parameters().Sum(p => p.numel());
@@ -119,8 +131,11 @@ public sealed class Trainer : IDisposable
         LoadParameters(_module, modelTensors, $"{source}/model.safetensors");
         var (optimizerTensors, _) = SafeTensors.Deserialize(loaded.Files["optimizer.safetensors"], $"{source}/optimizer.safetensors");
         _optimizer.Restore(optimizerTensors, $"{source}/optimizer.safetensors");
-        _stream = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true, resumeFrom: state.Cursor);
+        var resumed = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true, resumeFrom: state.Cursor);
+        _stream.Dispose();
+        _stream = resumed;
         _step = state.Step;
+        _completedStep = state.Step;
         _lastCheckpointStep = state.Step;
         return loaded.Manifest.Id;
     }
@@ -233,6 +248,7 @@ public sealed class Trainer : IDisposable
         var clip = _spec.Optimizer.GradClip > 0 ? _spec.Optimizer.GradClip : double.PositiveInfinity; // libtorch takes a float: MaxValue overflows
         var gradNorm = nn.utils.clip_grad_norm_(_optimizer.Parameters, clip);
         _optimizer.Step(lr);
+        _completedStep = _step;
         _optimizer.ZeroGrad();
         var seconds = clock.Elapsed.TotalSeconds;
         var metrics = new StepMetrics(_options.Trial.Id, _step, meanLoss, targets == 0 ? 0 : (double)correct / targets,
@@ -287,7 +303,6 @@ public sealed class Trainer : IDisposable
     {
         if (_evalFiles.Count == 0 || !_options.IsLeader) return null;
         var train = _spec.Train;
-        var stream = new PackedExampleStream(_evalFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: false);
         double lossSum = 0;
         long correct = 0, targets = 0;
         _module.eval();
@@ -300,8 +315,9 @@ public sealed class Trainer : IDisposable
                 var indices = new List<long>();
                 for (var i = 0; i < train.MicroBatch; i++)
                 {
-                    indices.Add(stream.Cursor.ExamplesServed);
-                    windows.Add(stream.Next());
+                    var index = (long)batch * train.MicroBatch + i;
+                    indices.Add(index);
+                    windows.Add(_evalWindows[(int)index]);
                 }
                 var output = _objective.Compute(_model, windows, indices, _device);
                 lossSum += output.Loss.item<float>() * output.TargetTokens;
@@ -313,6 +329,16 @@ public sealed class Trainer : IDisposable
         var metrics = new EvalMetrics(_options.Trial.Id, _step, lossSum / Math.Max(1, targets), (double)correct / Math.Max(1, targets), targets);
         _options.Report(metrics);
         return metrics;
+    }
+
+    /// <summary>The eval_batches x micro_batch windows every evaluation scores, in order, from the start of the eval split.</summary>
+    private IReadOnlyList<int[]> ReadEvalWindows()
+    {
+        if (_evalFiles.Count == 0) return [];
+        using var stream = new PackedExampleStream(_evalFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: false);
+        var windows = new int[_spec.Train.EvalBatches * _spec.Train.MicroBatch][];
+        for (var i = 0; i < windows.Length; i++) windows[i] = stream.Next();
+        return windows;
     }
 
     private void SaveCheckpoint(CheckpointWriter writer)
@@ -335,6 +361,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        _stream.Dispose();
         _optimizer.Dispose();
         _module.Dispose();
     }

@@ -36,6 +36,9 @@ public sealed class WatchedProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The operating system's id of the process (the <c>dotnet</c> host running the program).</summary>
+    public int Pid => _process.Id;
+
     public int ExitCode => _process.ExitCode;
 
     /// <summary>Waits until the output matches <paramref name="pattern"/>; returns the match.</summary>

@@ -137,7 +137,7 @@ public sealed class TrainerRank : ReceiveActor
         var backend = _backend;
         TorchThread.Run($"rank-{a.TrialId}-{a.Rank}", () =>
         {
-            long step = 0;
+            Trainer? trainer = null;
             try
             {
                 var trial = new Trial(a.TrialId, a.TrialIndex, spec, new Dictionary<string, string>());
@@ -150,15 +150,23 @@ public sealed class TrainerRank : ReceiveActor
                     if (_stopRequested) throw new CollectiveAbortedException("stopped before training started");
                     _group = group;
                 }
-                using var trainer = new Trainer(new TrainerOptions(trial, new LocalFolderBlobStore(a.RunDirectory), a.CheckpointPrefix,
+                trainer = new Trainer(new TrainerOptions(trial, new LocalFolderBlobStore(a.RunDirectory), a.CheckpointPrefix,
                     e => self.Tell(e), () => _stopRequested, group));
                 var outcome = trainer.Run();
-                step = trainer.Step;
-                self.Tell(new TrainerDone(outcome, step, null));
+                self.Tell(new TrainerDone(outcome, trainer.Step, null));
             }
             catch (Exception e)
             {
-                self.Tell(new TrainerDone(TrialOutcome.Failed, step, $"{e.GetType().Name}: {e.Message}"));
+                // The step is the last one applied, so a trial that fails part-way (a shard damaged mid-run) keeps its
+                // real progress; a trainer that never started reports 0 and the coordinator keeps the recorded step.
+                self.Tell(new TrainerDone(TrialOutcome.Failed, trainer?.CompletedStep ?? 0, $"{e.GetType().Name}: {e.Message}"));
+            }
+            finally
+            {
+                trainer?.Dispose();
+                ProcessMemory.ReleaseAfterTrial();
+                if (ProcessMemory.ResidentBytes() is { } resident)
+                    Console.WriteLine($"trial {a.TrialId} rank {a.Rank} generation {a.Generation} done: worker resident memory {resident >> 20} MB");
             }
             return 0;
         });
