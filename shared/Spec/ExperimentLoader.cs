@@ -13,7 +13,11 @@ public static class ExperimentLoader
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = ReadBounded(path);
+        }
+        catch (FileTooLargeException e)
+        {
+            throw new SpecException([new SpecError(path, 1, 1, SourceReader.FileKey, e.Message)]);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -25,6 +29,33 @@ public static class ExperimentLoader
         if (document is not null) CheckDataExists(document, Path.GetDirectoryName(Path.GetFullPath(path))!, errors);
         errors.ThrowIfAny();
         return spec!;
+    }
+
+    /// <summary>
+    /// The file's text, reading at most <see cref="YamlLimits.MaxCharacters"/> characters whatever its size claims
+    /// (a device or a growing file has no honest length).
+    /// </summary>
+    private static string ReadBounded(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        if (stream.CanSeek && stream.Length > 4L * YamlLimits.MaxCharacters) throw FileTooLargeException.Of(stream.Length + " bytes");
+        using var reader = new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        var buffer = new char[YamlLimits.MaxCharacters + 1];
+        var read = 0;
+        while (read < buffer.Length)
+        {
+            var n = reader.Read(buffer, read, buffer.Length - read);
+            if (n == 0) break;
+            read += n;
+        }
+        if (read > YamlLimits.MaxCharacters) throw FileTooLargeException.Of($"more than {YamlLimits.MaxCharacters:N0} characters");
+        return new string(buffer, 0, read);
+    }
+
+    private sealed class FileTooLargeException(string message) : Exception(message)
+    {
+        public static FileTooLargeException Of(string size) =>
+            new($"the file is too large ({size}); an experiment file holds at most {YamlLimits.MaxCharacters:N0} characters (1 MiB)");
     }
 
     /// <summary>Parse and validate YAML text; data patterns are resolved against sourceFile's folder but not checked on disk.</summary>
