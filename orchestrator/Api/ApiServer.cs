@@ -24,6 +24,13 @@ public static class ApiServer
 {
     private const int MaxSourceLength = 4096;
 
+    /// <summary>A submission is read strictly: a field this server does not know is an error, not silently dropped.</summary>
+    private static readonly JsonSerializerOptions SubmitJson = new(RunStore.Json)
+    {
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+        MaxDepth = 16,
+    };
+
     public static WebApplication Build(CoordinatorHost coordinator, RunStore store, string host, int port, ApiOptions options)
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -104,7 +111,10 @@ public static class ApiServer
     public static RunSummary Summary(RunRecord run) =>
         new(run.Id, run.Manifest.Experiment, run.Manifest.CreatedAt, run.Trials.Select(t => t.ReadStatus()).ToList());
 
-    private static IResult Error(int status, string message) => Results.Json(new ApiError(message), RunStore.Json, statusCode: status);
+    /// <summary>Errors quote what was sent (a run id, a key, U+0000) readably: no \u escapes for +, ' or &lt;.</summary>
+    private static readonly JsonSerializerOptions ErrorJson = new(RunStore.Json) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    private static IResult Error(int status, string message) => Results.Json(new ApiError(message), ErrorJson, statusCode: status);
 
     private static bool HasToken(HttpRequest request, byte[] token)
     {
@@ -134,12 +144,13 @@ public static class ApiServer
         SubmitRequest? request;
         try
         {
-            request = JsonSerializer.Deserialize<SubmitRequest>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), RunStore.Json);
+            request = JsonSerializer.Deserialize<SubmitRequest>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), SubmitJson);
         }
         catch (JsonException e)
         {
-            var where = e.LineNumber is { } line ? $" (line {line + 1}, byte {e.BytePositionInLine + 1})" : "";
-            return (null, Error(StatusCodes.Status400BadRequest, $"the request body is not a submission in JSON{where}"));
+            var where = e.LineNumber is { } line ? $" (line {line + 1}, byte {e.BytePositionInLine + 1}{(e.Path is { Length: > 1 } p ? ", at " + p : "")})" : "";
+            var what = e.Message.Contains("could not be mapped", StringComparison.Ordinal) ? "has a field this server does not know" : "is not a submission in JSON";
+            return (null, Error(StatusCodes.Status400BadRequest, $"the request body {what}{where}"));
         }
         if (request is null) return (null, Error(StatusCodes.Status400BadRequest, "the request body is empty (null)"));
         var missing = new List<string>();
@@ -171,8 +182,12 @@ public static class ApiServer
         try
         {
             // The experiment as submitted is kept in the run folder: it must be an experiment file, not any bytes.
-            ExperimentLoader.Parse(request.ExperimentYaml, request.Source);
+            var experiment = ExperimentLoader.Parse(request.ExperimentYaml, request.Source);
+            if (experiment.Name != request.Experiment)
+                return Error(StatusCodes.Status400BadRequest, $"experiment_yaml names the experiment '{Shown(experiment.Name)}', the submission '{request.Experiment}'");
             var trials = request.Trials.Select(t => new Trial(t.Id, t.Index, ExperimentLoader.Parse(t.SpecYaml, request.Source), t.Overrides)).ToList();
+            if (trials.FirstOrDefault(t => t.Spec.Name != request.Experiment) is { } stray)
+                return Error(StatusCodes.Status400BadRequest, $"trial {stray.Id}: its spec names the experiment '{Shown(stray.Spec.Name)}', the submission '{request.Experiment}'");
             foreach (var trial in trials)
                 if (DataProblem(trial, options.DataRoots) is { } problem)
                     return Error(StatusCodes.Status400BadRequest, problem);

@@ -15,6 +15,10 @@ public static class ExperimentLoader
         {
             text = ReadBounded(path);
         }
+        catch (NotTextException e)
+        {
+            throw new SpecException([new SpecError(path, e.Line, e.Column, SourceReader.SyntaxKey, "the file is not UTF-8 text (an invalid byte here)")]);
+        }
         catch (FileTooLargeException e)
         {
             throw new SpecException([new SpecError(path, 1, 1, SourceReader.FileKey, e.Message)]);
@@ -38,18 +42,36 @@ public static class ExperimentLoader
     private static string ReadBounded(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        if (stream.CanSeek && stream.Length > 4L * YamlLimits.MaxCharacters) throw FileTooLargeException.Of(stream.Length + " bytes");
-        using var reader = new StreamReader(stream, System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
-        var buffer = new char[YamlLimits.MaxCharacters + 1];
+        const int maxBytes = 4 * YamlLimits.MaxCharacters; // a UTF-8 character is at most 4 bytes
+        if (stream.CanSeek && stream.Length > maxBytes) throw FileTooLargeException.Of($"{stream.Length:N0} bytes");
+        var bytes = new byte[maxBytes + 1];
         var read = 0;
-        while (read < buffer.Length)
+        while (read < bytes.Length)
         {
-            var n = reader.Read(buffer, read, buffer.Length - read);
+            var n = stream.Read(bytes, read, bytes.Length - read);
             if (n == 0) break;
             read += n;
         }
-        if (read > YamlLimits.MaxCharacters) throw FileTooLargeException.Of($"more than {YamlLimits.MaxCharacters:N0} characters");
-        return new string(buffer, 0, read);
+        if (read > maxBytes) throw FileTooLargeException.Of($"more than {maxBytes:N0} bytes");
+        var start = read >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        try
+        {
+            return new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes, start, read - start);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            // Name the place of the first byte that is not UTF-8, never the bytes themselves.
+            var index = start + Math.Max(0, e.Index);
+            var line = 1 + bytes.AsSpan(0, index).Count((byte)'\n');
+            var column = index - bytes.AsSpan(0, index).LastIndexOf((byte)'\n');
+            throw new NotTextException(line, column);
+        }
+    }
+
+    private sealed class NotTextException(int line, int column) : Exception("the file is not UTF-8 text")
+    {
+        public int Line { get; } = line;
+        public int Column { get; } = column;
     }
 
     private sealed class FileTooLargeException(string message) : Exception(message)

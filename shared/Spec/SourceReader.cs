@@ -202,6 +202,35 @@ public static class YamlLimits
     /// <summary>Most alias references in one file.</summary>
     public const int MaxAliases = 1_000;
 
+    /// <summary>The first character YAML does not allow (C0/C1 controls but tab, LF, CR, NEL; DEL; U+FFFE/FFFF; lone surrogates).</summary>
+    private static (SourcePosition At, int Code)? FirstNonPrintable(string text)
+    {
+        var line = 1;
+        var lineStart = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '\n')
+            {
+                line++;
+                lineStart = i + 1;
+                continue;
+            }
+            var bad = c switch
+            {
+                '\t' or '\r' or '\u0085' => false,
+                < ' ' or '\u007F' => true,
+                >= '\u0080' and <= '\u009F' => true,
+                '\uFFFE' or '\uFFFF' => true,
+                _ when char.IsHighSurrogate(c) => !(i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])),
+                _ when char.IsLowSurrogate(c) => !(i > 0 && char.IsHighSurrogate(text[i - 1])),
+                _ => false,
+            };
+            if (bad) return (new SourcePosition(line, i - lineStart + 1), c);
+        }
+        return null;
+    }
+
     /// <summary>False (with one error added) when the text breaks a limit or does not parse.</summary>
     internal static bool Check(string text, ErrorList errors)
     {
@@ -209,6 +238,12 @@ public static class YamlLimits
         {
             errors.Add(SourcePosition.FileStart, SourceReader.FileKey,
                 $"the file is too large: {text.Length:N0} characters, at most {MaxCharacters:N0} (1 MiB) are read");
+            return false;
+        }
+        if (FirstNonPrintable(text) is { } bad)
+        {
+            // YamlDotNet stops at a NUL as if the file ended there; YAML allows no control characters at all.
+            errors.Add(bad.At, SourceReader.SyntaxKey, $"YAML syntax error: the character U+{bad.Code:X4} is not allowed in YAML text");
             return false;
         }
         var parser = new Parser(new StringReader(text));
