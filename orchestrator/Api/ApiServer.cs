@@ -70,7 +70,7 @@ public static class ApiServer
             {
                 if (!context.Response.HasStarted)
                     await Error(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                        ? $"the request body is larger than {options.MaxBodyBytes:N0} bytes" : "bad request").ExecuteAsync(context);
+                        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is larger than {options.MaxBodyBytes:N0} bytes") : "bad request").ExecuteAsync(context);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -129,7 +129,7 @@ public static class ApiServer
     private static async Task<(SubmitRequest? Request, IResult? Problem)> ReadSubmitAsync(HttpRequest http, long limit)
     {
         if (http.ContentLength > limit)
-            return (null, Error(StatusCodes.Status413PayloadTooLarge, $"the request body is {http.ContentLength:N0} bytes; at most {limit:N0} are accepted"));
+            return (null, Error(StatusCodes.Status413PayloadTooLarge, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is {http.ContentLength:N0} bytes; at most {limit:N0} are accepted")));
         if (!IsJson(http.ContentType))
             return (null, Error(StatusCodes.Status415UnsupportedMediaType, "the request body must be application/json"));
         var buffer = new MemoryStream();
@@ -138,7 +138,7 @@ public static class ApiServer
         while ((n = await http.Body.ReadAsync(chunk)) > 0)
         {
             if (buffer.Length + n > limit)
-                return (null, Error(StatusCodes.Status413PayloadTooLarge, $"the request body is larger than {limit:N0} bytes"));
+                return (null, Error(StatusCodes.Status413PayloadTooLarge, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is larger than {limit:N0} bytes")));
             buffer.Write(chunk, 0, n);
         }
         SubmitRequest? request;

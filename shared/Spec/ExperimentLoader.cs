@@ -43,7 +43,7 @@ public static class ExperimentLoader
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         const int maxBytes = 4 * YamlLimits.MaxCharacters; // a UTF-8 character is at most 4 bytes
-        if (stream.CanSeek && stream.Length > maxBytes) throw FileTooLargeException.Of($"{stream.Length:N0} bytes");
+        if (stream.CanSeek && stream.Length > maxBytes) throw FileTooLargeException.Of(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{stream.Length:N0} bytes"));
         var bytes = new byte[maxBytes + 1];
         var read = 0;
         while (read < bytes.Length)
@@ -52,7 +52,7 @@ public static class ExperimentLoader
             if (n == 0) break;
             read += n;
         }
-        if (read > maxBytes) throw FileTooLargeException.Of($"more than {maxBytes:N0} bytes");
+        if (read > maxBytes) throw FileTooLargeException.Of(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"more than {maxBytes:N0} bytes"));
         var start = read >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
         try
         {
@@ -77,7 +77,7 @@ public static class ExperimentLoader
     private sealed class FileTooLargeException(string message) : Exception(message)
     {
         public static FileTooLargeException Of(string size) =>
-            new($"the file is too large ({size}); an experiment file holds at most {YamlLimits.MaxCharacters:N0} characters (1 MiB)");
+            new(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the file is too large ({size}); an experiment file holds at most {YamlLimits.MaxCharacters:N0} characters (1 MiB)"));
     }
 
     /// <summary>Parse and validate YAML text; data patterns are resolved against sourceFile's folder but not checked on disk.</summary>

@@ -237,7 +237,7 @@ public static class YamlLimits
         if (text.Length > MaxCharacters)
         {
             errors.Add(SourcePosition.FileStart, SourceReader.FileKey,
-                $"the file is too large: {text.Length:N0} characters, at most {MaxCharacters:N0} (1 MiB) are read");
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the file is too large: {text.Length:N0} characters, at most {MaxCharacters:N0} (1 MiB) are read"));
             return false;
         }
         if (FirstNonPrintable(text) is { } bad)
@@ -297,8 +297,8 @@ public static class YamlLimits
                 if (nodes > MaxNodes)
                 {
                     errors.Add(at, SourceReader.SyntaxKey, current is AnchorAlias
-                        ? $"aliases expand to more than {MaxNodes:N0} nodes (an alias bomb?)"
-                        : $"too many nodes: more than {MaxNodes:N0} values, mappings and lists");
+                        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"aliases expand to more than {MaxNodes:N0} nodes (an alias bomb?)")
+                        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"too many nodes: more than {MaxNodes:N0} values, mappings and lists"));
                     return false;
                 }
             }

@@ -13,7 +13,7 @@ public sealed record SpecError(string File, int Line, int Column, string Key, st
     public string Message { get; init; } = Shorten(Message, MaxMessage);
 
     private static string Shorten(string text, int max) =>
-        text.Length <= max ? text : $"{text[..(max / 2)]}... ({text.Length - max * 3 / 4:N0} characters left out) ...{text[^(max / 4)..]}";
+        text.Length <= max ? text : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{text[..(max / 2)]}... ({text.Length - max * 3 / 4:N0} characters left out) ...{text[^(max / 4)..]}");
 
     public override string ToString() => $"{File}:{Line}:{Column}: {Key}: {Message}";
 }

@@ -222,12 +222,32 @@ public sealed class ApiHardeningTests
     }
 
     [Test]
+    public async Task Get_AmbiguousPrefix_Returns409WithoutNamingTheRuns()
+    {
+        var first = await SubmitValidAsync();
+        var second = await SubmitValidAsync();
+        var (status, body, _) = await SendAsync(HttpMethod.Get, "/api/runs/tiny-");
+        Assert.That(status, Is.EqualTo(HttpStatusCode.Conflict), body);
+        Assert.That(body, Does.Contain("give the full id"));
+        AssertCleanError(body, first, second);
+        var (resume, resumeBody, _) = await SendAsync(HttpMethod.Post, "/api/runs/tiny-/resume");
+        Assert.That(resume, Is.EqualTo(HttpStatusCode.Conflict), resumeBody);
+    }
+
+    [Test]
     public async Task Get_RunByUniquePrefix_Returns200()
     {
-        var id = await SubmitValidAsync();
-        var (status, body, _) = await SendAsync(HttpMethod.Get, $"/api/runs/{id}");
+        var yaml = TestCorpus.TinyExperiment(_dir.Path, "solo");
+        var (submitted, submitBody, _) = await SendAsync(HttpMethod.Post, "/api/runs",
+            Json(Submission(experiment: "solo", specYaml: yaml, trialId: "solo-t000", experimentYaml: yaml)));
+        Assert.That(submitted, Is.EqualTo(HttpStatusCode.OK), submitBody);
+        var id = JsonDocument.Parse(submitBody).RootElement.GetProperty("run_id").GetString()!;
+        var (status, body, _) = await SendAsync(HttpMethod.Get, "/api/runs/sol");
         Assert.That(status, Is.EqualTo(HttpStatusCode.OK), body);
         Assert.That(JsonDocument.Parse(body).RootElement.GetProperty("id").GetString(), Is.EqualTo(id));
+        // ... but a prefix never cancels.
+        var (cancel, _, _) = await SendAsync(HttpMethod.Post, "/api/runs/sol/cancel");
+        Assert.That(cancel, Is.EqualTo(HttpStatusCode.NotFound));
     }
 
     [Test]

@@ -11,11 +11,13 @@ public sealed class LimitsDocTests
     {
         var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "experiment-yaml.md"));
         var limits = doc[doc.IndexOf("### Limits", StringComparison.Ordinal)..];
-        Assert.That(limits, Does.Contain($"| size | 1 MiB ({YamlLimits.MaxCharacters:N0} characters"));
+        Assert.That(limits, Does.Contain($"| size | 1 MiB ({N(YamlLimits.MaxCharacters)} characters"));
         Assert.That(limits, Does.Contain($"| nesting | {YamlLimits.MaxDepth} levels"));
-        Assert.That(limits, Does.Contain($"| nodes | {YamlLimits.MaxNodes:N0} |"));
-        Assert.That(limits, Does.Contain($"| aliases | {YamlLimits.MaxAliases:N0} |"));
+        Assert.That(limits, Does.Contain($"| nodes | {N(YamlLimits.MaxNodes)} |"));
+        Assert.That(limits, Does.Contain($"| aliases | {N(YamlLimits.MaxAliases)} |"));
     }
+
+    private static string N(int value) => value.ToString("N0", System.Globalization.CultureInfo.InvariantCulture);
 
     private static string RepositoryRoot()
     {
