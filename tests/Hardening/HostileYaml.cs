@@ -36,8 +36,7 @@ public static class HostileYaml
     }
 
     /// <summary>The same bomb hidden in a sweep grid value, where the sweep reader walks it.</summary>
-    public static string AliasBombInSweep => AliasBomb.Replace("\n", "\n", StringComparison.Ordinal)
-        .Insert(0, "name: x\n").Replace("a: &a", "k: &a") + "sweep:\n  grid:\n    optimizer.lr: [*i, *i, *i]\n";
+    public static string AliasBombInSweep => "name: x\n" + AliasBomb + "sweep:\n  grid:\n    optimizer.lr: [*i, *i, *i]\n";
 
     public static string Cycle => "name: &a [*a]\n";
 
