@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Training.Orchestrator.State;
@@ -5,9 +6,45 @@ using Training.Orchestrator.State;
 namespace Training.Orchestrator.Api;
 
 /// <summary>What <c>orchestrator submit|status|cancel --cluster HOST:PORT</c> uses to talk to <c>orchestrator serve</c>.</summary>
-public sealed class ApiClient(string address) : IDisposable
+public sealed class ApiClient : IDisposable
 {
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(address.Contains("://") ? address : $"http://{address}"), Timeout = TimeSpan.FromSeconds(60) };
+    private readonly HttpClient _http;
+
+    public ApiClient(string address, string? token)
+    {
+        _http = new HttpClient { BaseAddress = new Uri(address.Contains("://") ? address : $"http://{address}"), Timeout = TimeSpan.FromSeconds(60) };
+        if (token is not null) _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+    }
+
+    /// <summary>
+    /// The token for <c>--cluster</c> calls: <c>--token-file</c>, else $ORCHESTRATOR_API_TOKEN, else the token file
+    /// a local <c>serve</c> wrote under the runs root; null when there is none.
+    /// </summary>
+    public static string? FindToken(string? tokenFile, string runsRoot)
+    {
+        if (tokenFile is not null) return ReadTokenFile(tokenFile);
+        if (Environment.GetEnvironmentVariable(ApiOptions.TokenVariable) is { Length: > 0 } fromEnvironment) return fromEnvironment.Trim();
+        var beside = Path.Combine(runsRoot, ApiOptions.TokenFileName);
+        return File.Exists(beside) ? ReadTokenFile(beside) : null;
+    }
+
+    /// <summary>A token file's first line; <see cref="ArgumentException"/> when it cannot be read or is empty.</summary>
+    public static string ReadTokenFile(string path)
+    {
+        string text;
+        try
+        {
+            using var reader = new StreamReader(path);
+            text = reader.ReadLine() ?? "";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"cannot read the token file {path}: {e.Message}", e);
+        }
+        text = text.Trim();
+        if (text.Length == 0) throw new ArgumentException($"the token file {path} is empty");
+        return text;
+    }
 
     public Task<SubmitResponse> SubmitAsync(SubmitRequest request) => SendAsync<SubmitResponse>(HttpMethod.Post, "/api/runs", request);
 
@@ -38,7 +75,10 @@ public sealed class ApiClient(string address) : IDisposable
             if (!response.IsSuccessStatusCode)
             {
                 var error = TryParse<ApiError>(text)?.Error ?? text;
-                throw new ArgumentException($"{_http.BaseAddress}{path.TrimStart('/')}: {(int)response.StatusCode} {error}");
+                var hint = response.StatusCode == System.Net.HttpStatusCode.Unauthorized
+                    ? $" (give the token with --token-file FILE or ${ApiOptions.TokenVariable})"
+                    : "";
+                throw new ArgumentException($"{_http.BaseAddress}{path.TrimStart('/')}: {(int)response.StatusCode} {error}{hint}");
             }
             return TryParse<T>(text) ?? throw new InvalidDataException($"{_http.BaseAddress}{path.TrimStart('/')}: unexpected answer '{text}'");
         }

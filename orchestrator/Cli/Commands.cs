@@ -24,6 +24,7 @@ public static class Commands
           cancel RUN [--runs DIR | --cluster HOST:PORT]     ask a running run to checkpoint and stop
           resume RUN [--runs DIR | --cluster HOST:PORT]     continue unfinished trials from their latest checkpoints
           serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S]
+                [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read]
                                                 a long-lived cluster seed, coordinator and HTTP API
           validate EXPERIMENT.yaml              check an experiment file and list its trials, running nothing
           inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
@@ -31,11 +32,15 @@ public static class Commands
                       [--eval-fraction F] [--seed S]
                                                 write text files as FineWeb-Edu parquet shards
 
+        --cluster calls send the API token from --token-file, else $ORCHESTRATOR_API_TOKEN, else RUNS/.api-token.
         RUN is a run id, a unique prefix of one, or 'latest'. Runs live under --runs, else $ORCHESTRATOR_RUNS, else ./runs.
         Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled.
         """;
 
-    private static readonly HashSet<string> RunsOption = ["runs", "cluster"];
+    private static readonly HashSet<string> RunsOption = ["runs", "cluster", "token-file"];
+
+    /// <summary>The API token a --cluster call sends (see <see cref="ApiClient.FindToken"/>).</summary>
+    private static string? ClusterToken(ArgReader a) => ApiClient.FindToken(a.Value("token-file"), RunStore.FromOption(a.Value("runs")).Root);
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -56,7 +61,8 @@ public static class Commands
                 "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
-                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret" })),
+                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root" },
+                    new HashSet<string> { "public-read" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
                 "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
@@ -120,7 +126,7 @@ public static class Commands
         // Everything is validated before any work: the spec, every trial of the sweep, the data files.
         var spec = ExperimentLoader.Load(path);
         var trials = TrialComponents.Expand(spec);
-        if (a.Value("cluster") is { } address) return await RemoteCluster.SubmitAsync(address, spec, trials, File.ReadAllText(path));
+        if (a.Value("cluster") is { } address) return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
         var store = RunStore.FromOption(a.Value("runs"));
         var run = store.Create(spec, trials, File.ReadAllText(path));
         Console.WriteLine($"run {run.Id}: {trials.Count} trial(s), results in {run.Dir}");
@@ -129,7 +135,7 @@ public static class Commands
 
     private static async Task<int> ResumeAsync(ArgReader a)
     {
-        if (a.Value("cluster") is { } address) return await RemoteCluster.ResumeAsync(address, a.Single("run id"));
+        if (a.Value("cluster") is { } address) return await RemoteCluster.ResumeAsync(address, ClusterToken(a), a.Single("run id"));
         var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
         if (run.CancelRequested) run.ClearCancel();
         var unfinished = run.Trials.Count(t => t.ReadStatus().State != TrialState.Completed);
@@ -183,7 +189,7 @@ public static class Commands
 
     private static int Status(ArgReader a)
     {
-        if (a.Value("cluster") is { } address) return RemoteCluster.StatusAsync(address, a.Positional.FirstOrDefault()).GetAwaiter().GetResult();
+        if (a.Value("cluster") is { } address) return RemoteCluster.StatusAsync(address, ClusterToken(a), a.Positional.FirstOrDefault()).GetAwaiter().GetResult();
         var store = RunStore.FromOption(a.Value("runs"));
         if (a.Positional.Count == 0)
         {
@@ -229,7 +235,7 @@ public static class Commands
 
     private static int Cancel(ArgReader a)
     {
-        if (a.Value("cluster") is { } address) return RemoteCluster.CancelAsync(address, a.Single("run id")).GetAwaiter().GetResult();
+        if (a.Value("cluster") is { } address) return RemoteCluster.CancelAsync(address, ClusterToken(a), a.Single("run id")).GetAwaiter().GetResult();
         var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
         run.RequestCancel();
         Console.WriteLine($"run {run.Id}: cancel requested; running trials checkpoint and stop at their next step");
@@ -245,6 +251,8 @@ public static class Commands
         var secret = a.Value("secret") ?? Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable);
         var generated = secret is null;
         secret ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        var token = ServeToken.Configured(a.Value("token-file"));
+        var dataRoots = ServeToken.DataRoots(a.Value("data-root"));
         CoordinatorHost coordinator;
         EnsurePortFree(host, port, "--port");
         EnsurePortFree(host, httpPort, "--http-port");
@@ -257,7 +265,8 @@ public static class Commands
             throw new ArgumentException($"cannot start the cluster node on {host}:{port}: {Innermost(e).Message} (is the port taken? choose another --port)", e);
         }
         await using var _ = coordinator;
-        await using var api = ApiServer.Build(coordinator, store, host, httpPort);
+        var tokenFile = token is null ? ServeToken.Generate(store.Root, out token) : null;
+        await using var api = ApiServer.Build(coordinator, store, host, httpPort, new ApiOptions(token, dataRoots, a.Has("public-read")));
         try
         {
             await api.StartAsync();
@@ -272,7 +281,12 @@ public static class Commands
         Console.WriteLine(generated
             ? $"workers join with: TRAINING_CLUSTER_SECRET={secret} worker --seed {coordinator.Address}"
             : $"workers join with: worker --seed {coordinator.Address} (and the same secret)");
-        Console.WriteLine($"submit with: orchestrator submit EXPERIMENT.yaml --cluster {apiAddress}");
+        // The token is shown this once (when generated) and never logged; the CLI on this machine reads the file.
+        Console.WriteLine(tokenFile is null
+            ? "API token: the one configured (--token-file or $" + ApiOptions.TokenVariable + ")"
+            : $"API token (also in {tokenFile}, mode 0600): {token}");
+        Console.WriteLine($"API reads: {(a.Has("public-read") ? "open to anyone who reaches the port" : "need the token")}; data folders: {string.Join(", ", dataRoots)}");
+        Console.WriteLine($"submit with: orchestrator submit EXPERIMENT.yaml --cluster {apiAddress}{(tokenFile is null ? "" : $" --runs {store.Root}")}");
         var stop = new TaskCompletionSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
         // `docker stop` and service managers send SIGTERM: leave the cluster and stop cleanly.

@@ -8,9 +8,9 @@ namespace Training.Orchestrator.Cli;
 /// <summary>The CLI against an <c>orchestrator serve</c>: submit, follow progress, status, cancel, resume.</summary>
 public static class RemoteCluster
 {
-    public static async Task<int> SubmitAsync(string address, ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml)
+    public static async Task<int> SubmitAsync(string address, string? token, ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml)
     {
-        using var client = new ApiClient(address);
+        using var client = new ApiClient(address, token);
         var request = new SubmitRequest(spec.Name, spec.SourceFile, experimentYaml,
             trials.Select(t => new SubmittedTrial(t.Id, t.Index, SpecWriter.ToYaml(t.Spec), t.Overrides)).ToList());
         var accepted = await client.SubmitAsync(request);
@@ -18,9 +18,9 @@ public static class RemoteCluster
         return await FollowAsync(client, accepted.RunId);
     }
 
-    public static async Task<int> ResumeAsync(string address, string runId)
+    public static async Task<int> ResumeAsync(string address, string? token, string runId)
     {
-        using var client = new ApiClient(address);
+        using var client = new ApiClient(address, token);
         var run = await client.ResumeAsync(runId);
         Console.WriteLine($"run {run.Id}: resuming on {address}");
         return await FollowAsync(client, run.Id);
@@ -49,18 +49,18 @@ public static class RemoteCluster
         }
     }
 
-    public static async Task<int> StatusAsync(string address, string? runId)
+    public static async Task<int> StatusAsync(string address, string? token, string? runId)
     {
-        using var client = new ApiClient(address);
+        using var client = new ApiClient(address, token);
         var runs = runId is null ? await client.RunsAsync() : [await client.RunAsync(runId)];
         if (runs.Count == 0) Console.WriteLine($"no runs on {address}");
         foreach (var run in runs) AnsiConsole.Write(Table(run));
         return 0;
     }
 
-    public static async Task<int> CancelAsync(string address, string runId)
+    public static async Task<int> CancelAsync(string address, string? token, string runId)
     {
-        using var client = new ApiClient(address);
+        using var client = new ApiClient(address, token);
         var run = await client.CancelAsync(runId);
         Console.WriteLine($"run {run.Id}: cancel requested; running trials checkpoint and stop at their next step");
         return 0;

@@ -46,13 +46,21 @@ public sealed class RunStore
     public static RunStore FromOption(string? runs) =>
         new(runs ?? Environment.GetEnvironmentVariable("ORCHESTRATOR_RUNS") ?? "runs");
 
-    public RunRecord Create(ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml)
+    /// <param name="trialSpecYaml">Each trial's spec as already serialized (the API's submitted text, validated by its
+    /// parse): stored as it came, so a spec is written once on its way to the ranks. Without it each spec is written here.</param>
+    public RunRecord Create(ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml,
+        IReadOnlyDictionary<string, string>? trialSpecYaml = null)
     {
+        StoragePaths.RequireSafeName(spec.Name, "the experiment name");
+        foreach (var trial in trials) StoragePaths.RequireSafeName(trial.Id, "a trial id");
+        if (trials.Select(t => t.Id).Distinct(StringComparer.Ordinal).Count() != trials.Count)
+            throw new ArgumentException("trial ids must be unique");
         Directory.CreateDirectory(Root);
         var stamp = DateTimeOffset.UtcNow;
         var id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}";
-        for (var n = 2; Directory.Exists(Path.Combine(Root, id)); n++) id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}-{n}";
-        var dir = Path.Combine(Root, id);
+        for (var n = 2; Directory.Exists(StoragePaths.Child(Root, id)); n++) id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}-{n}";
+        StoragePaths.RequireSafeName(id, "the run id");
+        var dir = StoragePaths.Child(Root, id);
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "experiment.yaml"), experimentYaml);
         var manifest = new RunManifest(id, spec.Name, spec.SourceFile, stamp,
@@ -62,7 +70,7 @@ public sealed class RunStore
         {
             var trialRecord = run.Trial(trial.Id);
             Directory.CreateDirectory(trialRecord.Dir);
-            File.WriteAllText(trialRecord.SpecPath, SpecWriter.ToYaml(trial.Spec));
+            File.WriteAllText(trialRecord.SpecPath, trialSpecYaml?.GetValueOrDefault(trial.Id) ?? SpecWriter.ToYaml(trial.Spec));
             trialRecord.WriteStatus(new TrialStatus(trial.Id, trial.Index, TrialState.Pending, 0, trial.Spec.Train.Steps, 0,
                 null, null, null, null, null, null, trial.Overrides, stamp));
         }
@@ -75,15 +83,36 @@ public sealed class RunStore
     {
         if (!Directory.Exists(Root)) return [];
         return Directory.EnumerateDirectories(Root)
-            .Where(d => File.Exists(Path.Combine(d, "run.json")))
+            .Where(d => StoragePaths.IsSafeName(Path.GetFileName(d)) && File.Exists(Path.Combine(d, "run.json")))
             .Select(d => RunRecord.Load(d))
             .OrderBy(r => r.Manifest.CreatedAt)
             .ToList();
     }
 
+    /// <summary>
+    /// A run by its exact id only (what the API uses for state changes): null when there is none. A name that is not
+    /// a safe run id is refused with <see cref="ArgumentException"/>.
+    /// </summary>
+    public RunRecord? FindExact(string id)
+    {
+        StoragePaths.RequireSafeName(id, "a run id");
+        var dir = StoragePaths.Child(Root, id);
+        if (!File.Exists(Path.Combine(dir, "run.json"))) return null;
+        var run = RunRecord.Load(dir);
+        return run.Id == id ? run : null;
+    }
+
+    /// <summary>The runs whose id starts with <paramref name="prefix"/> (all runs for "latest" is the caller's business).</summary>
+    public IReadOnlyList<RunRecord> FindByPrefix(string prefix)
+    {
+        StoragePaths.RequireSafeName(prefix, "a run id");
+        return List().Where(r => r.Id.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+    }
+
     /// <summary>A run by id, or by a unique prefix of it, or "latest".</summary>
     public RunRecord Open(string id)
     {
+        if (id != "latest") StoragePaths.RequireSafeName(id, "a run id");
         var runs = List();
         if (id == "latest")
             return runs.LastOrDefault() ?? throw new ArgumentException($"no runs under {Root}");
@@ -127,7 +156,7 @@ public sealed class RunRecord
     /// <summary>Checkpoints live in the run folder by default: a blob store rooted here.</summary>
     public IBlobStore CheckpointBlobs() => new LocalFolderBlobStore(Dir);
 
-    public TrialRecord Trial(string id) => new(Path.Combine(Dir, "trials", id), id);
+    public TrialRecord Trial(string id) => new(StoragePaths.Child(Dir, "trials", StoragePaths.RequireSafeName(id, "a trial id")), id);
 
     public IReadOnlyList<TrialRecord> Trials => Manifest.Trials.Select(t => Trial(t.Id)).ToList();
 }

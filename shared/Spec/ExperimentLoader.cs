@@ -13,7 +13,15 @@ public static class ExperimentLoader
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = ReadBounded(path);
+        }
+        catch (NotTextException e)
+        {
+            throw new SpecException([new SpecError(path, e.Line, e.Column, SourceReader.SyntaxKey, "the file is not UTF-8 text (an invalid byte here)")]);
+        }
+        catch (FileTooLargeException e)
+        {
+            throw new SpecException([new SpecError(path, 1, 1, SourceReader.FileKey, e.Message)]);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -25,6 +33,51 @@ public static class ExperimentLoader
         if (document is not null) CheckDataExists(document, Path.GetDirectoryName(Path.GetFullPath(path))!, errors);
         errors.ThrowIfAny();
         return spec!;
+    }
+
+    /// <summary>
+    /// The file's text, reading at most <see cref="YamlLimits.MaxCharacters"/> characters whatever its size claims
+    /// (a device or a growing file has no honest length).
+    /// </summary>
+    private static string ReadBounded(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        const int maxBytes = 4 * YamlLimits.MaxCharacters; // a UTF-8 character is at most 4 bytes
+        if (stream.CanSeek && stream.Length > maxBytes) throw FileTooLargeException.Of(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{stream.Length:N0} bytes"));
+        var bytes = new byte[maxBytes + 1];
+        var read = 0;
+        while (read < bytes.Length)
+        {
+            var n = stream.Read(bytes, read, bytes.Length - read);
+            if (n == 0) break;
+            read += n;
+        }
+        if (read > maxBytes) throw FileTooLargeException.Of(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"more than {maxBytes:N0} bytes"));
+        var start = read >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        try
+        {
+            return new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes, start, read - start);
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            // Name the place of the first byte that is not UTF-8, never the bytes themselves.
+            var index = start + Math.Max(0, e.Index);
+            var line = 1 + bytes.AsSpan(0, index).Count((byte)'\n');
+            var column = index - bytes.AsSpan(0, index).LastIndexOf((byte)'\n');
+            throw new NotTextException(line, column);
+        }
+    }
+
+    private sealed class NotTextException(int line, int column) : Exception("the file is not UTF-8 text")
+    {
+        public int Line { get; } = line;
+        public int Column { get; } = column;
+    }
+
+    private sealed class FileTooLargeException(string message) : Exception(message)
+    {
+        public static FileTooLargeException Of(string size) =>
+            new(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the file is too large ({size}); an experiment file holds at most {YamlLimits.MaxCharacters:N0} characters (1 MiB)"));
     }
 
     /// <summary>Parse and validate YAML text; data patterns are resolved against sourceFile's folder but not checked on disk.</summary>

@@ -1,4 +1,5 @@
 using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 using YamlDotNet.RepresentationModel;
 
 namespace Training.Shared.Spec;
@@ -45,6 +46,9 @@ internal static class SourceReader
 
     private static YamlMappingNode? LoadRoot(string text, ErrorList errors)
     {
+        // The limits are checked on the parser's event stream first, so a hostile file (nesting thousands deep,
+        // an alias bomb, megabytes of text) is refused before YamlDotNet builds or expands anything.
+        if (!YamlLimits.Check(text, errors)) return null;
         var stream = new YamlStream();
         try
         {
@@ -52,7 +56,7 @@ internal static class SourceReader
         }
         catch (YamlException e)
         {
-            errors.Add(new SourcePosition((int)e.Start.Line, (int)e.Start.Column), SyntaxKey, "YAML syntax error: " + e.Message);
+            AddSyntaxError(text, e, errors);
             return null;
         }
         catch (InvalidOperationException)
@@ -142,11 +146,173 @@ internal static class SourceReader
 
     internal static SourcePosition PositionOf(YamlNode node) => new((int)node.Start.Line, (int)node.Start.Column);
 
-    private static SourcePosition EndOf(string text)
+    /// <summary>
+    /// A parser error, at the parser's position; a tab in indentation (which YAML forbids) is named as such, at the
+    /// tab itself: YamlDotNet reports it at the end of the token before it, often a line early.
+    /// </summary>
+    internal static void AddSyntaxError(string text, YamlException e, ErrorList errors)
+    {
+        if (TabIndentAfter(text, (int)e.Start.Line) is { } tab)
+        {
+            errors.Add(tab, SyntaxKey, "YAML syntax error: a tab in the indentation; YAML indents with spaces only");
+            return;
+        }
+        errors.Add(new SourcePosition((int)e.Start.Line, (int)e.Start.Column), SyntaxKey, "YAML syntax error: " + e.Message);
+    }
+
+    /// <summary>The first tab in a line's leading whitespace, on the reported line or the two after it.</summary>
+    private static SourcePosition? TabIndentAfter(string text, int reportedLine)
+    {
+        var lines = text.Split('\n');
+        for (var line = Math.Max(1, reportedLine); line <= Math.Min(lines.Length, reportedLine + 2); line++)
+        {
+            var content = lines[line - 1];
+            for (var column = 0; column < content.Length && content[column] is ' ' or '\t'; column++)
+                if (content[column] == '\t') return new SourcePosition(line, column + 1);
+        }
+        return null;
+    }
+
+    internal static SourcePosition EndOf(string text)
     {
         var lines = text.Split('\n');
         var last = lines.Length;
         while (last > 1 && lines[last - 1].Trim().Length == 0) last--;
         return new SourcePosition(last, lines[last - 1].TrimEnd('\r').Length + 1);
+    }
+}
+
+/// <summary>
+/// The limits on an experiment file, enforced on YamlDotNet's parser events before any node is built or any alias
+/// expanded: the text's size, how deep collections nest, and how many nodes the document holds once every alias is
+/// expanded (an alias counts as the whole node it names, so a "billion laughs" file is refused after a few kilobytes
+/// of parsing). Each breach is one normal spec error with line and column.
+/// </summary>
+public static class YamlLimits
+{
+    /// <summary>Largest experiment file, in characters of text (UTF-16 code units; 1 MiB of ASCII).</summary>
+    public const int MaxCharacters = 1 << 20;
+
+    /// <summary>Deepest nesting of mappings and sequences.</summary>
+    public const int MaxDepth = 64;
+
+    /// <summary>Most nodes (scalars, mappings, sequences) with aliases expanded.</summary>
+    public const int MaxNodes = 100_000;
+
+    /// <summary>Most alias references in one file.</summary>
+    public const int MaxAliases = 1_000;
+
+    /// <summary>The first character YAML does not allow (C0/C1 controls but tab, LF, CR, NEL; DEL; U+FFFE/FFFF; lone surrogates).</summary>
+    private static (SourcePosition At, int Code)? FirstNonPrintable(string text)
+    {
+        var line = 1;
+        var lineStart = 0;
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (c == '\n')
+            {
+                line++;
+                lineStart = i + 1;
+                continue;
+            }
+            var bad = c switch
+            {
+                '\t' or '\r' or '\u0085' => false,
+                < ' ' or '\u007F' => true,
+                >= '\u0080' and <= '\u009F' => true,
+                '\uFFFE' or '\uFFFF' => true,
+                _ when char.IsHighSurrogate(c) => !(i + 1 < text.Length && char.IsLowSurrogate(text[i + 1])),
+                _ when char.IsLowSurrogate(c) => !(i > 0 && char.IsHighSurrogate(text[i - 1])),
+                _ => false,
+            };
+            if (bad) return (new SourcePosition(line, i - lineStart + 1), c);
+        }
+        return null;
+    }
+
+    /// <summary>False (with one error added) when the text breaks a limit or does not parse.</summary>
+    internal static bool Check(string text, ErrorList errors)
+    {
+        if (text.Length > MaxCharacters)
+        {
+            errors.Add(SourcePosition.FileStart, SourceReader.FileKey,
+                string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the file is too large: {text.Length:N0} characters, at most {MaxCharacters:N0} (1 MiB) are read"));
+            return false;
+        }
+        if (FirstNonPrintable(text) is { } bad)
+        {
+            // YamlDotNet stops at a NUL as if the file ended there; YAML allows no control characters at all.
+            errors.Add(bad.At, SourceReader.SyntaxKey, $"YAML syntax error: the character U+{bad.Code:X4} is not allowed in YAML text");
+            return false;
+        }
+        var parser = new Parser(new StringReader(text));
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal); // anchor -> expanded node count
+        var open = new Stack<(string? Anchor, long NodesAtStart)>();
+        long nodes = 0;
+        var aliases = 0;
+        try
+        {
+            while (parser.MoveNext())
+            {
+                var current = parser.Current!;
+                var at = new SourcePosition((int)current.Start.Line, (int)current.Start.Column);
+                switch (current)
+                {
+                    case NodeEvent { } node when node is SequenceStart or MappingStart:
+                        if (open.Count >= MaxDepth)
+                        {
+                            errors.Add(at, SourceReader.SyntaxKey, $"nesting too deep: more than {MaxDepth} levels of mappings and lists");
+                            return false;
+                        }
+                        open.Push((node.Anchor.IsEmpty ? null : node.Anchor.Value, nodes));
+                        nodes++;
+                        break;
+                    case SequenceEnd or MappingEnd:
+                        var (anchor, start) = open.Pop();
+                        if (anchor is not null) sizes[anchor] = nodes - start;
+                        break;
+                    case Scalar scalar:
+                        nodes++;
+                        if (!scalar.Anchor.IsEmpty) sizes[scalar.Anchor.Value] = 1;
+                        break;
+                    case AnchorAlias alias:
+                        var name = alias.Value.Value;
+                        if (++aliases > MaxAliases)
+                        {
+                            errors.Add(at, SourceReader.SyntaxKey, $"too many aliases: more than {MaxAliases}");
+                            return false;
+                        }
+                        if (!sizes.TryGetValue(name, out var size))
+                        {
+                            var enclosing = open.Any(o => o.Anchor == name);
+                            errors.Add(at, SourceReader.SyntaxKey, enclosing
+                                ? $"the alias *{name} refers to a node that contains it (a cycle)"
+                                : $"the alias *{name} refers to no anchor &{name} written before it");
+                            return false;
+                        }
+                        nodes += size;
+                        break;
+                }
+                if (nodes > MaxNodes)
+                {
+                    errors.Add(at, SourceReader.SyntaxKey, current is AnchorAlias
+                        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"aliases expand to more than {MaxNodes:N0} nodes (an alias bomb?)")
+                        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"too many nodes: more than {MaxNodes:N0} values, mappings and lists"));
+                    return false;
+                }
+            }
+        }
+        catch (YamlException e)
+        {
+            SourceReader.AddSyntaxError(text, e, errors);
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            errors.Add(SourceReader.EndOf(text), SourceReader.SyntaxKey, "YAML syntax error: unexpected end of file (an unclosed '[', '{' or quote?)");
+            return false;
+        }
+        return true;
     }
 }

@@ -256,6 +256,9 @@ public static partial class SpecSchema
         return value is long l && target == typeof(int) ? (T)(object)checked((int)l) : (T)value;
     }
 
+    /// <summary>True for a safe experiment name (also the pattern of trial and run ids, which build paths).</summary>
+    public static bool IsName(string text) => NamePattern().IsMatch(text);
+
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]*$")]
     private static partial Regex NamePattern();
 

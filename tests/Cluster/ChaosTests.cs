@@ -20,7 +20,7 @@ public class ChaosTests
         var first = await cluster.AddWorkerAsync();
         var second = await cluster.AddWorkerAsync();
 
-        using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api);
+        using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(5));
 
         // Wait for a committed checkpoint, then kill the worker that runs the trial.

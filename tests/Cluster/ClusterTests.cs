@@ -71,7 +71,7 @@ public class ClusterTests
             """);
         File.WriteAllText(path, File.ReadAllText(path).Replace("resources:\n  workers: 1", "resources:\n  workers: 1\n  max_concurrent_trials: 3"));
 
-        var submit = await CliProcess.RunAsync(_dir.Path, "submit", path, "--cluster", cluster.Api);
+        var submit = await CliProcess.RunAsync(_dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         Assert.That(submit.ExitCode, Is.EqualTo(0), submit.Output + cluster.Serve.Output);
 
         var starts = new Dictionary<string, DateTimeOffset>();
@@ -101,7 +101,7 @@ public class ClusterTests
                 optimizer.lr: [1.0e-3, 2.0e-3]
             """);
         File.WriteAllText(path, File.ReadAllText(path).Replace("resources:\n  workers: 1", "resources:\n  workers: 1\n  max_concurrent_trials: 2"));
-        using var submit = CliProcess.Start(_dir.Path, "submit", path, "--cluster", cluster.Api);
+        using var submit = CliProcess.Start(_dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(4));
 
         // One trial runs on the only worker; the other waits in the queue. A second worker joins and takes it.
@@ -121,7 +121,7 @@ public class ClusterTests
         var path = Experiment("elastic", steps: 4, workers: 2);
         File.WriteAllText(path, File.ReadAllText(path).Replace("resources:\n  workers: 2", "resources:\n  workers: 2\n  min_workers: 1"));
 
-        var submit = await CliProcess.RunAsync(_dir.Path, "submit", path, "--cluster", cluster.Api);
+        var submit = await CliProcess.RunAsync(_dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         Assert.That(submit.ExitCode, Is.EqualTo(0), submit.Output + cluster.Serve.Output);
         Assert.That(only.Output, Does.Contain("rank 0/1 of trial elastic-t000"), "one free worker: a group of one");
     }

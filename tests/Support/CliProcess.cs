@@ -25,6 +25,7 @@ public static class CliProcess
         info.ArgumentList.Add(OrchestratorDll);
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment.Remove("ORCHESTRATOR_RUNS");
+        info.Environment.Remove("ORCHESTRATOR_API_TOKEN");
         return Process.Start(info) ?? throw new InvalidOperationException("could not start orchestrator");
     }
 

@@ -23,6 +23,7 @@ public sealed class WatchedProcess : IAsyncDisposable
         info.ArgumentList.Add(Path.Combine(TestContext.CurrentContext.TestDirectory, program));
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment.Remove("TRAINING_CLUSTER_SECRET");
+        info.Environment.Remove("ORCHESTRATOR_API_TOKEN");
         if (environment is not null)
             foreach (var (k, v) in environment) info.Environment[k] = v;
         _process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {program}");
@@ -40,6 +41,18 @@ public sealed class WatchedProcess : IAsyncDisposable
     public int Pid => _process.Id;
 
     public int ExitCode => _process.ExitCode;
+
+    /// <summary>The process id (of the dotnet host running the program).</summary>
+    public int Id => _process.Id;
+
+    /// <summary>Resident memory now, from /proc (bytes).</summary>
+    public long ResidentBytes()
+    {
+        foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+        throw new InvalidOperationException("no VmRSS in /proc status");
+    }
 
     /// <summary>Waits until the output matches <paramref name="pattern"/>; returns the match.</summary>
     public async Task<Match> WaitForAsync(string pattern, TimeSpan timeout)
@@ -93,13 +106,21 @@ public sealed class ServedCluster : IAsyncDisposable
 {
     private readonly List<WatchedProcess> _workers = new();
 
-    private ServedCluster(WatchedProcess serve, string seed, string api, string secret)
+    private ServedCluster(WatchedProcess serve, string seed, string api, string secret, string runsDirectory)
     {
         Serve = serve;
         Seed = seed;
         Api = api;
         Secret = secret;
+        RunsDirectory = runsDirectory;
     }
+
+    public string RunsDirectory { get; }
+
+    /// <summary>The API token file serve generated under its runs folder; the CLI passes it as --token-file.</summary>
+    public string TokenFile => Path.Combine(RunsDirectory, ".api-token");
+
+    public string Token => File.ReadAllText(TokenFile).Trim();
 
     public WatchedProcess Serve { get; }
     public string Seed { get; }
@@ -107,12 +128,22 @@ public sealed class ServedCluster : IAsyncDisposable
     public string Secret { get; }
     public IReadOnlyList<WatchedProcess> Workers => _workers;
 
-    public static async Task<ServedCluster> StartAsync(string runsDirectory, string secret = "test-secret")
+    /// <summary>
+    /// Starts serve with a generated API token; API-submitted data may lie under <paramref name="dataRoot"/> (by default
+    /// the folder holding the runs folder, where the tests write their corpus). Extra serve arguments go last.
+    /// </summary>
+    public static async Task<ServedCluster> StartAsync(string runsDirectory, string secret = "test-secret", string? dataRoot = null,
+        IReadOnlyList<string>? extraArgs = null, IReadOnlyDictionary<string, string>? environment = null)
     {
-        var serve = new WatchedProcess("orchestrator.dll", ["serve", "--port", "0", "--http-port", "0", "--runs", runsDirectory],
-            new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret });
+        var runs = Path.GetFullPath(runsDirectory);
+        var env = new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret };
+        if (environment is not null) foreach (var (k, v) in environment) env[k] = v;
+        var serve = new WatchedProcess("orchestrator.dll",
+            ["serve", "--port", "0", "--http-port", "0", "--runs", runs, "--data-root", dataRoot ?? Path.GetDirectoryName(runs)!, .. extraArgs ?? []],
+            env);
         var match = await serve.WaitForAsync(@"cluster seed (\S+), API http://(\S+),", TimeSpan.FromSeconds(60));
-        return new ServedCluster(serve, match.Groups[1].Value, match.Groups[2].Value, secret);
+        await serve.WaitForAsync("submit with:", TimeSpan.FromSeconds(10));
+        return new ServedCluster(serve, match.Groups[1].Value, match.Groups[2].Value, secret, runs);
     }
 
     /// <summary>Starts a worker and waits until it has joined.</summary>
