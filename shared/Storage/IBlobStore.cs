@@ -6,6 +6,9 @@ public sealed class BlobAlreadyExistsException(string path) : IOException($"blob
     public string Path { get; } = path;
 }
 
+/// <summary>A blob's size in bytes and its version tag (changes whenever the content is replaced).</summary>
+public sealed record BlobProperties(long Size, string ETag);
+
 /// <summary>
 /// Where checkpoints live: a flat namespace of '/'-separated blob paths. The local folder is the default;
 /// Azure Blob Storage implements the same contract.
@@ -21,6 +24,13 @@ public interface IBlobStore
 
     /// <summary>The blob's bytes, or null when it does not exist.</summary>
     Task<byte[]?> GetAsync(string path, CancellationToken cancel = default);
+
+    /// <summary>Size and version of the blob, or null when it does not exist.</summary>
+    Task<BlobProperties?> GetPropertiesAsync(string path, CancellationToken cancel = default);
+
+    /// <summary>Bytes [offset, offset + length) of the blob (fewer at its end); throws <see cref="FileNotFoundException"/>
+    /// when it does not exist. Shards are read this way: footers and row groups by range, never the whole file.</summary>
+    Task<byte[]> GetRangeAsync(string path, long offset, int length, CancellationToken cancel = default);
 
     /// <summary>Paths of every blob under <paramref name="prefix"/>, sorted ordinally.</summary>
     Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancel = default);

@@ -63,6 +63,29 @@ public sealed class LocalFolderBlobStore : IBlobStore
         return File.Exists(full) ? await File.ReadAllBytesAsync(full, cancel) : null;
     }
 
+    public Task<BlobProperties?> GetPropertiesAsync(string path, CancellationToken cancel = default)
+    {
+        var info = new FileInfo(FullPath(path));
+        // A replaced file gets a new write time (writes rename a new file into place), so size + time tag a version.
+        return Task.FromResult(info.Exists
+            ? new BlobProperties(info.Length, $"{info.Length:x}-{info.LastWriteTimeUtc.Ticks:x}")
+            : null);
+    }
+
+    public async Task<byte[]> GetRangeAsync(string path, long offset, int length, CancellationToken cancel = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        var full = FullPath(path);
+        if (!File.Exists(full)) throw new FileNotFoundException($"blob '{path}' does not exist in {_root}", path);
+        await using var stream = new FileStream(full, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
+        var available = (int)Math.Clamp(stream.Length - offset, 0, length);
+        var buffer = new byte[available];
+        stream.Position = Math.Min(offset, stream.Length);
+        await stream.ReadExactlyAsync(buffer, cancel);
+        return buffer;
+    }
+
     public Task<IReadOnlyList<string>> ListAsync(string prefix, CancellationToken cancel = default)
     {
         if (!Directory.Exists(_root)) return Task.FromResult<IReadOnlyList<string>>([]);
