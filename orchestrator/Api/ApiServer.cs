@@ -220,6 +220,9 @@ public static class ApiServer
                     return $"trial {trial.Id}: {key}: {Shown(pattern)} is not under the data folders this server reads (serve --data-root)";
             }
         }
+        // A checkpoints folder given by path is read by the workers like data (RUN/TRIAL names stay in the runs folder).
+        if (trial.Spec.Model.InitFrom is { } initFrom && initFrom.StartsWith('/') && !IsUnderDataRoot(initFrom, roots))
+            return $"trial {trial.Id}: model.init_from: {Shown(initFrom)} is not under the data folders this server reads (serve --data-root)";
         return null;
     }
 

@@ -53,7 +53,8 @@ public sealed class ProgressDisplay
                     row.Total = s.TotalSteps;
                     row.Started = DateTimeOffset.UtcNow;
                     line = s.ResumedFrom is null
-                        ? $"[{e.TrialId}] started: {s.Parameters:N0} parameters, {s.TotalSteps} steps"
+                        ? $"[{e.TrialId}] started: {s.Parameters:N0} parameters, {s.TotalSteps} steps" +
+                          (s.InitializedFrom is null ? "" : $", weights from {s.InitializedFrom}")
                         : $"[{e.TrialId}] resumed from {s.ResumedFrom} at step {s.StartStep}/{s.TotalSteps}";
                     break;
                 case StepMetrics m:

@@ -12,7 +12,8 @@ public enum TrialState { Pending, Running, Completed, Cancelled, Failed }
 public sealed record TrialStatus(
     string TrialId, int Index, TrialState State, long Step, long TotalSteps, long Parameters,
     double? Loss, double? EvalLoss, double? EvalAccuracy, double? TokensPerSecond,
-    string? LastCheckpoint, string? Error, IReadOnlyDictionary<string, string> Overrides, DateTimeOffset UpdatedAt);
+    string? LastCheckpoint, string? Error, IReadOnlyDictionary<string, string> Overrides, DateTimeOffset UpdatedAt,
+    string? InitializedFrom = null);
 
 public sealed record TrialEntry(string Id, int Index, IReadOnlyDictionary<string, string> Overrides);
 
@@ -203,7 +204,7 @@ public sealed class TrialRecord(string dir, string id)
                 StepMetrics s => JsonSerializer.Serialize(new { type = "step", s.Step, s.Loss, s.Accuracy, lr = s.LearningRate, grad_norm = s.GradNorm, tokens_per_second = s.TokensPerSecond, step_seconds = s.StepSeconds, communication_seconds = s.CommunicationSeconds, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 EvalMetrics v => JsonSerializer.Serialize(new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 CheckpointCommitted c => JsonSerializer.Serialize(new { type = "checkpoint", c.Step, id = c.CheckpointId, c.Location, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                TrialStarted t => JsonSerializer.Serialize(new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                TrialStarted t => JsonSerializer.Serialize(new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, init_from = t.InitializedFrom, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 TrialFinished f => JsonSerializer.Serialize(new { type = "finish", outcome = f.Outcome.ToString().ToLowerInvariant(), f.Step, f.Error, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 _ => null,
             };
@@ -211,7 +212,8 @@ public sealed class TrialRecord(string dir, string id)
             var s0 = ReadStatus();
             var updated = e switch
             {
-                TrialStarted t => s0 with { State = TrialState.Running, Step = t.StartStep, TotalSteps = t.TotalSteps, Parameters = t.Parameters, Error = null },
+                TrialStarted t => s0 with { State = TrialState.Running, Step = t.StartStep, TotalSteps = t.TotalSteps, Parameters = t.Parameters, Error = null,
+                    InitializedFrom = t.InitializedFrom ?? s0.InitializedFrom },
                 StepMetrics s => s0 with { Step = s.Step, Loss = s.Loss, TokensPerSecond = s.TokensPerSecond },
                 EvalMetrics v => s0 with { EvalLoss = v.Loss, EvalAccuracy = v.Accuracy },
                 CheckpointCommitted c => s0 with { LastCheckpoint = c.CheckpointId },

@@ -3,7 +3,9 @@ namespace Training.Shared.Messages;
 /// <summary>What a trainer reports while a trial runs; the CLI and run-state store consume these.</summary>
 public abstract record TrainingEvent(string TrialId);
 
-public sealed record TrialStarted(string TrialId, long StartStep, long TotalSteps, long Parameters, string? ResumedFrom) : TrainingEvent(TrialId);
+/// <param name="InitializedFrom">Where the weights came from when the trial started from another trial's (model.init_from).</param>
+public sealed record TrialStarted(string TrialId, long StartStep, long TotalSteps, long Parameters, string? ResumedFrom,
+    string? InitializedFrom = null) : TrainingEvent(TrialId);
 
 /// <param name="TokensPerSecond">Tokens the whole group read per second of wall time in this step.</param>
 /// <param name="CommunicationSeconds">Time this step spent in the gradient all-reduce (0 for a single rank).</param>

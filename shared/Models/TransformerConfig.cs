@@ -118,6 +118,11 @@ public sealed record TransformerConfig(
     /// <summary>Ettin: the released size (<see cref="EttinPresets"/>) the shape came from, when the experiment named one.</summary>
     public string? Preset { get; init; }
 
+    /// <summary>Where the initial weights come from (<c>model.init_from</c>): a committed checkpoint named as RUN/TRIAL[@STEP]
+    /// or a checkpoints folder; null starts from random weights. Not part of the shape: any architecture whose tensors
+    /// have the same names and shapes can start from it.</summary>
+    public string? InitFrom { get; init; }
+
     /// <summary>GPT family: pre-LN or post-LN blocks.</summary>
     public NormPosition NormPosition { get; init; } = NormPosition.Pre;
 

@@ -103,22 +103,41 @@ public sealed class CheckpointStore
         var skipped = new List<string>();
         foreach (var manifest in manifests)
         {
-            var files = new Dictionary<string, byte[]>();
-            string? problem = null;
-            foreach (var file in manifest.Files)
-            {
-                var bytes = await _store.GetAsync($"{_prefix}/{manifest.Id}/{file.Name}", cancel);
-                if (bytes is null) { problem = $"{file.Name} is missing"; break; }
-                if (bytes.Length != file.Size) { problem = $"{file.Name} has {bytes.Length} bytes, manifest says {file.Size}"; break; }
-                if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != file.Sha256) { problem = $"{file.Name} fails its SHA-256 check"; break; }
-                files[file.Name] = bytes;
-            }
+            var (files, problem) = await VerifyAsync(manifest, cancel);
             if (problem is null) return new LoadedCheckpoint(manifest, files, skipped);
             skipped.Add($"{manifest.Id}: {problem}");
         }
         if (skipped.Count > 0)
             throw new InvalidDataException($"no checkpoint under {Location} passes verification: {string.Join("; ", skipped)}");
         return null;
+    }
+
+    /// <summary>The checkpoint committed at <paramref name="step"/>, verified; throws naming what is wrong when it is
+    /// missing or fails verification (a named checkpoint has no fallback).</summary>
+    public async Task<LoadedCheckpoint> LoadStepAsync(long step, CancellationToken cancel = default)
+    {
+        var manifests = await ListAsync(cancel);
+        var manifest = manifests.FirstOrDefault(m => m.Step == step)
+            ?? throw new InvalidDataException($"no checkpoint at step {step} under {Location}; committed steps: " +
+                                              (manifests.Count == 0 ? "none" : string.Join(", ", manifests.Select(m => m.Step))));
+        var (files, problem) = await VerifyAsync(manifest, cancel);
+        return problem is null ? new LoadedCheckpoint(manifest, files, [])
+            : throw new InvalidDataException($"checkpoint {Location}/{manifest.Id} fails verification: {problem}");
+    }
+
+    /// <summary>Every file of the manifest, each checked against its size and SHA-256; the first problem, if any.</summary>
+    private async Task<(Dictionary<string, byte[]> Files, string? Problem)> VerifyAsync(CheckpointManifest manifest, CancellationToken cancel)
+    {
+        var files = new Dictionary<string, byte[]>();
+        foreach (var file in manifest.Files)
+        {
+            var bytes = await _store.GetAsync($"{_prefix}/{manifest.Id}/{file.Name}", cancel);
+            if (bytes is null) return (files, $"{file.Name} is missing");
+            if (bytes.Length != file.Size) return (files, $"{file.Name} has {bytes.Length} bytes, manifest says {file.Size}");
+            if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != file.Sha256) return (files, $"{file.Name} fails its SHA-256 check");
+            files[file.Name] = bytes;
+        }
+        return (files, null);
     }
 
     /// <summary>Deletes all but the newest <paramref name="keep"/> committed checkpoints (manifest first, so a

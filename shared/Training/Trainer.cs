@@ -26,7 +26,8 @@ public sealed record TrainerOptions(
     string CheckpointPrefix,
     Action<TrainingEvent> Report,
     Func<bool>? StopRequested = null,
-    ICollectiveGroup? Collective = null)
+    ICollectiveGroup? Collective = null,
+    string? RunsRoot = null)
 {
     public int Rank => Collective?.Rank ?? 0;
     public int WorldSize => Collective?.WorldSize ?? 1;
@@ -161,7 +162,10 @@ public sealed class Trainer : IDisposable
         var trialId = _options.Trial.Id;
         var train = _spec.Train;
         var resumedFrom = RestoreLatest();
-        if (_options.IsLeader) _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom));
+        // A trial's own checkpoint wins: init_from only seeds the weights of a trial that has none yet.
+        var initializedFrom = resumedFrom is null && _spec.Model.InitFrom is { } initFrom
+            ? InitialWeights.Load(_module, initFrom, _options.RunsRoot) : null;
+        if (_options.IsLeader) _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom, initializedFrom));
         var writer = new CheckpointWriter(_checkpoints, train.KeepCheckpoints,
             m => _options.Report(new CheckpointCommitted(trialId, m.Step, m.Id, _checkpoints.Location)));
         try

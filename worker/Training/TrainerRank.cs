@@ -151,7 +151,7 @@ public sealed class TrainerRank : ReceiveActor
                     _group = group;
                 }
                 trainer = new Trainer(new TrainerOptions(trial, new LocalFolderBlobStore(a.RunDirectory), a.CheckpointPrefix,
-                    e => self.Tell(e), () => _stopRequested, group));
+                    e => self.Tell(e), () => _stopRequested, group, RunsRoot: Path.GetDirectoryName(a.RunDirectory)));
                 var outcome = trainer.Run();
                 self.Tell(new TrainerDone(outcome, trainer.Step, null));
             }

@@ -1,0 +1,90 @@
+using Training.Shared.Storage;
+using static TorchSharp.torch;
+
+namespace Training.Shared.Training;
+
+/// <summary>
+/// <c>model.init_from</c>: a trial starts from another trial's committed weights (not its optimizer state or data cursor).
+/// The source is RUN/TRIAL (its newest verified checkpoint), RUN/TRIAL@STEP (that step's checkpoint, no fallback), or an
+/// absolute path to a trial's checkpoints folder. Every parameter of the new model must be in the source with the same
+/// shape; all mismatches are reported in one error. Tensors the new model has no use for (another objective's head) are
+/// left out, and the description says how many.
+/// </summary>
+public static class InitialWeights
+{
+    /// <summary>Copies the source's weights into <paramref name="module"/>; returns where they came from, for the trial's record.</summary>
+    /// <param name="runsRoot">The runs folder RUN/TRIAL names refer to (the folder holding this trial's run).</param>
+    public static string Load(nn.Module module, string initFrom, string? runsRoot)
+    {
+        var (store, step, name) = Locate(initFrom, runsRoot);
+        LoadedCheckpoint loaded;
+        try
+        {
+            loaded = step is { } wanted
+                ? store.LoadStepAsync(wanted).GetAwaiter().GetResult()
+                : store.LoadLatestAsync().GetAwaiter().GetResult()
+                  ?? throw new InvalidDataException($"no committed checkpoint under {store.Location}");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"model.init_from {initFrom}: {e.Message}", e);
+        }
+        var source = $"{store.Location}/{loaded.Manifest.Id}/model.safetensors";
+        var (tensors, _) = SafeTensors.Deserialize(loaded.Files["model.safetensors"], source);
+        var unused = CopyMatching(module, tensors, $"model.init_from {initFrom} ({source})");
+        var skipped = loaded.Skipped.Count > 0 ? $"; skipped {string.Join("; ", loaded.Skipped)}" : "";
+        var left = unused > 0 ? $", {unused} tensor(s) the model does not use left out" : "";
+        return $"{name}@{loaded.Manifest.Id}{left}{skipped}";
+    }
+
+    /// <summary>The checkpoint store a source names, the step it asks for (null: newest), and its short name.</summary>
+    public static (CheckpointStore Store, long? Step, string Name) Locate(string initFrom, string? runsRoot)
+    {
+        if (initFrom.StartsWith('/'))
+        {
+            var folder = Path.GetFullPath(initFrom.TrimEnd('/'));
+            if (!Directory.Exists(folder))
+                throw new InvalidDataException($"model.init_from {initFrom}: no such folder (give a trial's checkpoints folder)");
+            return (new CheckpointStore(new LocalFolderBlobStore(Path.GetDirectoryName(folder)!), Path.GetFileName(folder)), null, folder);
+        }
+        var at = initFrom.IndexOf('@');
+        var name = at < 0 ? initFrom : initFrom[..at];
+        long? step = at < 0 ? null : long.Parse(initFrom[(at + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        var slash = name.IndexOf('/');
+        var (run, trial) = (name[..slash], name[(slash + 1)..]);
+        if (runsRoot is null)
+            throw new InvalidDataException($"model.init_from {initFrom}: RUN/TRIAL needs the runs folder, and this trainer has none");
+        var runFolder = Path.Combine(runsRoot, run);
+        if (!Directory.Exists(Path.Combine(runFolder, "trials", trial)))
+            throw new InvalidDataException($"model.init_from {initFrom}: no trial {trial} in run {run} (runs folder {runsRoot})");
+        return (new CheckpointStore(new LocalFolderBlobStore(runFolder), $"trials/{trial}/checkpoints"), step, name);
+    }
+
+    /// <summary>Copies every parameter from <paramref name="tensors"/> after checking all names and shapes; returns how
+    /// many source tensors were not needed.</summary>
+    public static int CopyMatching(nn.Module module, IReadOnlyList<HostTensor> tensors, string source)
+    {
+        var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
+        var parameters = module.named_parameters().ToList();
+        var problems = new List<string>();
+        foreach (var (name, parameter) in parameters)
+        {
+            if (!byName.TryGetValue(name, out var saved)) problems.Add($"'{name}' [{Shape(parameter.shape)}] is not in the source");
+            else if (!saved.Shape.SequenceEqual(parameter.shape))
+                problems.Add($"'{name}' is [{Shape(saved.Shape)}] in the source, the model needs [{Shape(parameter.shape)}]");
+        }
+        if (problems.Count > 0)
+            throw new InvalidDataException($"{source} does not fit this model ({problems.Count} of {parameters.Count} parameters): {string.Join("; ", problems)}");
+        using (no_grad())
+        {
+            foreach (var (name, parameter) in parameters)
+            {
+                using var loaded = byName[name].ToTensor(parameter.device);
+                parameter.copy_(loaded);
+            }
+        }
+        return byName.Count - parameters.Count;
+    }
+
+    private static string Shape(IEnumerable<long> shape) => string.Join(",", shape);
+}
