@@ -26,7 +26,7 @@ public static class Commands
           serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S]
                 [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read]
                                                 a long-lived cluster seed, coordinator and HTTP API
-          validate EXPERIMENT.yaml              check an experiment file and list its trials, running nothing
+          validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data and init_from sources; list its trials
           inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
           data import --from DIR|FILE --out DIR [--rows-per-shard N] [--format plain|brown]
                       [--eval-fraction F] [--seed S]
@@ -57,7 +57,7 @@ public static class Commands
             return args[0] switch
             {
                 "submit" => await SubmitAsync(new ArgReader(rest, RunsOption)),
-                "validate" => Validate(new ArgReader(rest, new HashSet<string>())),
+                "validate" => Validate(new ArgReader(rest, new HashSet<string> { "runs" })),
                 "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
@@ -91,7 +91,7 @@ public static class Commands
     {
         var spec = ExperimentLoader.Load(a.Single("experiment file"));
         var trials = TrialComponents.Expand(spec);
-        if (!ValidateData(trials)) return 2;
+        if (!ValidateData(trials) | !ValidateInitFrom(trials, RunStore.FromOption(a.Value("runs")).Root)) return 2;
         Console.WriteLine($"{spec.SourceFile}: valid, {trials.Count} trial(s)");
         foreach (var t in trials)
             Console.WriteLine($"  {t.Id}  {string.Join("  ", t.Overrides.Select(o => $"{o.Key}={o.Value}"))}");
@@ -120,6 +120,15 @@ public static class Commands
         return ok;
     }
 
+    /// <summary>Every model.init_from names a committed checkpoint in the runs folder (or a checkpoints folder).</summary>
+    private static bool ValidateInitFrom(IReadOnlyList<Trial> trials, string runsRoot)
+    {
+        var problems = trials.Select(t => t.Spec.Model.InitFrom).OfType<string>().Distinct()
+            .Select(source => InitialWeights.Problem(source, runsRoot)).OfType<string>().ToList();
+        foreach (var problem in problems) Console.Error.WriteLine($"orchestrator: {problem}");
+        return problems.Count == 0;
+    }
+
     private static async Task<int> SubmitAsync(ArgReader a)
     {
         var path = a.Single("experiment file");
@@ -128,6 +137,7 @@ public static class Commands
         var trials = TrialComponents.Expand(spec);
         if (a.Value("cluster") is { } address) return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
         var store = RunStore.FromOption(a.Value("runs"));
+        if (!ValidateInitFrom(trials, store.Root)) return 2;
         var run = store.Create(spec, trials, File.ReadAllText(path));
         Console.WriteLine($"run {run.Id}: {trials.Count} trial(s), results in {run.Dir}");
         return await ExecuteAsync(run);

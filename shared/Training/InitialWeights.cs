@@ -37,6 +37,25 @@ public static class InitialWeights
         return $"{name}@{loaded.Manifest.Id}{left}{skipped}";
     }
 
+    /// <summary>Before any work: does the source name a committed checkpoint (the step, if one is named)? Null when it does,
+    /// else why not. Hashes are verified when the trial loads it.</summary>
+    public static string? Problem(string initFrom, string? runsRoot)
+    {
+        try
+        {
+            var (store, step, _) = Locate(initFrom, runsRoot);
+            var committed = store.ListAsync().GetAwaiter().GetResult();
+            if (committed.Count == 0) return $"model.init_from {initFrom}: no committed checkpoint under {store.Location}";
+            if (step is { } wanted && committed.All(m => m.Step != wanted))
+                return $"model.init_from {initFrom}: no checkpoint at step {wanted}; committed steps: {string.Join(", ", committed.Select(m => m.Step))}";
+            return null;
+        }
+        catch (InvalidDataException e)
+        {
+            return e.Message;
+        }
+    }
+
     /// <summary>The checkpoint store a source names, the step it asks for (null: newest), and its short name.</summary>
     public static (CheckpointStore Store, long? Step, string Name) Locate(string initFrom, string? runsRoot)
     {

@@ -173,3 +173,34 @@ public class InitFromTests
         Assert.That(error.Errors.Single().Message, Does.Contain("RUN/TRIAL"));
     }
 }
+
+/// <summary><c>validate</c> and <c>submit</c>, run as real processes, check an init_from source before any work.</summary>
+public class InitFromCliTests
+{
+    private TempDirectory _dir = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = new TempDirectory();
+        TestCorpus.Write(_dir.Path);
+    }
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    [Test]
+    public async Task ValidateAndSubmit_InitFromAMissingRun_ExitTwoBeforeAnyWork()
+    {
+        File.WriteAllText(_dir.Combine("cont.yaml"), TestCorpus.TinyExperiment(_dir.Path, name: "cont")
+            .Replace("  ffn_dim: 64", "  ffn_dim: 64\n  init_from: gone-run/cont-t000"));
+
+        var validate = await CliProcess.RunAsync(_dir.Path, "validate", "cont.yaml", "--runs", "runs");
+        var submit = await CliProcess.RunAsync(_dir.Path, "submit", "cont.yaml", "--runs", "runs");
+
+        Assert.That(validate.ExitCode, Is.EqualTo(2), validate.Output);
+        Assert.That(validate.Output, Does.Contain("model.init_from gone-run/cont-t000: no trial cont-t000 in run gone-run"));
+        Assert.That(submit.ExitCode, Is.EqualTo(2), submit.Output);
+        Assert.That(Directory.Exists(_dir.Combine("runs")) ? Directory.GetDirectories(_dir.Combine("runs")) : [], Is.Empty, "no run was created");
+    }
+}
