@@ -99,14 +99,24 @@ public sealed class BlobBlocks
         }
     }
 
+    /// <summary>Most prefetches of one blob queued or running at once; further requests are dropped (the reader is
+    /// then ahead of the network and fetches what it needs itself).</summary>
+    public const int MaxPendingPrefetches = 2;
+
     /// <summary>Queues a background fetch of every block overlapping bytes [offset, offset + length) that is neither
-    /// cached nor being fetched. Prefetches of one blob run one after another; failures surface when the block is read.</summary>
+    /// cached nor being fetched. Prefetches of one blob run one after another, at most <see cref="MaxPendingPrefetches"/>
+    /// at a time; failures surface when the block is read.</summary>
     public void Prefetch(long offset, long length)
     {
         if (length <= 0 || offset >= Size) return;
         var first = Math.Max(0, offset / BlockSize);
         var last = Math.Min(BlockCount - 1, (offset + length - 1) / BlockSize);
-        Interlocked.Increment(ref _prefetchesPending);
+        if (Interlocked.Increment(ref _prefetchesPending) > MaxPendingPrefetches)
+        {
+            Interlocked.Decrement(ref _prefetchesPending);
+            return;
+        }
+
         lock (_inFlight)
             _prefetchChain = _prefetchChain.ContinueWith(async previous =>
             {

@@ -143,32 +143,6 @@ public sealed class ShardBlockCache
         }
     }
 
-    /// <summary>Drops every block of every version of one blob (memory and folder).</summary>
-    public void Forget(string store, string path)
-    {
-        lock (_gate)
-        {
-            foreach (var key in _memory.Keys.Where(k => k.Store == store && k.Path == path).ToList())
-            {
-                var node = _memory[key];
-                _memory.Remove(key);
-                _memoryOrder.Remove(node);
-                _memoryBytes -= node.Value.Bytes.LongLength;
-            }
-
-            if (_folder is null) return;
-            var prefix = Path.Combine(_folder, BlobHash(store, path, null));
-            foreach (var file in _disk.Keys.Where(f => f.StartsWith(prefix, StringComparison.Ordinal)).ToList())
-            {
-                var node = _disk[file];
-                _disk.Remove(file);
-                _diskOrder.Remove(node);
-                _diskBytes -= node.Value.Length;
-                TryDelete(file);
-            }
-        }
-    }
-
     internal void CountHit() => Interlocked.Increment(ref _hits);
     internal void CountPrefetched(long blocks) => Interlocked.Add(ref _prefetched, blocks);
 
