@@ -359,6 +359,27 @@ public class BlobShardTests
     }
 
     [Test]
+    public async Task Prefetch_MoreRequestsThanTheBound_FetchesOnlyTheFirstTwoRowGroups()
+    {
+        var cache = NewCache();
+        var source = new BlobShardSource(_store, _blobs[0], cache);
+        long[] blocksOf;
+        using (var reader = source.Open())
+            blocksOf = [.. Enumerable.Range(0, 4).Select(g => reader.RowGroupByteRange(g))
+                .Select(r => (r.Offset + r.Length - 1) / BlockSize - r.Offset / BlockSize + 1)];
+        var cachedAfterOpen = cache.Statistics.BlocksCached;
+        _store.Latency = TimeSpan.FromMilliseconds(50);
+
+        for (var group = 0; group < 4; group++) source.Prefetch(group); // a reader far ahead of the network
+        await source.Blocks!.PrefetchIdleAsync();
+
+        var fetched = cache.Statistics.BlocksCached - cachedAfterOpen;
+        Assert.That(fetched, Is.GreaterThan(0));
+        Assert.That(fetched, Is.LessThanOrEqualTo(blocksOf[0] + blocksOf[1]), "requests past two pending prefetches are dropped");
+        Assert.That(fetched, Is.LessThan(blocksOf.Sum() - 2), "row groups 2 and 3 were not fetched");
+    }
+
+    [Test]
     public async Task Check_BlobShards_SameTotalsAsLocal_AndATruncatedBlobIsNamed()
     {
         var cache = NewCache();
