@@ -12,10 +12,16 @@ namespace Training.Shared.Data;
 /// <see cref="Cursor"/> is a small resumable position; a stream constructed with it yields exactly the windows the
 /// original would have yielded next, reading only the row group it resumes in. Not thread-safe: one reader per stream.
 /// </para>
+/// <para>
+/// Shards come from <see cref="IShardSource"/>s (local files or blobs); the order and the cursor depend only on the
+/// shards' row groups, never on where they are stored. Whenever the stream starts a unit it tells the source of the next
+/// <c>prefetchUnits</c> units in this order (crossing into the next epoch), so a blob source fetches them in the background.
+/// </para>
 /// </summary>
 public sealed class PackedExampleStream : IDisposable
 {
-    private readonly IReadOnlyList<string> _files;
+    private readonly IReadOnlyList<IShardSource> _files;
+    private readonly int _prefetchUnits;
     private readonly ITokenizer _tokenizer;
     private readonly long _seed;
     private readonly bool _shuffle;
@@ -31,29 +37,42 @@ public sealed class PackedExampleStream : IDisposable
 
     // Caches of what the position points at.
     private int[] _epochOrder;
+    private int[]? _nextEpochOrder;
     private int _loadedUnit = -1;
     private IReadOnlyList<FineWebDocument> _unitRows = [];
     private int[]? _rowTokens;
     private ShardReader? _reader;
+    private int _readerFile = -1;
     private bool _disposed;
 
     public PackedExampleStream(
         IReadOnlyList<string> files, ITokenizer tokenizer, int windowLength, long seed, bool shuffle, DataCursor? resumeFrom = null)
+        : this(LocalSources(files), tokenizer, windowLength, seed, shuffle, resumeFrom)
     {
-        ArgumentNullException.ThrowIfNull(files);
+    }
+
+    /// <param name="prefetchUnits">Units ahead of the current one whose bytes are fetched in the background (0 to 2).</param>
+    public PackedExampleStream(
+        IReadOnlyList<IShardSource> sources, ITokenizer tokenizer, int windowLength, long seed, bool shuffle,
+        DataCursor? resumeFrom = null, int prefetchUnits = 1)
+    {
+        ArgumentNullException.ThrowIfNull(sources);
         ArgumentNullException.ThrowIfNull(tokenizer);
-        if (files.Count == 0) throw new ArgumentException("No shard files were given.", nameof(files));
+        if (sources.Count == 0) throw new ArgumentException("No shard files were given.", nameof(sources));
         if (windowLength <= 0)
             throw new ArgumentOutOfRangeException(nameof(windowLength), windowLength, "Window length must be positive.");
+        if (prefetchUnits is < 0 or > 2)
+            throw new ArgumentOutOfRangeException(nameof(prefetchUnits), prefetchUnits, "Prefetch at most two units ahead.");
 
-        _files = [.. files.Select(Path.GetFullPath)];
+        _files = [.. sources];
+        _prefetchUnits = prefetchUnits;
         _tokenizer = tokenizer;
         WindowLength = windowLength;
         _seed = seed;
         _shuffle = shuffle;
         _units = ListUnits(_files);
         if (_units.Length == 0)
-            throw new InvalidDataException($"The {_files.Count} shard file(s) contain no row groups (first: '{_files[0]}').");
+            throw new InvalidDataException($"The {_files.Count} shard file(s) contain no row groups (first: '{_files[0].Name}').");
 
         var start = resumeFrom ?? DataCursor.Start;
         Validate(start);
@@ -64,6 +83,12 @@ public sealed class PackedExampleStream : IDisposable
         _examplesServed = start.ExamplesServed;
         _carry = [.. start.Carry];
         _epochOrder = EpochOrder(_epoch);
+    }
+
+    private static IReadOnlyList<IShardSource> LocalSources(IReadOnlyList<string> files)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        return [.. files.Select(f => new LocalShardSource(f))];
     }
 
     public int WindowLength { get; }
@@ -154,22 +179,48 @@ public sealed class PackedExampleStream : IDisposable
         if (_unitIndex < _units.Length) return;
         _unitIndex = 0;
         _epoch++;
-        _epochOrder = EpochOrder(_epoch);
+        _epochOrder = _nextEpochOrder ?? EpochOrder(_epoch);
+        _nextEpochOrder = null;
     }
 
     private void LoadUnit(int unit)
     {
         if (_loadedUnit == unit) return;
         var (file, rowGroup) = _units[unit];
-        if (_reader is null || _reader.FilePath != _files[file])
+        if (_reader is null || _readerFile != file)
         {
             _reader?.Dispose();
             _reader = null;
-            _reader = new ShardReader(_files[file]);
+            _readerFile = -1;
+            _reader = _files[file].Open();
+            _readerFile = file;
         }
 
+        PrefetchAhead();
         _unitRows = _reader.ReadRowGroup(rowGroup);
         _loadedUnit = unit;
+    }
+
+    // Tells the sources of the next units in the visiting order (into the next epoch) that they are read soon.
+    private void PrefetchAhead()
+    {
+        for (var ahead = 1; ahead <= _prefetchUnits; ahead++)
+        {
+            var position = _unitIndex + ahead;
+            int unit;
+            if (position < _units.Length)
+            {
+                unit = _epochOrder[position];
+            }
+            else
+            {
+                _nextEpochOrder ??= EpochOrder(_epoch + 1);
+                unit = _nextEpochOrder[position - _units.Length];
+            }
+
+            var (file, rowGroup) = _units[unit];
+            _files[file].Prefetch(rowGroup);
+        }
     }
 
     private int[] EpochOrder(int epoch)
@@ -184,12 +235,12 @@ public sealed class PackedExampleStream : IDisposable
         return DeterministicShuffle.Permutation(_units.Length, _seed, stream: epoch);
     }
 
-    private static (int File, int RowGroup)[] ListUnits(IReadOnlyList<string> files)
+    private static (int File, int RowGroup)[] ListUnits(IReadOnlyList<IShardSource> files)
     {
         var units = new List<(int, int)>();
         for (var file = 0; file < files.Count; file++)
         {
-            using var reader = new ShardReader(files[file]);
+            using var reader = files[file].Open();
             for (var group = 0; group < reader.RowGroupCount; group++) units.Add((file, group));
         }
 
@@ -215,7 +266,7 @@ public sealed class PackedExampleStream : IDisposable
                 Fail(nameof(cursor.Carry), id, $"token ids must be in [0, {_tokenizer.VocabSize}) for tokenizer '{_tokenizer.Name}'");
     }
 
-    private string Describe(int unit) => $"'{_files[_units[unit].File]}' row group {_units[unit].RowGroup}";
+    private string Describe(int unit) => $"'{_files[_units[unit].File].Name}' row group {_units[unit].RowGroup}";
 
     public void Dispose()
     {

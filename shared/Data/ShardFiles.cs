@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using Training.Shared.Storage;
 
 namespace Training.Shared.Data;
 
@@ -46,6 +47,14 @@ public static class ShardFiles
     public static ShardCheckReport Check(IReadOnlyList<string> files, ShardCheckDepth depth)
     {
         ArgumentNullException.ThrowIfNull(files);
+        return Check([.. files.Select(f => new LocalShardSource(f))], depth);
+    }
+
+    /// <summary>The same check for shards from any source (local files or blobs: a blob shard's layout check reads only
+    /// its footer by range).</summary>
+    public static ShardCheckReport Check(IReadOnlyList<IShardSource> files, ShardCheckDepth depth)
+    {
+        ArgumentNullException.ThrowIfNull(files);
         var problems = new List<ShardFormatException>();
         var rowGroups = 0;
         long rows = 0;
@@ -53,7 +62,7 @@ public static class ShardFiles
         {
             try
             {
-                using var reader = new ShardReader(file);
+                using var reader = file.Open();
                 reader.CheckLayout();
                 if (depth == ShardCheckDepth.Full)
                     for (var group = 0; group < reader.RowGroupCount; group++)
@@ -67,11 +76,87 @@ public static class ShardFiles
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                problems.Add(new ShardFormatException(Path.GetFullPath(file), $"cannot be read ({e.Message})", inner: e));
+                problems.Add(new ShardFormatException(file.Name, $"cannot be read ({e.Message})", inner: e));
             }
         }
 
         return new ShardCheckReport(files.Count, rowGroups, rows, problems);
+    }
+
+    /// <summary>
+    /// Resolves patterns to shard blobs in <paramref name="store"/>, the way <see cref="Resolve"/> does for files: an
+    /// existing blob path is taken as is; otherwise a pattern without wildcards is a folder and contributes the
+    /// <c>*.parquet</c> blobs directly under it; a glob may use <c>*</c> and <c>?</c> within a segment and <c>**</c> for
+    /// any number of folders. Returns sorted (ordinal), distinct blob paths; a pattern that matches nothing throws
+    /// <see cref="FileNotFoundException"/>. Lists only under each pattern's wildcard-free folder prefix.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> ResolveBlobsAsync(
+        IBlobStore store, IEnumerable<string> patterns, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(patterns);
+        var found = new SortedSet<string>(StringComparer.Ordinal);
+        var any = false;
+        foreach (var raw in patterns)
+        {
+            any = true;
+            if (string.IsNullOrWhiteSpace(raw)) throw new ArgumentException("Shard pattern is empty.", nameof(patterns));
+            var pattern = raw.TrimStart('/');
+            List<string> matches;
+            if (!HasWildcard(pattern))
+            {
+                var listed = await store.ListAsync(pattern.TrimEnd('/'), cancel);
+                var folder = pattern.TrimEnd('/') + "/";
+                matches = listed.Contains(pattern, StringComparer.Ordinal)
+                    ? [pattern]
+                    : [.. listed.Where(p => p.StartsWith(folder, StringComparison.Ordinal)
+                                             && p.IndexOf('/', folder.Length) < 0
+                                             && p.EndsWith(ShardExtension, StringComparison.Ordinal))];
+            }
+            else
+            {
+                var firstWild = pattern.IndexOfAny(['*', '?']);
+                var prefix = pattern[..(pattern.LastIndexOf('/', firstWild) + 1)];
+                var regex = BlobGlobRegex(pattern);
+                matches = [.. (await store.ListAsync(prefix, cancel)).Where(p => regex.IsMatch(p))];
+            }
+
+            if (matches.Count == 0)
+                throw new FileNotFoundException(
+                    $"Shard pattern '{raw}' matched no parquet blobs in '{store.Location}'.", raw);
+            found.UnionWith(matches);
+        }
+
+        if (!any) throw new ArgumentException("No shard patterns were given.", nameof(patterns));
+        return found.ToList();
+    }
+
+    // '*' and '?' stay within a '/'-separated segment; a '**' segment matches any number of folders (zero included).
+    private static Regex BlobGlobRegex(string pattern)
+    {
+        var regex = new StringBuilder("^");
+        var segments = pattern.Split('/');
+        for (var i = 0; i < segments.Length; i++)
+        {
+            var last = i == segments.Length - 1;
+            if (segments[i] == "**")
+            {
+                regex.Append(last ? ".*" : "(?:[^/]+/)*");
+                continue;
+            }
+
+            foreach (var c in segments[i])
+                regex.Append(c switch
+                {
+                    '*' => "[^/]*",
+                    '?' => "[^/]",
+                    _ => Regex.Escape(c.ToString()),
+                });
+            if (!last) regex.Append('/');
+        }
+
+        regex.Append('$');
+        return new Regex(regex.ToString(), RegexOptions.CultureInvariant);
     }
 
     private static List<string> ResolveOne(string pattern, string root)

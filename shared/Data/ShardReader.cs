@@ -12,27 +12,39 @@ public sealed class ShardReader : IDisposable
     // Real shards may store byte arrays without the UTF-8 annotation; read them as strings.
     private static readonly ParquetOptions ReadOptions = new() { TreatByteArrayAsString = true };
 
-    private readonly FileStream _stream;
+    private readonly Stream _stream;
     private readonly ParquetReader _reader;
     private readonly DataField _text;
     private bool _disposed;
     private readonly DataField? _id, _dump, _url, _filePath, _language, _languageScore, _tokenCount, _score, _intScore;
 
-    public ShardReader(string path)
+    /// <summary>Opens a shard in a local file.</summary>
+    public ShardReader(string path) : this(OpenFile(Path.GetFullPath(path)), Path.GetFullPath(path))
     {
-        FilePath = Path.GetFullPath(path);
-        try
+    }
+
+    /// <summary>Reads a shard from a seekable stream (for example a <see cref="BlobRangeStream"/>), which the reader
+    /// owns from now on; <paramref name="name"/> is what messages call the shard.</summary>
+    public ShardReader(Stream stream, string name)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (!stream.CanSeek || !stream.CanRead)
         {
-            _stream = new FileStream(FilePath, FileMode.Open, FileAccess.Read, FileShare.Read);
-        }
-        catch (FileNotFoundException e)
-        {
-            throw new FileNotFoundException($"Shard '{FilePath}' does not exist.", FilePath, e);
+            stream.Dispose();
+            throw new ArgumentException("A shard stream must be readable and seekable.", nameof(stream));
         }
 
+        FilePath = name;
+        _stream = stream;
         try
         {
             _reader = SyncOverAsync.Run(() => ParquetReader.CreateAsync(_stream, ReadOptions, leaveStreamOpen: true));
+        }
+        catch (ShardFormatException)
+        {
+            _stream.Dispose();
+            throw;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -65,6 +77,19 @@ public sealed class ShardReader : IDisposable
         }
     }
 
+    private static FileStream OpenFile(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        }
+        catch (FileNotFoundException e)
+        {
+            throw new FileNotFoundException($"Shard '{path}' does not exist.", path, e);
+        }
+    }
+
+    /// <summary>The shard's name in messages: the absolute file path, or the blob's store location and path.</summary>
     public string FilePath { get; }
     public int RowGroupCount => _reader.RowGroupCount;
 
@@ -79,6 +104,25 @@ public sealed class ShardReader : IDisposable
     {
         CheckRowGroupIndex(index);
         return _reader.RowGroups[index].RowCount;
+    }
+
+    /// <summary>Bytes [Offset, Offset + Length) of the file that hold one row group's column chunks (from the footer),
+    /// which is what reading the row group fetches.</summary>
+    public (long Offset, long Length) RowGroupByteRange(int index)
+    {
+        CheckRowGroupIndex(index);
+        long first = long.MaxValue, end = 0;
+        foreach (var chunk in _reader.Metadata!.RowGroups[index].Columns)
+        {
+            if (chunk.MetaData is not { } column) continue;
+            var start = column.DictionaryPageOffset is > 0 and var dictionary && dictionary < column.DataPageOffset
+                ? dictionary
+                : column.DataPageOffset;
+            first = Math.Min(first, start);
+            end = Math.Max(end, start + column.TotalCompressedSize);
+        }
+
+        return first >= end ? (0, 0) : (first, end - first);
     }
 
     /// <summary>
