@@ -85,15 +85,18 @@ public sealed partial class BlobLocation
                 " (3-63 lowercase letters, digits and single hyphens, starting with a letter or digit): expected azure://ACCOUNT/container[/prefix]");
         var prefix = parts.Length > 2 ? parts[2].Trim('/') : "";
         if (prefix.Length > 0 && prefix.Split('/').Any(p => p is "" or "." or ".."))
-            throw new ArgumentException($"storage location '{text}' has an invalid prefix '{prefix}' (empty, '.' or '..' segments)");
+            throw new ArgumentException($"storage location '{text}' has an invalid prefix '{prefix}' (empty, '.' or '..' segments): expected azure://ACCOUNT/container[/prefix]");
         return new BlobLocation(BlobLocationKind.Azure, "", account, container, prefix);
     }
 
-    /// <summary>The URI for an error message: anything after '?', '#' or '@' may be a secret, so it is cut off.</summary>
+    /// <summary>The URI for an error message: a query, fragment or user info may hold a secret, so it is cut out.</summary>
     private static string Shown(string text)
     {
-        var cut = text.IndexOfAny(['?', '#', '@']);
-        return cut < 0 ? text : text[..cut] + "…";
+        var query = text.IndexOfAny(['?', '#']);
+        if (query >= 0) text = text[..query] + "…";
+        var at = text.IndexOf('@');
+        var authority = text.IndexOf("://", StringComparison.Ordinal) + 3;
+        return at >= authority ? text[..authority] + "…" + text[at..] : text;
     }
 
     /// <summary>The location of a folder (or prefix) inside this one, e.g. a run's own folder.</summary>

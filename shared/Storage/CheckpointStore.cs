@@ -43,6 +43,9 @@ public sealed class CheckpointStore
     public async Task<CheckpointManifest> CommitAsync(long step, IReadOnlyDictionary<string, byte[]> files, CancellationToken cancel = default)
     {
         var id = IdFor(step);
+        // A committed checkpoint is immutable: refuse before its files are overwritten, not only at its manifest.
+        if (await _store.GetPropertiesAsync($"{_prefix}/{id}/{ManifestName}", cancel) is not null)
+            throw new BlobAlreadyExistsException($"{_prefix}/{id}/{ManifestName}");
         var entries = new List<CheckpointFile>();
         foreach (var (name, bytes) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
