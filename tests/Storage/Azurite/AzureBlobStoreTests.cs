@@ -279,4 +279,47 @@ public class AzureBlobStoreTests
             Assert.That(error.Message, Does.Contain("azure://devstoreaccount1/sas/p"));
         });
     }
+
+    [Test]
+    public async Task Get_ServerAcceptsButNeverAnswers_EachAttemptTimesOutAndIsRetried()
+    {
+        // A real socket that accepts connections and never replies: a hung storage front end.
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var held = new List<System.Net.Sockets.TcpClient>();
+        using var stop = new CancellationTokenSource();
+        var accepting = Task.Run(async () =>
+        {
+            try { while (true) held.Add(await listener.AcceptTcpClientAsync(stop.Token)); }
+            catch (OperationCanceledException) { }
+        });
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var options = new AzureBlobStoreOptions
+        {
+            Retry = new StorageRetryOptions
+            {
+                MaxRetryAttempts = 2, BaseDelay = TimeSpan.FromMilliseconds(50), AttemptTimeout = TimeSpan.FromMilliseconds(700),
+                OnRetry = (_, e) => { lock (_retries) _retries.Add(e); },
+            },
+        };
+        var store = BlobStores.Open(BlobLocation.Parse($"azure://{AzuriteService.Account}/hung/p"),
+            AzuriteService.EnvironmentFor(AzuriteService.ConnectionStringFor(port)), options);
+        try
+        {
+            var error = Assert.ThrowsAsync<BlobStoreException>(() => store.GetAsync("x"))!;
+            Assert.Multiple(() =>
+            {
+                Assert.That(error.Transient, Is.True);
+                Assert.That(error.Message, Does.Contain("timed out").And.Contain("3 attempts"));
+                Assert.That(_retries, Has.Count.EqualTo(2));
+            });
+        }
+        finally
+        {
+            stop.Cancel();
+            listener.Stop();
+            await accepting;
+            foreach (var client in held) client.Dispose();
+        }
+    }
 }

@@ -92,4 +92,16 @@ public class AzureStorageEndToEndTests
             Assert.That(Directory.Exists(_dir.Combine("runs")), Is.False, "nothing was created");
         });
     }
+
+    [Test]
+    public async Task Serve_UnknownStorageScheme_ExitsWithBadInputBeforeListening()
+    {
+        var result = await CliProcess.RunAsync(_dir.Path, "serve", "--port", "0", "--http-port", "0", "--storage", "s3://bucket/ckpt");
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(2), result.Output);
+            Assert.That(result.Output, Does.Contain("s3://bucket/ckpt").And.Contain("unknown scheme"));
+            Assert.That(result.Output, Does.Not.Contain("orchestrator serving"));
+        });
+    }
 }
