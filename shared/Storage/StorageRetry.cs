@@ -23,6 +23,14 @@ public sealed class StorageRetryOptions
 
     /// <summary>Called before each retry with the retry number (1-based) and the failure; for logging.</summary>
     public Action<int, Exception>? OnRetry { get; init; }
+
+    /// <summary>The defaults, with each retry reported to <paramref name="log"/> as one line naming the location, the retry
+    /// number and the HTTP status or exception type (never the exception's message, which may quote a request).</summary>
+    public static StorageRetryOptions LoggingTo(Action<string> log, string location) => new()
+    {
+        OnRetry = (retry, e) => log($"storage {location}: retry {retry}/{Default.MaxRetryAttempts} after " +
+            (e is RequestFailedException r ? $"HTTP {r.Status}{(r.Status == 0 ? " (no response)" : "")}" : e.GetType().Name)),
+    };
 }
 
 /// <summary>

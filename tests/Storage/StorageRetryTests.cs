@@ -75,4 +75,15 @@ public class StorageRetryTests
             await pipeline.ExecuteAsync(async ct => { calls++; await Task.Delay(Timeout.Infinite, ct); }));
         Assert.That(calls, Is.EqualTo(3));
     }
+
+    [Test]
+    public async Task LoggingTo_Retry_LogsStatusAndLocationButNotTheMessage()
+    {
+        var lines = new List<string>();
+        var options = StorageRetryOptions.LoggingTo(lines.Add, "azure://acct/ckpt");
+        var pipeline = StorageRetry.Build(new StorageRetryOptions { BaseDelay = TimeSpan.FromMilliseconds(1), OnRetry = options.OnRetry });
+        var calls = 0;
+        await pipeline.ExecuteAsync(_ => ++calls < 2 ? throw new RequestFailedException(503, "sig=SECRETSIGNATURE") : ValueTask.CompletedTask);
+        Assert.That(lines, Is.EqualTo(new[] { "storage azure://acct/ckpt: retry 1/6 after HTTP 503" }));
+    }
 }

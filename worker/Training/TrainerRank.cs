@@ -175,5 +175,11 @@ public sealed class TrainerRank : ReceiveActor
     /// <summary>The run's checkpoint store: the run folder by default, else the storage URI the run was submitted with,
     /// opened with credentials from this worker's environment (never from the message).</summary>
     private static IBlobStore CheckpointBlobs(AssignRank a) =>
-        a.Storage is { } storage ? BlobStores.Open(BlobLocation.Parse(storage)) : new LocalFolderBlobStore(a.RunDirectory);
+        a.Storage is { } storage
+            ? BlobStores.Open(BlobLocation.Parse(storage), options: new AzureBlobStoreOptions
+            {
+                // Retries go to the worker log (runs/<run>/workers/worker-N.log on the local cluster).
+                Retry = StorageRetryOptions.LoggingTo(Console.WriteLine, storage),
+            })
+            : new LocalFolderBlobStore(a.RunDirectory);
 }
