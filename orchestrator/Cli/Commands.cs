@@ -17,13 +17,13 @@ public static class Commands
     public const string Usage = """
         usage: orchestrator <command> [options]
 
-          submit EXPERIMENT.yaml [--runs DIR]   expand the sweep and run every trial on a local cluster
+          submit EXPERIMENT.yaml [--runs DIR] [--storage URI]   expand the sweep and run every trial on a local cluster
           submit EXPERIMENT.yaml --cluster HOST:PORT   ... or on the cluster of an `orchestrator serve`
           status [RUN] [--runs DIR | --cluster HOST:PORT]   list runs, or one run's trials
           logs RUN [--trial ID] [--runs DIR]    print a run's metrics log (all trials, or one)
           cancel RUN [--runs DIR | --cluster HOST:PORT]     ask a running run to checkpoint and stop
           resume RUN [--runs DIR | --cluster HOST:PORT]     continue unfinished trials from their latest checkpoints
-          serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S]
+          serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S] [--storage URI]
                 [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read]
                                                 a long-lived cluster seed, coordinator and HTTP API
           validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data and init_from sources; list its trials
@@ -34,6 +34,9 @@ public static class Commands
 
         --cluster calls send the API token from --token-file, else $ORCHESTRATOR_API_TOKEN, else RUNS/.api-token.
         RUN is a run id, a unique prefix of one, or 'latest'. Runs live under --runs, else $ORCHESTRATOR_RUNS, else ./runs.
+        --storage URI: where checkpoints go (a folder, file:///path or azure://ACCOUNT/container/prefix; each run gets
+        its own folder below it); by default the run folder. Credentials come from the workers' environment
+        (TRAINING_STORAGE_<ACCOUNT>_CONNECTION_STRING, ..._SAS, ..._ENDPOINT; see docs/operations.md).
         Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled.
         """;
 
@@ -56,12 +59,12 @@ public static class Commands
             var rest = args.Skip(1);
             return args[0] switch
             {
-                "submit" => await SubmitAsync(new ArgReader(rest, RunsOption)),
+                "submit" => await SubmitAsync(new ArgReader(rest, new HashSet<string>(RunsOption) { "storage" })),
                 "validate" => Validate(new ArgReader(rest, new HashSet<string> { "runs" })),
                 "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
-                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root" },
+                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root", "storage" },
                     new HashSet<string> { "public-read" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
@@ -135,8 +138,14 @@ public static class Commands
         // Everything is validated before any work: the spec, every trial of the sweep, the data files.
         var spec = ExperimentLoader.Load(path);
         var trials = TrialComponents.Expand(spec);
-        if (a.Value("cluster") is { } address) return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
-        var store = RunStore.FromOption(a.Value("runs"));
+        var storage = StorageOption(a);
+        if (a.Value("cluster") is { } address)
+        {
+            if (storage is not null)
+                throw new ArgumentException("--storage does not go with --cluster: the cluster's storage is set by `orchestrator serve --storage URI`");
+            return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
+        }
+        var store = RunStore.FromOption(a.Value("runs"), storage);
         if (!ValidateInitFrom(trials, store.Root)) return 2;
         var run = store.Create(spec, trials, File.ReadAllText(path));
         Console.WriteLine($"run {run.Id}: {trials.Count} trial(s), results in {run.Dir}");
@@ -252,12 +261,16 @@ public static class Commands
         return 0;
     }
 
+    /// <summary>The <c>--storage</c> URI, checked here (a bad one is bad input, before anything runs); null when not given.</summary>
+    private static Training.Shared.Storage.BlobLocation? StorageOption(ArgReader a) =>
+        a.Value("storage") is { } uri ? Training.Shared.Storage.BlobLocation.Parse(uri) : null;
+
     private static async Task<int> ServeAsync(ArgReader a)
     {
         var host = a.Value("host") ?? "127.0.0.1";
         var port = a.Int("port", 4053, min: 0);
         var httpPort = a.Int("http-port", 8080, min: 0);
-        var store = RunStore.FromOption(a.Value("runs"));
+        var store = RunStore.FromOption(a.Value("runs"), StorageOption(a));
         var secret = a.Value("secret") ?? Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable);
         var generated = secret is null;
         secret ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
@@ -287,7 +300,7 @@ public static class Commands
         }
         // With --http-port 0 the system picks a port: report the one actually bound.
         var apiAddress = new Uri(api.Urls.First()).Authority;
-        Console.WriteLine($"orchestrator serving: cluster seed {coordinator.Address}, API http://{apiAddress}, runs in {store.Root}");
+        Console.WriteLine($"orchestrator serving: cluster seed {coordinator.Address}, API http://{apiAddress}, runs in {store.Root}{(store.Storage is { } storage ? $", checkpoints in {storage}" : "")}");
         Console.WriteLine(generated
             ? $"workers join with: TRAINING_CLUSTER_SECRET={secret} worker --seed {coordinator.Address}"
             : $"workers join with: worker --seed {coordinator.Address} (and the same secret)");

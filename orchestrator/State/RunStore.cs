@@ -18,7 +18,9 @@ public sealed record TrialStatus(
 public sealed record TrialEntry(string Id, int Index, IReadOnlyDictionary<string, string> Overrides);
 
 /// <summary>run.json: what was submitted.</summary>
-public sealed record RunManifest(string Id, string Experiment, string Source, DateTimeOffset CreatedAt, IReadOnlyList<TrialEntry> Trials);
+/// <param name="Storage">The storage URI of this run's checkpoints (its own folder or prefix there); null for the run folder.</param>
+public sealed record RunManifest(string Id, string Experiment, string Source, DateTimeOffset CreatedAt, IReadOnlyList<TrialEntry> Trials,
+    string? Storage = null);
 
 /// <summary>
 /// The runs folder: one folder per submitted experiment, holding what was submitted, each trial's resolved spec,
@@ -43,9 +45,14 @@ public sealed class RunStore
 
     public string Root { get; }
 
+    /// <summary>Where new runs keep their checkpoints (<c>--storage</c>): each run gets its own folder or prefix below it.
+    /// Null keeps them in the run folder.</summary>
+    public BlobLocation? Storage { get; init; }
+
     /// <summary>The runs folder: <c>--runs</c>, else $ORCHESTRATOR_RUNS, else ./runs.</summary>
-    public static RunStore FromOption(string? runs) =>
-        new(runs ?? Environment.GetEnvironmentVariable("ORCHESTRATOR_RUNS") ?? "runs");
+    /// <param name="storage">Where new runs keep their checkpoints (<see cref="Storage"/>).</param>
+    public static RunStore FromOption(string? runs, BlobLocation? storage = null) =>
+        new(runs ?? Environment.GetEnvironmentVariable("ORCHESTRATOR_RUNS") ?? "runs") { Storage = storage };
 
     /// <param name="trialSpecYaml">Each trial's spec as already serialized (the API's submitted text, validated by its
     /// parse): stored as it came, so a spec is written once on its way to the ranks. Without it each spec is written here.</param>
@@ -65,7 +72,7 @@ public sealed class RunStore
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "experiment.yaml"), experimentYaml);
         var manifest = new RunManifest(id, spec.Name, spec.SourceFile, stamp,
-            trials.Select(t => new TrialEntry(t.Id, t.Index, t.Overrides)).ToList());
+            trials.Select(t => new TrialEntry(t.Id, t.Index, t.Overrides)).ToList(), Storage?.Child(id).ToString());
         var run = new RunRecord(dir, manifest);
         foreach (var trial in trials)
         {
@@ -154,8 +161,9 @@ public sealed class RunRecord
     public void RequestCancel() => File.WriteAllText(CancelMarker, DateTimeOffset.UtcNow.ToString("O"));
     public void ClearCancel() => File.Delete(CancelMarker);
 
-    /// <summary>Checkpoints live in the run folder by default: a blob store rooted here.</summary>
-    public IBlobStore CheckpointBlobs() => new LocalFolderBlobStore(Dir);
+    /// <summary>Checkpoints live in the run folder by default (a blob store rooted here), else where the run's storage
+    /// URI points (credentials from this process's environment).</summary>
+    public IBlobStore CheckpointBlobs() => Manifest.Storage is { } storage ? BlobStores.Open(BlobLocation.Parse(storage)) : new LocalFolderBlobStore(Dir);
 
     public TrialRecord Trial(string id) => new(StoragePaths.Child(Dir, "trials", StoragePaths.RequireSafeName(id, "a trial id")), id);
 

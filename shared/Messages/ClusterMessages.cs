@@ -16,9 +16,11 @@ public sealed record WorkerRegistered(string WorkerId) : IClusterMessage;
 
 /// <summary>Run rank <paramref name="Rank"/> of a trial. The spec travels as YAML text; data and checkpoints are
 /// reached through paths (shared storage) or the blob store, never through this message.</summary>
+/// <param name="Storage">Where the run's checkpoints live, as a storage URI (<c>azure://ACCOUNT/container/prefix</c>, a
+/// folder); null for the run folder itself. Never a credential: the worker reads those from its own environment.</param>
 public sealed record AssignRank(
     string RunId, string RunDirectory, string TrialId, int TrialIndex, int Generation, int Rank, int WorldSize,
-    string SpecYaml, string SpecSource, string CheckpointPrefix) : IClusterMessage;
+    string SpecYaml, string SpecSource, string CheckpointPrefix, string? Storage = null) : IClusterMessage;
 
 /// <summary>A rank is ready for its group: on CPU it has bound its ring listener at Host:Port; on CUDA rank 0 brings
 /// the NCCL unique id (128 bytes) that every rank needs to initialise the communicator.</summary>

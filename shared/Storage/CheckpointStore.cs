@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using Polly;
-using Polly.Retry;
 
 namespace Training.Shared.Storage;
 
@@ -28,22 +27,13 @@ public sealed class CheckpointStore
     private readonly ResiliencePipeline _retry;
 
     /// <param name="prefix">Folder of this trial's checkpoints, e.g. <c>trials/quickstart-t000/checkpoints</c>.</param>
-    public CheckpointStore(IBlobStore store, string prefix)
+    /// <param name="retry">How failed writes are retried (<see cref="StorageRetry"/>); the defaults when null.</param>
+    public CheckpointStore(IBlobStore store, string prefix, StorageRetryOptions? retry = null)
     {
         _store = store;
         _prefix = prefix.TrimEnd('/');
         // Blob stores fail transiently (throttling, dropped connections); a create-only conflict is final.
-        _retry = new ResiliencePipelineBuilder()
-            .AddRetry(new RetryStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<IOException>(e => e is not BlobAlreadyExistsException)
-                    .Handle<TimeoutException>().Handle<HttpRequestException>(),
-                MaxRetryAttempts = 4,
-                BackoffType = DelayBackoffType.Exponential,
-                Delay = TimeSpan.FromMilliseconds(200),
-                UseJitter = true,
-            })
-            .Build();
+        _retry = StorageRetry.Build(retry);
     }
 
     public string Location => $"{_store.Location}/{_prefix}";
@@ -53,6 +43,9 @@ public sealed class CheckpointStore
     public async Task<CheckpointManifest> CommitAsync(long step, IReadOnlyDictionary<string, byte[]> files, CancellationToken cancel = default)
     {
         var id = IdFor(step);
+        // A committed checkpoint is immutable: refuse before its files are overwritten, not only at its manifest.
+        if (await _store.GetPropertiesAsync($"{_prefix}/{id}/{ManifestName}", cancel) is not null)
+            throw new BlobAlreadyExistsException($"{_prefix}/{id}/{ManifestName}");
         var entries = new List<CheckpointFile>();
         foreach (var (name, bytes) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
@@ -141,12 +134,15 @@ public sealed class CheckpointStore
     }
 
     /// <summary>Deletes all but the newest <paramref name="keep"/> committed checkpoints (manifest first, so a
-    /// half-deleted checkpoint is never taken for a complete one).</summary>
+    /// half-deleted checkpoint is never taken for a complete one). The newest committed checkpoint, and the one the
+    /// <c>latest</c> pointer names, are always kept, whatever <paramref name="keep"/> says.</summary>
     public async Task PruneAsync(int keep, CancellationToken cancel = default)
     {
         var manifests = await ListAsync(cancel);
-        foreach (var old in manifests.Take(Math.Max(0, manifests.Count - keep)))
+        var pointed = await _store.GetAsync($"{_prefix}/{LatestName}", cancel) is { } latest ? System.Text.Encoding.UTF8.GetString(latest).Trim() : null;
+        foreach (var old in manifests.Take(Math.Max(0, manifests.Count - Math.Max(1, keep))))
         {
+            if (old.Id == pointed) continue;
             await _store.DeleteAsync($"{_prefix}/{old.Id}/{ManifestName}", cancel);
             foreach (var file in old.Files) await _store.DeleteAsync($"{_prefix}/{old.Id}/{file.Name}", cancel);
         }

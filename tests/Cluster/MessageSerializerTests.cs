@@ -11,6 +11,8 @@ public class MessageSerializerTests
         yield return new RegisterWorker("w1", "127.0.0.1", "trainer", "cpu", 2);
         yield return new WorkerRegistered("w1");
         yield return new AssignRank("run", "/runs/run", "t0", 0, 3, 1, 2, "name: x\n", "/runs/run/spec.yaml", "trials/t0/checkpoints");
+        yield return new AssignRank("run", "/runs/run", "t0", 0, 3, 1, 2, "name: x\n", "/runs/run/spec.yaml", "trials/t0/checkpoints",
+            "azure://account/checkpoints/runs/run");
         yield return new RankListening("t0", 3, 1, "127.0.0.1", 40001);
         yield return new StartTraining("t0", 3, ["127.0.0.1:1", "127.0.0.1:2"]);
         yield return new StopRank("t0", 3, true, "peer lost");

@@ -136,4 +136,28 @@ public class CheckpointStoreTests
     {
         Assert.ThrowsAsync<ArgumentException>(() => _blobs.PutAsync(path, new byte[] { 1 }));
     }
+
+    [TestCase(0)]
+    [TestCase(-3)]
+    public async Task Prune_KeepZeroOrLess_NeverDeletesNewestCommitted(int keep)
+    {
+        await _store.CommitAsync(10, Files("a"));
+        await _store.CommitAsync(20, Files("b"));
+        await _store.PruneAsync(keep);
+        var left = await _store.ListAsync();
+        Assert.That(left.Select(m => m.Step), Is.EqualTo(new[] { 20L }));
+        Assert.That((await _store.LoadLatestAsync())!.Manifest.Step, Is.EqualTo(20));
+    }
+
+    [Test]
+    public async Task Prune_LatestPointerNamesOlderCheckpoint_KeepsThatOneToo()
+    {
+        await _store.CommitAsync(10, Files("a"));
+        await _store.CommitAsync(20, Files("b"));
+        await _store.CommitAsync(30, Files("c"));
+        // As after a crash between a manifest and the pointer: latest still names an older checkpoint.
+        await _blobs.PutAsync("trials/t0/checkpoints/latest", Encoding.UTF8.GetBytes("step-00000020"));
+        await _store.PruneAsync(1);
+        Assert.That((await _store.ListAsync()).Select(m => m.Step), Is.EqualTo(new[] { 20L, 30L }));
+    }
 }

@@ -13,7 +13,10 @@ public static class CliProcess
 {
     private static string OrchestratorDll => Path.Combine(TestContext.CurrentContext.TestDirectory, "orchestrator.dll");
 
-    public static Process Start(string workingDirectory, params string[] args)
+    public static Process Start(string workingDirectory, params string[] args) => Start(workingDirectory, null, args);
+
+    /// <param name="environment">Variables added to the child's environment (and so to the local workers it starts).</param>
+    public static Process Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -26,6 +29,7 @@ public static class CliProcess
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment.Remove("ORCHESTRATOR_RUNS");
         info.Environment.Remove("ORCHESTRATOR_API_TOKEN");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) info.Environment[name] = value;
         return Process.Start(info) ?? throw new InvalidOperationException("could not start orchestrator");
     }
 

@@ -150,7 +150,7 @@ public sealed class TrainerRank : ReceiveActor
                     if (_stopRequested) throw new CollectiveAbortedException("stopped before training started");
                     _group = group;
                 }
-                trainer = new Trainer(new TrainerOptions(trial, new LocalFolderBlobStore(a.RunDirectory), a.CheckpointPrefix,
+                trainer = new Trainer(new TrainerOptions(trial, CheckpointBlobs(a), a.CheckpointPrefix,
                     e => self.Tell(e), () => _stopRequested, group, RunsRoot: Path.GetDirectoryName(a.RunDirectory)));
                 var outcome = trainer.Run();
                 self.Tell(new TrainerDone(outcome, trainer.Step, null));
@@ -171,4 +171,15 @@ public sealed class TrainerRank : ReceiveActor
             return 0;
         });
     }
+
+    /// <summary>The run's checkpoint store: the run folder by default, else the storage URI the run was submitted with,
+    /// opened with credentials from this worker's environment (never from the message).</summary>
+    private static IBlobStore CheckpointBlobs(AssignRank a) =>
+        a.Storage is { } storage
+            ? BlobStores.Open(BlobLocation.Parse(storage), options: new AzureBlobStoreOptions
+            {
+                // Retries go to the worker log (runs/<run>/workers/worker-N.log on the local cluster).
+                Retry = StorageRetryOptions.LoggingTo(Console.WriteLine, storage),
+            })
+            : new LocalFolderBlobStore(a.RunDirectory);
 }
