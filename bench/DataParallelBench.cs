@@ -27,7 +27,7 @@ public static class DataParallelBench
         var parameters = single.Parameters;
         var result = new
         {
-            experiment = Path.GetFullPath(experiment),
+            experiment = Path.GetRelativePath(Environment.CurrentDirectory, Path.GetFullPath(experiment)).Replace('\\', '/'),
             parameters,
             gradient_bytes = parameters * 4,
             global_batch = trial.Spec.Train.GlobalBatch,

@@ -73,7 +73,7 @@ var result = await TorchThread.Run("bench", () =>
             reference = new { matmul_gflops = matmul / 1e9, what = "float32 square matmul (torch.mm), best of sizes 512/1024/2048" },
             training = new
             {
-                experiment = Path.GetFullPath(experiment),
+                experiment = Path.GetRelativePath(Environment.CurrentDirectory, Path.GetFullPath(experiment)).Replace('\\', '/'),
                 arch = trial.Spec.Model.Architecture.ToString(),
                 parameters = ParameterCount.Count((nn.Module)trainer.Model),
                 encoder_tokens = encoderLength,
