@@ -72,6 +72,9 @@ public sealed class ProgressDisplay
                 case CheckpointCommitted c:
                     line = $"[{e.TrialId}] checkpoint {c.CheckpointId} committed";
                     break;
+                case TrialWarning w:
+                    line = $"[{e.TrialId}] warning: {w.Message}";
+                    break;
                 case TrialFinished f:
                     row.State = f.Outcome.ToString().ToLowerInvariant();
                     line = $"[{e.TrialId}] {row.State} at step {f.Step}" + (f.Error is null ? "" : $": {f.Error}");

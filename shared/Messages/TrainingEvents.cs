@@ -20,3 +20,7 @@ public sealed record CheckpointCommitted(string TrialId, long Step, string Check
 public enum TrialOutcome { Completed, Cancelled, Failed }
 
 public sealed record TrialFinished(string TrialId, TrialOutcome Outcome, long Step, string? Error) : TrainingEvent(TrialId);
+
+/// <summary>Something the operator should know that does not stop the trial: a checkpoint skipped on restore because it
+/// fails verification, a checkpoint superseded or an upload retrying while storage is down.</summary>
+public sealed record TrialWarning(string TrialId, long Step, string Message) : TrainingEvent(TrialId);

@@ -27,13 +27,14 @@ public sealed class CheckpointStore
     private readonly ResiliencePipeline _retry;
 
     /// <param name="prefix">Folder of this trial's checkpoints, e.g. <c>trials/quickstart-t000/checkpoints</c>.</param>
-    /// <param name="retry">How failed writes are retried (<see cref="StorageRetry"/>); the defaults when null.</param>
+    /// <param name="retry">How failed writes are retried (<see cref="StorageRetry"/>); when null,
+    /// <see cref="StorageRetryOptions.CheckpointCommit"/>, which rides out outages of minutes.</param>
     public CheckpointStore(IBlobStore store, string prefix, StorageRetryOptions? retry = null)
     {
         _store = store;
         _prefix = prefix.TrimEnd('/');
-        // Blob stores fail transiently (throttling, dropped connections); a create-only conflict is final.
-        _retry = StorageRetry.Build(retry);
+        // Blob stores fail transiently (throttling, dropped connections, an outage); a create-only conflict is final.
+        _retry = StorageRetry.Build(retry ?? StorageRetryOptions.CheckpointCommit);
     }
 
     public string Location => $"{_store.Location}/{_prefix}";
@@ -44,8 +45,9 @@ public sealed class CheckpointStore
     {
         var id = IdFor(step);
         // A committed checkpoint is immutable: refuse before its files are overwritten, not only at its manifest.
-        if (await _store.GetPropertiesAsync($"{_prefix}/{id}/{ManifestName}", cancel) is not null)
-            throw new BlobAlreadyExistsException($"{_prefix}/{id}/{ManifestName}");
+        var manifestPath = $"{_prefix}/{id}/{ManifestName}";
+        if (await _retry.ExecuteAsync(async ct => await _store.GetPropertiesAsync(manifestPath, ct), cancel) is not null)
+            throw new BlobAlreadyExistsException(manifestPath);
         var entries = new List<CheckpointFile>();
         foreach (var (name, bytes) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
@@ -55,7 +57,20 @@ public sealed class CheckpointStore
         }
         var manifest = new CheckpointManifest(id, step, DateTimeOffset.UtcNow, entries);
         var manifestBytes = JsonSerializer.SerializeToUtf8Bytes(manifest, Json);
-        await _retry.ExecuteAsync(async ct => await _store.PutAsync($"{_prefix}/{id}/{ManifestName}", manifestBytes, createOnly: true, ct), cancel);
+        var manifestAttempts = 0;
+        await _retry.ExecuteAsync(async ct =>
+        {
+            try
+            {
+                manifestAttempts++;
+                await _store.PutAsync(manifestPath, manifestBytes, createOnly: true, ct);
+            }
+            catch (BlobAlreadyExistsException) when (manifestAttempts > 1)
+            {
+                // An earlier attempt may have written it with its answer lost in the outage: then it is this commit.
+                if (await _store.GetAsync(manifestPath, ct) is not { } existing || !existing.AsSpan().SequenceEqual(manifestBytes)) throw;
+            }
+        }, cancel);
         await _retry.ExecuteAsync(async ct => await _store.PutAsync($"{_prefix}/{LatestName}", System.Text.Encoding.UTF8.GetBytes(id), cancel: ct), cancel);
         return manifest;
     }
@@ -101,7 +116,10 @@ public sealed class CheckpointStore
             skipped.Add($"{manifest.Id}: {problem}");
         }
         if (skipped.Count > 0)
-            throw new InvalidDataException($"no checkpoint under {Location} passes verification: {string.Join("; ", skipped)}");
+            throw new InvalidDataException($"no checkpoint under {Location} passes verification: {string.Join("; ", skipped)}. " +
+                "Nothing was loaded. To continue, restore a good copy of one of them, or start the trial over from step 0: " +
+                $"delete these checkpoint folders ({string.Join(", ", manifests.Select(m => m.Id))}) under {Location} and resume " +
+                "the run, or submit the experiment again as a new run");
         return null;
     }
 

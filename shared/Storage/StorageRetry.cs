@@ -24,6 +24,44 @@ public sealed class StorageRetryOptions
     /// <summary>Called before each retry with the retry number (1-based) and the failure; for logging.</summary>
     public Action<int, Exception>? OnRetry { get; init; }
 
+    /// <summary>Also retry a <see cref="BlobStoreException"/> whose own retries ran out on a transient failure (storage
+    /// down). Only for an outer policy around a store that retries by itself, such as the checkpoint commit.</summary>
+    public bool RetryExhaustedStore { get; init; }
+
+    /// <summary>
+    /// The checkpoint commit's outer budget: a checkpoint is worth waiting for, and the trainer does not wait for it
+    /// (it uploads in the background), so it rides out outages of minutes. Each of these attempts is one store call
+    /// that itself retries for about 15 s (<see cref="Default"/>), then backs off 2 s, 4 s, ... up to 30 s:
+    /// 9 attempts span about 4 minutes of a refused connection before the commit fails for good.
+    /// </summary>
+    public static readonly StorageRetryOptions CheckpointCommit = new()
+    {
+        MaxRetryAttempts = 8,
+        BaseDelay = TimeSpan.FromSeconds(2),
+        MaxDelay = TimeSpan.FromSeconds(30),
+        // Above the inner attempt timeout (5 min), so an inner attempt is never cut short by the outer one.
+        AttemptTimeout = TimeSpan.FromMinutes(6),
+        RetryExhaustedStore = true,
+    };
+
+    /// <summary>These options with each retry reported to <paramref name="log"/> (see <see cref="LoggingTo"/>).</summary>
+    public StorageRetryOptions WithLog(Action<string> log, string location) => new()
+    {
+        MaxRetryAttempts = MaxRetryAttempts,
+        BaseDelay = BaseDelay,
+        MaxDelay = MaxDelay,
+        AttemptTimeout = AttemptTimeout,
+        RetryExhaustedStore = RetryExhaustedStore,
+        OnRetry = (retry, e) => log($"storage {location}: retry {retry}/{MaxRetryAttempts} after {Describe(e)}"),
+    };
+
+    private static string Describe(Exception e) => e switch
+    {
+        RequestFailedException r => $"HTTP {r.Status}{(r.Status == 0 ? " (no response)" : "")}",
+        BlobStoreException b => $"storage unavailable (HTTP {b.Status}{(b.Status == 0 ? ", no response" : "")})",
+        _ => e.GetType().Name,
+    };
+
     /// <summary>The defaults, with each retry reported to <paramref name="log"/> as one line naming the location, the retry
     /// number and the HTTP status or exception type (never the exception's message, which may quote a request).</summary>
     public static StorageRetryOptions LoggingTo(Action<string> log, string location) => new()
@@ -44,6 +82,10 @@ public static class StorageRetry
     /// <summary>HTTP statuses worth another attempt; 0 is the Azure SDK's "no response" (connection failed).</summary>
     public static bool IsTransientStatus(int status) => status is 0 or 408 or 429 or 500 or 502 or 503 or 504;
 
+    /// <param name="exhaustedStore">Whether a store's own exhausted transient failure counts (an outer policy).</param>
+    public static bool IsTransient(Exception e, bool exhaustedStore) =>
+        exhaustedStore && e is BlobStoreException { Transient: true } || IsTransient(e);
+
     public static bool IsTransient(Exception e) => e switch
     {
         BlobAlreadyExistsException or BlobStoreException or FileNotFoundException => false,
@@ -60,7 +102,7 @@ public static class StorageRetry
         return new ResiliencePipelineBuilder()
             .AddRetry(new RetryStrategyOptions
             {
-                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } e && (IsTransient(e)
+                ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } e && (IsTransient(e, options.RetryExhaustedStore)
                     // An HTTP-level timeout surfaces as a cancellation nobody asked for.
                     || e is OperationCanceledException && !args.Context.CancellationToken.IsCancellationRequested)),
                 MaxRetryAttempts = options.MaxRetryAttempts,

@@ -124,6 +124,10 @@ public sealed class Trainer : IDisposable
         var loaded = _checkpoints.LoadLatestAsync().GetAwaiter().GetResult();
         if (loaded is null) return null;
         var source = $"{_checkpoints.Location}/{loaded.Manifest.Id}";
+        // A newer checkpoint that fails verification is skipped, and said so: the trial continues from an older step.
+        foreach (var skipped in loaded.Skipped)
+            _options.Report(new TrialWarning(_options.Trial.Id, loaded.Manifest.Step,
+                $"checkpoint {skipped}; skipped it, resuming from the older {loaded.Manifest.Id}"));
         var state = JsonSerializer.Deserialize<TrainerState>(loaded.Files["state.json"], Json)
             ?? throw new InvalidDataException($"{source}/state.json is empty");
         if (state.VocabSize != _tokenizer.VocabSize)
@@ -167,7 +171,8 @@ public sealed class Trainer : IDisposable
             ? InitialWeights.Load(_module, initFrom, _options.RunsRoot) : null;
         if (_options.IsLeader) _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom, initializedFrom));
         var writer = new CheckpointWriter(_checkpoints, train.KeepCheckpoints,
-            m => _options.Report(new CheckpointCommitted(trialId, m.Step, m.Id, _checkpoints.Location)));
+            m => _options.Report(new CheckpointCommitted(trialId, m.Step, m.Id, _checkpoints.Location)),
+            message => _options.Report(new TrialWarning(trialId, _step, message)));
         try
         {
             while (_step < train.Steps)

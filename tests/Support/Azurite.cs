@@ -1,36 +1,33 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.RegularExpressions;
-using NUnit.Framework;
+using Training.Bench.Support;
 
 namespace Training.Tests.Support;
 
 /// <summary>
-/// A real Azurite blob service (npm <c>azurite</c>, installed by <c>make setup</c> into infra/node_modules) on a loopback
-/// port, in memory. Started with port 0 it takes a free port and reports it on its "listens on" line.
+/// A real Azurite blob service on a loopback port (the launcher is <see cref="AzuriteProcess"/>, shared with the
+/// benchmarks). In memory by default; <see cref="StartPersistent"/> keeps blobs in a folder, so <see cref="Stop"/> and
+/// <see cref="Restart"/> make an outage that loses nothing, on the same port.
 /// </summary>
-public sealed partial class Azurite : IDisposable
+public sealed class Azurite : IDisposable
 {
-    public const string Account = "devstoreaccount1";
+    public const string Account = AzuriteProcess.Account;
 
     /// <summary>Azurite's well-known development key (public, documented by Microsoft), not a secret.</summary>
-    public const string AccountKey = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    public const string AccountKey = AzuriteProcess.AccountKey;
 
-    private readonly Process _process;
+    private readonly AzuriteProcess _process;
     private readonly TempDirectory _folder;
 
-    private Azurite(Process process, TempDirectory folder, int port)
+    private Azurite(AzuriteProcess process, TempDirectory folder)
     {
         _process = process;
         _folder = folder;
-        Port = port;
     }
 
-    public int Port { get; }
+    public int Port => _process.Port;
 
-    public static string ConnectionStringFor(int port, string accountKey = AccountKey) =>
-        $"DefaultEndpointsProtocol=http;AccountName={Account};AccountKey={accountKey};BlobEndpoint=http://127.0.0.1:{port}/{Account};";
+    public static string ConnectionStringFor(int port, string accountKey = AccountKey) => AzuriteProcess.ConnectionStringFor(port, accountKey);
 
     public string ConnectionString => ConnectionStringFor(Port);
 
@@ -50,75 +47,35 @@ public sealed partial class Azurite : IDisposable
         return port;
     }
 
-    public static string Executable()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (!File.Exists(Path.Combine(dir.FullName, "Training.sln"))) continue;
-            var local = Path.Combine(dir.FullName, "infra", "node_modules", ".bin", "azurite-blob");
-            if (File.Exists(local)) return local;
-            break;
-        }
-        var onPath = (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':')
-            .Select(p => Path.Combine(p, "azurite-blob")).FirstOrDefault(File.Exists);
-        return onPath ?? throw new InvalidOperationException("azurite-blob not found in infra/node_modules/.bin or on PATH: run `make setup`");
-    }
+    public static string Executable() => AzuriteProcess.Executable();
 
     /// <param name="port">0 for a free port chosen by Azurite.</param>
     public static Azurite Start(int port = 0)
     {
         var folder = new TempDirectory();
-        var info = new ProcessStartInfo(Executable())
-        {
-            WorkingDirectory = folder.Path,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { "--inMemoryPersistence", "--blobHost", "127.0.0.1", "--blobPort", port.ToString(),
-                     "--skipApiVersionCheck", "--loose", "--disableTelemetry" })
-            info.ArgumentList.Add(arg);
-        var process = Process.Start(info) ?? throw new InvalidOperationException("cannot start azurite-blob");
-        var listening = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            output.Enqueue(e.Data);
-            var match = ListensOn().Match(e.Data);
-            if (match.Success) listening.TrySetResult(int.Parse(match.Groups[1].Value));
-        };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) output.Enqueue(e.Data); };
-        process.EnableRaisingEvents = true;
-        process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException(
-            $"azurite-blob exited ({process.ExitCode}) before listening: {string.Join(" | ", output)}"));
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (Task.WaitAny([listening.Task], TimeSpan.FromSeconds(60)) < 0)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"azurite-blob did not report its port within 60 s: {string.Join(" | ", output)}");
-        }
-        return new Azurite(process, folder, listening.Task.GetAwaiter().GetResult());
+        return new Azurite(AzuriteProcess.Start(folder.Path, port), folder);
     }
+
+    /// <summary>Azurite keeping its blobs in a temporary folder (<c>--location</c>), for tests that stop and restart it.</summary>
+    public static Azurite StartPersistent()
+    {
+        var folder = new TempDirectory();
+        var data = folder.Combine("data");
+        Directory.CreateDirectory(data);
+        return new Azurite(AzuriteProcess.Start(folder.Path, 0, data), folder);
+    }
+
+    /// <summary>Kills Azurite: connections are refused until <see cref="Restart"/>.</summary>
+    public void Stop() => _process.Stop();
+
+    /// <summary>Starts it again on the same port and data folder.</summary>
+    public void Restart() => _process.Restart();
 
     public void Dispose()
     {
-        try
-        {
-            if (!_process.HasExited) _process.Kill(entireProcessTree: true);
-            _process.WaitForExit(10_000);
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
         _process.Dispose();
         _folder.Dispose();
     }
-
-    [GeneratedRegex(@"listens on http://127\.0\.0\.1:(\d+)")]
-    private static partial Regex ListensOn();
 }
 
 /// <summary>One Azurite for every test in <c>Training.Tests.Storage.Azurite</c>, started before the first and stopped after the last.</summary>

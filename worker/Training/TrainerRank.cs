@@ -63,6 +63,7 @@ public sealed class TrainerRank : ReceiveActor
         Receive<StopRank>(m => m.TrialId == _assignment.TrialId && m.Generation == _assignment.Generation, Stop);
         Receive<TrainingEvent>(e =>
         {
+            if (e is TrialWarning w) _log.Warning("trial {0} rank {1}: {2}", w.TrialId, _assignment.Rank, w.Message);
             var (type, payload) = MessagePackAkkaSerializer.Pack(e);
             _coordinator.Tell(new RankEvent(_assignment.TrialId, _assignment.Generation, _assignment.Rank, type, payload));
         });
