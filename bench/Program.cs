@@ -16,11 +16,11 @@ string Arg(string name, string fallback) => args.SkipWhile(a => a != name).Skip(
 var outDir = Arg("--out", "bench/results");
 var experiment = Arg("--experiment", "experiments/quickstart.yaml");
 Directory.CreateDirectory(outDir);
-// `--only allreduce|data-parallel|generation|train|shards` runs one part; without it, all parts run.
+// `--only allreduce|data-parallel|generation|train|shards|checkpoint` runs one part; without it, all parts run.
 var only = Arg("--only", "all");
-if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "shards"))
+if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "shards" or "checkpoint"))
 {
-    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, shards.");
+    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, shards, checkpoint.");
     return 2;
 }
 if (only is "all" or "allreduce")
@@ -29,6 +29,8 @@ if (only is "all" or "data-parallel")
     Training.Bench.DataParallelBench.Run(experiment, outDir);
 if (only is "all" or "generation")
     await GenerationBench.RunAndWriteAsync(outDir);
+if (only is "all" or "checkpoint")
+    Training.Bench.CheckpointBench.Run(experiment, outDir);
 if (only is "shards")
 {
     Training.Bench.ShardReadBench.Run(experiment, outDir);
@@ -114,8 +116,8 @@ var md = new StringBuilder()
     .ToString();
 File.WriteAllText(Path.Combine(outDir, "train-throughput.md"), md);
 Console.WriteLine(md);
-// After the train part, so the shard bench can compare with the tokens/s just measured.
-Training.Bench.ShardReadBench.Run(experiment, outDir);
+// After the train part, so the shard bench compares with the tokens/s just measured.
+Training.Bench.ShardReadBench.Run(experiment, outDir, t.tokens_per_second);
 return 0;
 
 static double Median(List<double> values)

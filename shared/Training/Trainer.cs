@@ -350,9 +350,12 @@ public sealed class Trainer : IDisposable
         return windows;
     }
 
-    private void SaveCheckpoint(CheckpointWriter writer)
+    /// <summary>Snapshots the current step into <paramref name="writer"/>; returns how long the training loop was
+    /// blocked (copy to host memory and serialization; the upload is the writer's, in the background).</summary>
+    public TimeSpan SaveCheckpoint(CheckpointWriter writer)
     {
-        if (_step == _lastCheckpointStep || !_options.IsLeader) return;
+        if (_step == _lastCheckpointStep || !_options.IsLeader) return TimeSpan.Zero;
+        var clock = Stopwatch.StartNew();
         _lastCheckpointStep = _step;
         // Copy to host memory now (blocking); hashing and upload happen in the background.
         var model = _module.named_parameters().Select(p => HostTensor.From(p.name, p.parameter)).ToList();
@@ -366,7 +369,13 @@ public sealed class Trainer : IDisposable
             ["spec.yaml"] = Encoding.UTF8.GetBytes(SpecWriter.ToYaml(_spec)),
         };
         writer.Submit(_step, files);
+        return clock.Elapsed;
     }
+
+    /// <summary>A writer for this trainer's checkpoint store (what <see cref="Run"/> uses), for tools that drive steps
+    /// themselves, such as the benchmarks.</summary>
+    public CheckpointWriter CreateCheckpointWriter(Action<CheckpointManifest> committed, Action<string>? log = null) =>
+        new(_checkpoints, _spec.Train.KeepCheckpoints, committed, log);
 
     public void Dispose()
     {

@@ -1,0 +1,191 @@
+using System.Text.Json;
+using NUnit.Framework;
+using Training.Shared.Storage;
+using Training.Tests.Support;
+using AzuriteService = Training.Tests.Support.Azurite;
+
+namespace Training.Tests.Storage.Azurite;
+
+/// <summary>
+/// Real processes (the orchestrator CLI, its coordinator and a worker) with checkpoints in Azurite: storage stopped for
+/// 20 s mid-run, and a truncated newest checkpoint on resume.
+/// </summary>
+[Category("Azurite")]
+[Category("Chaos")]
+public class StorageOutageRunTests
+{
+    private TempDirectory _dir = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = new TempDirectory();
+        TestCorpus.Write(_dir.Path);
+    }
+
+    [TearDown]
+    public void TearDown() => _dir.Dispose();
+
+    private static Dictionary<string, string> EnvironmentFor(AzuriteService azurite) => new()
+    {
+        ["TRAINING_STORAGE_DEVSTOREACCOUNT1_CONNECTION_STRING"] = azurite.ConnectionString,
+    };
+
+    private sealed record Line(string Type, long Step, DateTimeOffset Time);
+
+    private static List<Line> Metrics(string runs)
+    {
+        var file = Directory.Exists(runs) ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault() : null;
+        if (file is null) return [];
+        var lines = new List<Line>();
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        while (reader.ReadLine() is { } text)
+        {
+            try
+            {
+                var e = JsonDocument.Parse(text).RootElement;
+                lines.Add(new Line(e.GetProperty("type").GetString()!, e.GetProperty("step").GetInt64(), e.GetProperty("time").GetDateTimeOffset()));
+            }
+            catch (JsonException)
+            {
+                // A line still being written.
+            }
+        }
+        return lines;
+    }
+
+    private static string WorkerLogs(string run) =>
+        string.Join("\n", Directory.GetFiles(Path.Combine(run, "workers"), "*.log").Select(File.ReadAllText));
+
+    /// <summary>Big enough that a step takes tens of milliseconds and a checkpoint is about 10 MB (blocks of 4 MiB).</summary>
+    private string Experiment(int steps, int checkpointEvery) => $"""
+        name: outage
+        seed: 3
+        data:
+          train: {_dir.Combine("train")}
+          eval: {_dir.Combine("eval")}
+        tokenizer:
+          kind: byte
+          sentinels: 20
+        model:
+          arch: encoder-decoder
+          d_model: 128
+          encoder_layers: 2
+          decoder_layers: 2
+          heads: 4
+          kv_heads: 2
+          head_dim: 32
+          ffn_dim: 512
+        objective:
+          kind: span-corruption
+          input_length: 64
+        optimizer:
+          lr: 1.0e-3
+        schedule:
+          warmup_steps: 1
+        train:
+          steps: {steps}
+          global_batch: 8
+          micro_batch: 4
+          eval_every: 0
+          eval_batches: 1
+          checkpoint_every: {checkpointEvery}
+          keep_checkpoints: 100
+          log_every: 1
+        """;
+
+    [Test]
+    [CancelAfter(300_000)]
+    public async Task Submit_AzuriteDownFor20sMidRun_TrainingGoesOnAndTheOutageCheckpointCommits()
+    {
+        using var azurite = AzuriteService.StartPersistent();
+        var storage = $"azure://{AzuriteService.Account}/outage{Guid.NewGuid().ToString("N")[..10]}/runs";
+        const int every = 50;
+        var experiment = _dir.Combine("outage.yaml");
+        File.WriteAllText(experiment, Experiment(steps: 700, checkpointEvery: every));
+        var runs = _dir.Combine("runs");
+
+        using var submit = CliProcess.Start(_dir.Path, EnvironmentFor(azurite), "submit", experiment, "--storage", storage);
+        var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(4));
+        // Storage goes down once the first checkpoint is committed, so one exists from before the outage.
+        while (!finished.IsCompleted && !Metrics(runs).Any(l => l.Type == "checkpoint"))
+            await Task.Delay(50);
+        Assert.That(finished.IsCompleted, Is.False, "the run is still going when storage goes down");
+        azurite.Stop();
+        var down = DateTimeOffset.UtcNow;
+        var stepAtStop = Metrics(runs).Where(l => l.Type == "step").Max(l => l.Step);
+        await Task.Delay(TimeSpan.FromSeconds(20));
+        var up = DateTimeOffset.UtcNow;
+        azurite.Restart();
+        var result = await finished;
+
+        var run = Directory.GetDirectories(runs).Single();
+        var metrics = Metrics(runs);
+        var duringOutage = metrics.Where(l => l.Type == "step" && l.Time > down && l.Time < up).ToList();
+        var stepAtRestart = duringOutage.Count > 0 ? duringOutage.Max(l => l.Step) : stepAtStop;
+        var committedAfter = metrics.Where(l => l.Type == "checkpoint" && l.Time > up).Select(l => l.Step).ToList();
+        var store = new CheckpointStore(BlobStores.Open(BlobLocation.Parse($"{storage}/{Path.GetFileName(run)}"), azurite.Environment),
+            "trials/outage-t000/checkpoints");
+        var manifests = await store.ListAsync();
+        var logs = WorkerLogs(run);
+        TestContext.Out.WriteLine($"down at step {stepAtStop}, {duringOutage.Count} steps during the 20 s outage (to step {stepAtRestart}), " +
+                                  $"committed after it: {string.Join(", ", committedAfter)}; manifests: {string.Join(", ", manifests.Select(m => m.Step))}");
+        Assert.Multiple(async () =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
+            Assert.That(duringOutage.Count, Is.GreaterThan(every), "steps kept completing while storage was down");
+            Assert.That(committedAfter.Where(s => s > stepAtStop && s <= stepAtRestart), Is.Not.Empty,
+                "a checkpoint taken during the outage commits after storage returns");
+            Assert.That(committedAfter, Does.Contain(700L), "the final checkpoint commits");
+            Assert.That(manifests.Select(m => m.Step), Does.Contain(700L).And.Contains((long)every));
+            foreach (var m in manifests)
+                Assert.That((await store.LoadStepAsync(m.Step)).Manifest.Id, Is.EqualTo(m.Id), "every committed manifest verifies");
+            Assert.That(logs, Does.Contain($"storage {storage}/").And.Contain(": retry "), "the worker logs the retries");
+            Assert.That(logs, Does.Contain("still in flight (storage slow or unavailable, retrying)"), "and why a checkpoint waits or is dropped");
+            Assert.That(result.Output + logs, Does.Not.Contain(AzuriteService.AccountKey));
+        });
+    }
+
+    [Test]
+    [CancelAfter(300_000)]
+    public async Task Resume_NewestCheckpointModelTruncated_FallsBackToPreviousAndSaysSo()
+    {
+        var azurite = SharedAzurite.Instance;
+        var storage = $"azure://{AzuriteService.Account}/trunc{Guid.NewGuid().ToString("N")[..10]}/runs";
+        var experiment = _dir.Combine("trunc.yaml");
+        File.WriteAllText(experiment, TestCorpus.TinyExperiment(_dir.Path, name: "trunc", steps: 400));
+        var runs = _dir.Combine("runs");
+
+        using var submit = CliProcess.Start(_dir.Path, EnvironmentFor(azurite), "submit", experiment, "--storage", storage);
+        var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(3));
+        while (!finished.IsCompleted && Metrics(runs).Count(l => l.Type == "checkpoint") < 2)
+            await Task.Delay(50);
+        var cancel = await CliProcess.RunAsync(_dir.Path, "cancel", "latest");
+        Assert.That(cancel.ExitCode, Is.EqualTo(0), cancel.Output);
+        Assert.That((await finished).ExitCode, Is.EqualTo(130));
+
+        var run = Directory.GetDirectories(runs).Single();
+        var blobs = BlobStores.Open(BlobLocation.Parse($"{storage}/{Path.GetFileName(run)}"), azurite.Environment);
+        var store = new CheckpointStore(blobs, "trials/trunc-t000/checkpoints");
+        var manifests = await store.ListAsync();
+        Assert.That(manifests, Has.Count.GreaterThanOrEqualTo(2));
+        var (newest, previous) = (manifests[^1], manifests[^2]);
+        var modelPath = $"trials/trunc-t000/checkpoints/{newest.Id}/model.safetensors";
+        var model = (await blobs.GetAsync(modelPath))!;
+        await blobs.PutAsync(modelPath, model.AsMemory(0, model.Length / 2));
+
+        using var resume = CliProcess.Start(_dir.Path, EnvironmentFor(azurite), "resume", "latest");
+        var resumed = await CliProcess.FinishAsync(resume, TimeSpan.FromMinutes(3));
+        var reason = $"checkpoint {newest.Id}: model.safetensors has {model.Length / 2} bytes, manifest says {model.Length}; " +
+                     $"skipped it, resuming from the older {previous.Id}";
+        Assert.Multiple(() =>
+        {
+            Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.Output);
+            Assert.That(resumed.Stdout, Does.Contain($"[trunc-t000] warning: {reason}"), "the CLI shows the skipped checkpoint and why");
+            Assert.That(resumed.Stdout, Does.Contain($"resumed from {previous.Id} at step {previous.Step}/400"));
+            Assert.That(WorkerLogs(run), Does.Contain(reason), "the worker logs it");
+            Assert.That(Metrics(runs).Last(l => l.Type == "start").Step, Is.EqualTo(previous.Step));
+        });
+    }
+}
