@@ -10,7 +10,9 @@ public sealed record CheckpointFile(string Name, long Size, string Sha256);
 public sealed record CheckpointManifest(string Id, long Step, DateTimeOffset CreatedAt, IReadOnlyList<CheckpointFile> Files);
 
 /// <param name="Skipped">Newer checkpoints that failed verification, with the reason, newest first.</param>
-public sealed record LoadedCheckpoint(CheckpointManifest Manifest, IReadOnlyDictionary<string, byte[]> Files, IReadOnlyList<string> Skipped);
+/// <param name="SkippedManifests">The manifests of those checkpoints, in the same order.</param>
+public sealed record LoadedCheckpoint(CheckpointManifest Manifest, IReadOnlyDictionary<string, byte[]> Files, IReadOnlyList<string> Skipped,
+    IReadOnlyList<CheckpointManifest>? SkippedManifests = null);
 
 /// <summary>
 /// Commits checkpoints as folders of blobs under a prefix: every file first, then a manifest with sizes and
@@ -109,11 +111,13 @@ public sealed class CheckpointStore
     {
         var manifests = (await ListAsync(cancel)).Reverse().ToList();
         var skipped = new List<string>();
+        var skippedManifests = new List<CheckpointManifest>();
         foreach (var manifest in manifests)
         {
             var (files, problem) = await VerifyAsync(manifest, cancel);
-            if (problem is null) return new LoadedCheckpoint(manifest, files, skipped);
+            if (problem is null) return new LoadedCheckpoint(manifest, files, skipped, skippedManifests);
             skipped.Add($"{manifest.Id}: {problem}");
+            skippedManifests.Add(manifest);
         }
         if (skipped.Count > 0)
             throw new InvalidDataException($"no checkpoint under {Location} passes verification: {string.Join("; ", skipped)}. " +
@@ -150,6 +154,12 @@ public sealed class CheckpointStore
         }
         return (files, null);
     }
+
+    /// <summary>Uncommits a checkpoint that failed verification: its manifest is deleted (so it no longer exists for
+    /// loading, and its step can be committed again by the training that resumes before it); its files are left for
+    /// inspection until that step is committed again or retention deletes them.</summary>
+    public async Task SetAsideAsync(CheckpointManifest manifest, CancellationToken cancel = default) =>
+        await _retry.ExecuteAsync(async ct => await _store.DeleteAsync($"{_prefix}/{manifest.Id}/{ManifestName}", ct), cancel);
 
     /// <summary>Deletes all but the newest <paramref name="keep"/> committed checkpoints (manifest first, so a
     /// half-deleted checkpoint is never taken for a complete one). The newest committed checkpoint, and the one the

@@ -90,7 +90,10 @@ public sealed class Trainer : IDisposable
         _optimizer = OptimizerFactory.Create(_spec.Optimizer, _module.named_parameters());
         _schedule = CreateSchedule(_spec);
         _stream = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true);
-        _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix);
+        // Commit retries are trial warnings (worker log, CLI): an outage shows while training goes on.
+        _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix, StorageRetryOptions.CheckpointCommit.WithLog(
+            message => options.Report(new TrialWarning(options.Trial.Id, _step, $"checkpoint commit: {message}")),
+            $"{options.CheckpointBlobs.Location}/{options.CheckpointPrefix}"));
     }
 
     public long Step => _step;
@@ -128,6 +131,10 @@ public sealed class Trainer : IDisposable
         foreach (var skipped in loaded.Skipped)
             _options.Report(new TrialWarning(_options.Trial.Id, loaded.Manifest.Step,
                 $"checkpoint {skipped}; skipped it, resuming from the older {loaded.Manifest.Id}"));
+        // Training passes those steps again and commits them anew; the leader uncommits the bad ones so it can.
+        if (_options.IsLeader)
+            foreach (var bad in loaded.SkippedManifests ?? [])
+                _checkpoints.SetAsideAsync(bad).GetAwaiter().GetResult();
         var state = JsonSerializer.Deserialize<TrainerState>(loaded.Files["state.json"], Json)
             ?? throw new InvalidDataException($"{source}/state.json is empty");
         if (state.VocabSize != _tokenizer.VocabSize)
