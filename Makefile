@@ -16,7 +16,7 @@ FILTER ?=
 help:
 	@echo "make demo   - set up, build, and pretrain the quickstart encoder-decoder on the sample data"
 	@echo "make test   - set up, build, and run the whole test suite"
-	@echo "make bench  - training MFU vs matmul rate, all-reduce vs loopback, data-parallel step, enc-dec vs dec-only generation, blob shard reads vs trainer tokens/s -> bench/results/"
+	@echo "make bench  - training MFU vs matmul rate, all-reduce vs loopback, data-parallel step, enc-dec vs dec-only generation, checkpoint blocking and upload vs disk on Azurite, Azurite shard reads vs trainer tokens/s -> bench/results/"
 	@echo "make setup  - only the set-up (C++ runtime, npm packages, sample shards)"
 
 prerequisites:

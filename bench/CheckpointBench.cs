@@ -18,7 +18,7 @@ namespace Training.Bench;
 /// </summary>
 public static class CheckpointBench
 {
-    private const int Checkpoints = 6;
+    private const int Checkpoints = 8;
     private const int UploadRounds = 5;
 
     public static void Run(string experiment, string outDir)
@@ -64,10 +64,11 @@ public static class CheckpointBench
         var blocked = new List<double>();
         var total = new List<double>();
         var during = new List<int>();
+        var step = 0L;
         for (var k = 0; k < Checkpoints; k++)
         {
             trainer.TrainStep();
-            var step = trainer.Step;
+            step = trainer.Step;
             var started = Stopwatch.GetTimestamp();
             blocked.Add(trainer.SaveCheckpoint(writer).TotalSeconds);
             var trained = 0;
@@ -80,7 +81,7 @@ public static class CheckpointBench
             during.Add(trained);
         }
         writer.Flush();
-        var last = store.ListAsync($"trials/bench/checkpoints/{CheckpointStore.IdFor(trainer.Step)}/").GetAwaiter().GetResult();
+        var last = store.ListAsync($"trials/bench/checkpoints/{CheckpointStore.IdFor(step)}/").GetAwaiter().GetResult();
         var bytes = last.Where(p => !p.EndsWith(CheckpointStore.ManifestName, StringComparison.Ordinal))
             .Sum(p => store.GetPropertiesAsync(p).GetAwaiter().GetResult()!.Size);
         return new BlockingResult(trainer.ParameterCount, bytes, Median(steps), blocked, total, during);
@@ -157,7 +158,7 @@ public static class CheckpointBench
             .AppendLine()
             .AppendLine("## Training loop blocked per checkpoint")
             .AppendLine()
-            .AppendLine("Blocked = copy to host memory + serialization on the trainer thread; snapshot to commit = until the manifest and `latest` are written, with training going on meanwhile.")
+            .AppendLine("Blocked = the copy to host memory on the trainer thread (serialization, SHA-256 and upload run on the upload thread); snapshot to commit = until the manifest and `latest` are written, with training going on meanwhile.")
             .AppendLine()
             .AppendLine("| measure | median | all |")
             .AppendLine("|---|---|---|")

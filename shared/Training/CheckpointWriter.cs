@@ -16,7 +16,7 @@ public sealed class CheckpointWriter(CheckpointStore store, int keep, Action<Che
 {
     private readonly object _gate = new();
     private Task _uploading = Task.CompletedTask;
-    private (long Step, IReadOnlyDictionary<string, byte[]> Files)? _waiting;
+    private (long Step, Func<IReadOnlyDictionary<string, byte[]>> Files)? _waiting;
     private long? _inFlight;
     private Exception? _failure;
 
@@ -25,7 +25,11 @@ public sealed class CheckpointWriter(CheckpointStore store, int keep, Action<Che
     private readonly List<long> _superseded = [];
 
     /// <summary>Hands a snapshot to the uploader and returns at once; throws if an earlier upload failed for good.</summary>
-    public void Submit(long step, IReadOnlyDictionary<string, byte[]> files)
+    public void Submit(long step, IReadOnlyDictionary<string, byte[]> files) => Submit(step, () => files);
+
+    /// <summary>Like <see cref="Submit(long, IReadOnlyDictionary{string, byte[]})"/>, with the files made on the upload
+    /// thread: serialization of host copies need not block training. <paramref name="files"/> must not touch TorchSharp.</summary>
+    public void Submit(long step, Func<IReadOnlyDictionary<string, byte[]>> files)
     {
         lock (_gate)
         {
@@ -52,7 +56,7 @@ public sealed class CheckpointWriter(CheckpointStore store, int keep, Action<Che
     {
         while (true)
         {
-            (long Step, IReadOnlyDictionary<string, byte[]> Files) next;
+            (long Step, Func<IReadOnlyDictionary<string, byte[]>> Files) next;
             lock (_gate)
             {
                 if (_waiting is null)
@@ -66,7 +70,7 @@ public sealed class CheckpointWriter(CheckpointStore store, int keep, Action<Che
             }
             try
             {
-                var manifest = await store.CommitAsync(next.Step, next.Files);
+                var manifest = await store.CommitAsync(next.Step, next.Files());
                 committed(manifest);
             }
             catch (Exception e)

@@ -358,24 +358,26 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Snapshots the current step into <paramref name="writer"/>; returns how long the training loop was
-    /// blocked (copy to host memory and serialization; the upload is the writer's, in the background).</summary>
+    /// blocked (the copy to host memory; serialization and upload are the writer's, in the background).</summary>
     public TimeSpan SaveCheckpoint(CheckpointWriter writer)
     {
         if (_step == _lastCheckpointStep || !_options.IsLeader) return TimeSpan.Zero;
         var clock = Stopwatch.StartNew();
         _lastCheckpointStep = _step;
-        // Copy to host memory now (blocking); hashing and upload happen in the background.
+        // Copy to host memory now (blocking); serialization, hashing and upload happen in the background.
         var model = _module.named_parameters().Select(p => HostTensor.From(p.name, p.parameter)).ToList();
         var optimizer = _optimizer.Snapshot();
-        var state = new TrainerState(_step, _stream.Cursor, _spec.Seed, _tokenizer.Name, _tokenizer.VocabSize);
-        var files = new Dictionary<string, byte[]>
+        // The cursor holds arrays the stream goes on using: state.json and spec.yaml (small) are written now.
+        var state = JsonSerializer.SerializeToUtf8Bytes(new TrainerState(_step, _stream.Cursor, _spec.Seed, _tokenizer.Name, _tokenizer.VocabSize), Json);
+        var spec = Encoding.UTF8.GetBytes(SpecWriter.ToYaml(_spec));
+        var (step, trialId) = (_step, _options.Trial.Id);
+        writer.Submit(step, () => new Dictionary<string, byte[]>
         {
-            ["model.safetensors"] = SafeTensors.Serialize(model, new Dictionary<string, string> { ["trial"] = _options.Trial.Id, ["step"] = _step.ToString() }),
+            ["model.safetensors"] = SafeTensors.Serialize(model, new Dictionary<string, string> { ["trial"] = trialId, ["step"] = step.ToString() }),
             ["optimizer.safetensors"] = SafeTensors.Serialize(optimizer),
-            ["state.json"] = JsonSerializer.SerializeToUtf8Bytes(state, Json),
-            ["spec.yaml"] = Encoding.UTF8.GetBytes(SpecWriter.ToYaml(_spec)),
-        };
-        writer.Submit(_step, files);
+            ["state.json"] = state,
+            ["spec.yaml"] = spec,
+        });
         return clock.Elapsed;
     }
 
