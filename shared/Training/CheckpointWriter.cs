@@ -68,9 +68,13 @@ public sealed class CheckpointWriter(CheckpointStore store, int keep, Action<Che
                 _waiting = null;
                 _inFlight = next.Step;
             }
+            var step = next.Step;
             try
             {
-                var manifest = await store.CommitAsync(next.Step, next.Files());
+                var files = next.Files();
+                // Drop the host copies now that they are serialized: one checkpoint in flight, not two.
+                next = default;
+                var manifest = await store.CommitAsync(step, files);
                 committed(manifest);
             }
             catch (Exception e)
@@ -90,7 +94,7 @@ public sealed class CheckpointWriter(CheckpointStore store, int keep, Action<Che
             catch (Exception e) when (e is IOException)
             {
                 // Retention is tidying, not safety: the next commit prunes again.
-                log?.Invoke($"checkpoint retention after step {next.Step} skipped: {e.Message}");
+                log?.Invoke($"checkpoint retention after step {step} skipped: {e.Message}");
             }
         }
     }
