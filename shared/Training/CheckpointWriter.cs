@@ -38,12 +38,11 @@ public sealed class CheckpointWriter(CheckpointStore store, int keep, Action<Che
             {
                 _superseded.Add(older.Step);
                 log?.Invoke($"checkpoint step {older.Step} superseded by step {step} before its upload started: the upload of " +
-                            $"step {_inFlight} is still in flight (storage slow or unavailable, retrying)");
+                            $"step {_inFlight} is still in flight (storage slow, or down and retrying)");
             }
             else if (_inFlight is { } busy)
             {
-                log?.Invoke($"checkpoint step {step} waits behind the upload of step {busy}, still in flight (storage slow or " +
-                            "unavailable, retrying); training goes on");
+                log?.Invoke($"checkpoint step {step} waits behind the upload of step {busy}, still in flight; training goes on");
             }
             _waiting = (step, files);
             if (_inFlight is null) _uploading = Task.Run(DrainAsync);
