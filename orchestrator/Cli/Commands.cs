@@ -281,7 +281,7 @@ public static class Commands
         EnsurePortFree(host, httpPort, "--http-port");
         try
         {
-            coordinator = await CoordinatorHost.StartAsync(host, port, secret);
+            coordinator = await CoordinatorHost.StartAsync(host, port, secret, recoverFrom: store);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -26,13 +26,40 @@ public static class RemoteCluster
         return await FollowAsync(client, run.Id);
     }
 
-    /// <summary>Polls the run once a second, printing each trial's new progress, until every trial has finished.</summary>
+    /// <summary>How long a follower keeps asking an orchestrator that stopped answering (a restart takes seconds).</summary>
+    private static readonly TimeSpan ServerOutage = TimeSpan.FromMinutes(10);
+
+    /// <summary>Polls the run once a second, printing each trial's new progress, until every trial has finished. An
+    /// orchestrator that restarts continues the run by itself, so an unreachable server is waited for, not fatal.</summary>
     private static async Task<int> FollowAsync(ApiClient client, string runId)
     {
         var lastStep = new Dictionary<string, long>();
+        DateTime? unreachableSince = null;
         while (true)
         {
-            var run = await client.RunAsync(runId);
+            RunSummary run;
+            try
+            {
+                run = await client.RunAsync(runId);
+                if (unreachableSince is not null) Console.WriteLine($"run {runId}: the orchestrator answers again");
+                unreachableSince = null;
+            }
+            catch (ArgumentException e) when (e.InnerException is HttpRequestException { StatusCode: null })
+            {
+                if (unreachableSince is null)
+                {
+                    unreachableSince = DateTime.UtcNow;
+                    Console.WriteLine($"run {runId}: the orchestrator does not answer ({e.Message}); waiting up to {ServerOutage.TotalMinutes:0} minutes for it (the run continues when it is back)");
+                }
+                else if (DateTime.UtcNow - unreachableSince > ServerOutage)
+                {
+                    Console.Error.WriteLine($"orchestrator: the server has not answered for {ServerOutage.TotalMinutes:0} minutes; " +
+                                            $"the run may still finish: check with `orchestrator status {runId} --cluster ADDRESS`");
+                    return 1;
+                }
+                await Task.Delay(1000);
+                continue;
+            }
             foreach (var t in run.Trials)
             {
                 if (lastStep.TryGetValue(t.TrialId, out var seen) && seen == t.Step) continue;

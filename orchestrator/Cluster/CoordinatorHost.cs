@@ -35,14 +35,15 @@ public sealed class CoordinatorHost : IAsyncDisposable
     /// <summary>HOST:PORT that workers pass as --seed.</summary>
     public string Address { get; }
 
-    public static async Task<CoordinatorHost> StartAsync(string host, int port, string secret, bool serializeAllMessages = false)
+    /// <param name="recoverFrom">For <c>serve</c>: the runs folder whose unfinished runs the coordinator continues.</param>
+    public static async Task<CoordinatorHost> StartAsync(string host, int port, string secret, bool serializeAllMessages = false, RunStore? recoverFrom = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddAkka(ClusterHosting.SystemName(secret), akka =>
         {
             akka.WithTrainingCluster(new ClusterNodeSettings(host, port, secret, ClusterHosting.CoordinatorRole, Seed: null, serializeAllMessages))
-                .WithSingleton<ExperimentManagerKey>(ClusterHosting.ManagerName, ExperimentManager.Props(),
+                .WithSingleton<ExperimentManagerKey>(ClusterHosting.ManagerName, ExperimentManager.Props(recoverFrom),
                     new ClusterSingletonOptions { Role = ClusterHosting.CoordinatorRole }, createProxyToo: true);
         });
         var app = builder.Build();

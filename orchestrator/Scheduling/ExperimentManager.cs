@@ -25,6 +25,9 @@ public sealed class ExperimentManager : ReceiveActor
     private sealed record Worker(string Id, IActorRef Ref, string Host, string Role)
     {
         public string? Trial { get; set; }
+
+        /// <summary>Shutting down (SIGTERM): gets no new ranks.</summary>
+        public bool Draining { get; set; }
     }
 
     /// <param name="specYaml">The trial's stored spec, read once: every generation's ranks get this same text.</param>
@@ -49,11 +52,17 @@ public sealed class ExperimentManager : ReceiveActor
     private readonly Dictionary<string, Placement> _running = new();
     private readonly Dictionary<string, RunRecord> _runs = new();
 
-    public static Props Props() => Akka.Actor.Props.Create(() => new ExperimentManager());
+    private readonly RunStore? _recoverFrom;
 
-    public ExperimentManager()
+    /// <param name="recoverFrom">The runs folder whose unfinished runs this coordinator continues when it starts (serve
+    /// after a crash or restart); null for the embedded local cluster, which only runs what it is given.</param>
+    public static Props Props(RunStore? recoverFrom = null) => Akka.Actor.Props.Create(() => new ExperimentManager(recoverFrom));
+
+    public ExperimentManager(RunStore? recoverFrom = null)
     {
+        _recoverFrom = recoverFrom;
         Receive<RegisterWorker>(Register);
+        Receive<WorkerDraining>(Draining);
         Receive<Terminated>(t => WorkerLost(t.ActorRef));
         Receive<SubmitRun>(Submit);
         Receive<CancelRun>(Cancel);
@@ -67,8 +76,73 @@ public sealed class ExperimentManager : ReceiveActor
         });
     }
 
+    protected override void PreStart()
+    {
+        if (_recoverFrom is not null) Recover(_recoverFrom);
+    }
+
+    /// <summary>
+    /// Queues every trial of the runs folder that was queued or running when the previous coordinator stopped (a
+    /// crash, a restart): each runs again from its latest committed checkpoint, with no user action. Runs whose cancel
+    /// was requested, and finished trials, stay as they are.
+    /// </summary>
+    private void Recover(RunStore store)
+    {
+        IReadOnlyList<RunRecord> runs;
+        try
+        {
+            runs = store.List();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Error("cannot read the runs folder {0} to recover unfinished runs: {1}", store.Root, e.Message);
+            return;
+        }
+        foreach (var run in runs)
+        {
+            try
+            {
+                if (run.CancelRequested) continue;
+                var added = Enqueue(run, s => s is TrialState.Running or TrialState.Pending);
+                if (added > 0) _log.Warning("recovering run {0}: {1} unfinished trial(s) continue from their latest checkpoints", run.Id, added);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException or SpecException)
+            {
+                _log.Error("cannot recover run {0}: {1}", run.Id, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Queues the trials of <paramref name="run"/> whose recorded state passes <paramref name="wanted"/> and
+    /// that are not already queued or running; returns how many.</summary>
+    private int Enqueue(RunRecord run, Func<TrialState, bool> wanted)
+    {
+        _runs[run.Id] = run;
+        var added = 0;
+        foreach (var trial in run.Trials)
+        {
+            var status = trial.ReadStatus();
+            if (!wanted(status.State) || _running.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
+            var (spec, specYaml) = trial.LoadSpec();
+            // Queued again (resume, recovery): say so at once, so a follower never reads the previous attempt's outcome.
+            if (status.State != TrialState.Pending) trial.WriteStatus(status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
+            _queue.Add(new Placement(run, trial, spec, specYaml, generation: 1, restarts: 0));
+            added++;
+        }
+        return added;
+    }
+
+    private void Draining(WorkerDraining m)
+    {
+        if (!_workers.TryGetValue(m.WorkerId, out var worker)) return;
+        worker.Draining = true;
+        _log.Info("worker {0} is draining{1}", m.WorkerId, worker.Trial is null ? "" : $": trial {worker.Trial} checkpoints and moves");
+    }
+
     private void Register(RegisterWorker m)
     {
+        // The same worker on a fresh node (it lost the coordinator and joined again): the old node is gone.
+        if (_workers.TryGetValue(m.WorkerId, out var known) && !known.Ref.Equals(Sender)) WorkerLost(known.Ref);
         if (!_workers.ContainsKey(m.WorkerId))
         {
             _workers[m.WorkerId] = new Worker(m.WorkerId, Sender, m.Host, m.Role);
@@ -92,16 +166,7 @@ public sealed class ExperimentManager : ReceiveActor
             Sender.Tell(new Status.Failure(new ArgumentException($"cannot read run folder {m.RunDirectory}: {e.Message}", e)));
             return;
         }
-        _runs[run.Id] = run;
-        var added = 0;
-        foreach (var trial in run.Trials)
-        {
-            var status = trial.ReadStatus();
-            if (status.State == TrialState.Completed || _running.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
-            var (spec, specYaml) = trial.LoadSpec();
-            _queue.Add(new Placement(run, trial, spec, specYaml, generation: 1, restarts: 0));
-            added++;
-        }
+        var added = Enqueue(run, s => s != TrialState.Completed);
         Sender.Tell(new RunAccepted(run.Id, added));
         if (added == 0) Context.System.EventStream.Publish(new RunFinished(run.Id));
         Schedule();
@@ -132,7 +197,7 @@ public sealed class ExperimentManager : ReceiveActor
             var concurrent = _running.Values.Count(p => p.Run.Id == placement.Run.Id);
             if (concurrent >= resources.MaxConcurrentTrials) continue;
             // Elastic: as many ranks as are free, up to workers, and at least min_workers.
-            var free = _workers.Values.Where(w => w.Trial is null && w.Role == ClusterHosting.TrainerRole).OrderBy(w => w.Id, StringComparer.Ordinal).Take(resources.Workers).ToList();
+            var free = _workers.Values.Where(w => w.Trial is null && !w.Draining && w.Role == ClusterHosting.TrainerRole).OrderBy(w => w.Id, StringComparer.Ordinal).Take(resources.Workers).ToList();
             if (free.Count < resources.MinimumWorkers) continue;
             _queue.Remove(placement);
             Place(placement, free);
@@ -198,6 +263,17 @@ public sealed class ExperimentManager : ReceiveActor
 
         foreach (var worker in placement.Ranks) worker.Trial = null;
         _running.Remove(m.TrialId);
+        if (!placement.Cancelled && placement.Finished.Values.All(f => f.Outcome == TrialOutcome.Cancelled))
+        {
+            // Stopped without a cancel: a worker is draining. The ranks checkpointed at the same step; run the trial
+            // again from there on other workers (not counted as a restart: nothing failed).
+            placement.Generation++;
+            _log.Warning("trial {0}: its worker is leaving; continuing as generation {1} from step {2}", placement.Trial.Id, placement.Generation,
+                placement.Finished.Values.Max(f => f.Step));
+            _queue.Insert(0, placement);
+            Schedule();
+            return;
+        }
         var failure = placement.Finished.Values.FirstOrDefault(f => f.Outcome == TrialOutcome.Failed);
         var outcome = failure is not null ? TrialOutcome.Failed
             : placement.Finished.Values.Any(f => f.Outcome == TrialOutcome.Cancelled) ? TrialOutcome.Cancelled

@@ -47,6 +47,10 @@ public sealed record CancelRun(string RunId) : IClusterMessage;
 /// <summary>Sent to workers when the embedded cluster shuts down.</summary>
 public sealed record ShutdownWorker(string Reason) : IClusterMessage;
 
+/// <summary>A worker is leaving (SIGTERM): its ranks checkpoint and stop at the next step boundary, and the coordinator
+/// places nothing new on it and runs the stopped trials again elsewhere from that checkpoint.</summary>
+public sealed record WorkerDraining(string WorkerId) : IClusterMessage;
+
 /// <summary>Asks the coordinator to send <see cref="ShutdownWorker"/> to every registered worker; answered with the count.</summary>
 public sealed record ShutdownWorkers(string Reason) : IClusterMessage;
 

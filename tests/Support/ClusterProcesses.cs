@@ -45,6 +45,16 @@ public sealed class WatchedProcess : IAsyncDisposable
     /// <summary>The process id (of the dotnet host running the program).</summary>
     public int Id => _process.Id;
 
+    /// <summary>kill -9: the process gets no chance to clean up.</summary>
+    public void KillHard() => _process.Kill(entireProcessTree: false);
+
+    /// <summary>Sends a POSIX signal (SIGTERM, SIGSTOP, SIGCONT) with kill(1).</summary>
+    public void Signal(string signal)
+    {
+        using var kill = Process.Start("kill", ["-" + signal, _process.Id.ToString()]) ?? throw new InvalidOperationException("cannot run kill");
+        kill.WaitForExit();
+    }
+
     /// <summary>Resident memory now, from /proc (bytes).</summary>
     public long ResidentBytes()
     {
@@ -106,8 +116,16 @@ public sealed class ServedCluster : IAsyncDisposable
 {
     private readonly List<WatchedProcess> _workers = new();
 
-    private ServedCluster(WatchedProcess serve, string seed, string api, string secret, string runsDirectory)
+    private readonly string? _dataRoot;
+    private readonly IReadOnlyList<string>? _extraArgs;
+    private readonly IReadOnlyDictionary<string, string>? _environment;
+
+    private ServedCluster(WatchedProcess serve, string seed, string api, string secret, string runsDirectory,
+        string? dataRoot = null, IReadOnlyList<string>? extraArgs = null, IReadOnlyDictionary<string, string>? environment = null)
     {
+        _dataRoot = dataRoot;
+        _extraArgs = extraArgs;
+        _environment = environment;
         Serve = serve;
         Seed = seed;
         Api = api;
@@ -122,7 +140,7 @@ public sealed class ServedCluster : IAsyncDisposable
 
     public string Token => File.ReadAllText(TokenFile).Trim();
 
-    public WatchedProcess Serve { get; }
+    public WatchedProcess Serve { get; private set; }
     public string Seed { get; }
     public string Api { get; }
     public string Secret { get; }
@@ -136,15 +154,38 @@ public sealed class ServedCluster : IAsyncDisposable
         IReadOnlyList<string>? extraArgs = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         var runs = Path.GetFullPath(runsDirectory);
+        var (serve, seed, api) = await StartServeAsync(runs, "0", "0", secret, dataRoot, extraArgs, environment);
+        return new ServedCluster(serve, seed, api, secret, runs, dataRoot, extraArgs, environment);
+    }
+
+    private static async Task<(WatchedProcess Serve, string Seed, string Api)> StartServeAsync(string runs, string port, string httpPort,
+        string secret, string? dataRoot, IReadOnlyList<string>? extraArgs, IReadOnlyDictionary<string, string>? environment)
+    {
         var env = new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret };
         if (environment is not null) foreach (var (k, v) in environment) env[k] = v;
         var serve = new WatchedProcess("orchestrator.dll",
-            ["serve", "--port", "0", "--http-port", "0", "--runs", runs, "--data-root", dataRoot ?? Path.GetDirectoryName(runs)!, .. extraArgs ?? []],
+            ["serve", "--port", port, "--http-port", httpPort, "--runs", runs, "--data-root", dataRoot ?? Path.GetDirectoryName(runs)!, .. extraArgs ?? []],
             env);
         var match = await serve.WaitForAsync(@"cluster seed (\S+), API http://(\S+),", TimeSpan.FromSeconds(60));
         await serve.WaitForAsync("submit with:", TimeSpan.FromSeconds(10));
-        return new ServedCluster(serve, match.Groups[1].Value, match.Groups[2].Value, secret, runs);
+        return (serve, match.Groups[1].Value, match.Groups[2].Value);
     }
+
+    /// <summary>Starts serve again on the same cluster and API ports and runs folder (after it was killed or stopped),
+    /// as a service manager would; the workers keep the seed address they were given.</summary>
+    public async Task RestartServeAsync()
+    {
+        if (!Serve.HasExited) throw new InvalidOperationException("serve is still running");
+        var previous = Serve;
+        var (serve, _, _) = await StartServeAsync(RunsDirectory, Seed.Split(':')[1], Api.Split(':')[1], Secret, _dataRoot, _extraArgs, _environment);
+        Serve = serve;
+        _previousServes.Add(previous);
+    }
+
+    private readonly List<WatchedProcess> _previousServes = new();
+
+    /// <summary>Output of every serve process so far, oldest first (for assertion messages).</summary>
+    public string AllServeOutput => string.Join("\n--- serve restarted ---\n", _previousServes.Append(Serve).Select(s => s.Output));
 
     /// <summary>Starts a worker and waits until it has joined.</summary>
     public async Task<WatchedProcess> AddWorkerAsync(string? secret = null, bool waitForJoin = true, int joinTimeoutSeconds = 30)
@@ -160,5 +201,6 @@ public sealed class ServedCluster : IAsyncDisposable
     {
         foreach (var worker in _workers) await worker.DisposeAsync();
         await Serve.DisposeAsync();
+        foreach (var serve in _previousServes) await serve.DisposeAsync();
     }
 }

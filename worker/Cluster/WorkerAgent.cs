@@ -5,12 +5,23 @@ using Training.Worker.Training;
 
 namespace Training.Worker.Cluster;
 
+/// <summary>Asks the agent to stop its ranks at their next step boundary (with a checkpoint) before the worker leaves;
+/// answered with the number of ranks asked.</summary>
+public sealed record DrainWorker(string Reason);
+
 /// <summary>
 /// The worker's face to the cluster: registers with the coordinator (through the singleton proxy, retrying until it
-/// answers), hosts one <see cref="TrainerRank"/> child per assigned rank, and relays control messages to them.
+/// answers), hosts one <see cref="TrainerRank"/> child per assigned rank, and relays control messages to them. It
+/// watches the coordinator it registered with: when that one goes away (the singleton moved or the orchestrator
+/// restarted) it registers again, and if no coordinator answers within <see cref="CoordinatorGrace"/> it asks the
+/// process to join the seed again with a fresh node.
 /// </summary>
 public sealed class WorkerAgent : ReceiveActor, IWithTimers
 {
+    /// <summary>How long a worker waits for a coordinator to answer before it rejoins the seed from scratch: longer
+    /// than a singleton hand-over, short enough that a restarted orchestrator gets its workers back in seconds.</summary>
+    public static readonly TimeSpan CoordinatorGrace = TimeSpan.FromSeconds(15);
+
     private sealed record Register;
 
     private readonly string _workerId;
@@ -19,16 +30,19 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
     private readonly string _device;
     private readonly int _threads;
     private readonly IActorRef _coordinatorProxy;
-    private readonly Action<string> _shutdown;
+    private readonly Action<WorkerStop> _shutdown;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, IActorRef> _ranks = new();
+    private IActorRef? _coordinator;
+    private DateTime _unregisteredSince = DateTime.UtcNow;
+    private bool _draining;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(string workerId, string host, string role, string device, int threads, IActorRef coordinatorProxy, Action<string> shutdown) =>
+    public static Props Props(string workerId, string host, string role, string device, int threads, IActorRef coordinatorProxy, Action<WorkerStop> shutdown) =>
         Akka.Actor.Props.Create(() => new WorkerAgent(workerId, host, role, device, threads, coordinatorProxy, shutdown));
 
-    public WorkerAgent(string workerId, string host, string role, string device, int threads, IActorRef coordinatorProxy, Action<string> shutdown)
+    public WorkerAgent(string workerId, string host, string role, string device, int threads, IActorRef coordinatorProxy, Action<WorkerStop> shutdown)
     {
         _workerId = workerId;
         _host = host;
@@ -38,11 +52,27 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         _coordinatorProxy = coordinatorProxy;
         _shutdown = shutdown;
 
-        Receive<Register>(_ => _coordinatorProxy.Tell(new RegisterWorker(_workerId, _host, _role, _device, _threads)));
+        Receive<Register>(_ =>
+        {
+            // Only time spent as a member counts: joining has its own timeout.
+            if (Akka.Cluster.Cluster.Get(Context.System).SelfMember.Status != Akka.Cluster.MemberStatus.Up) _unregisteredSince = DateTime.UtcNow;
+            else if (DateTime.UtcNow - _unregisteredSince > CoordinatorGrace)
+            {
+                Timers.Cancel("register");
+                _shutdown(new WorkerStop($"no coordinator answered for {CoordinatorGrace.TotalSeconds:0} s", Rejoin: true));
+                return;
+            }
+            _coordinatorProxy.Tell(new RegisterWorker(_workerId, _host, _role, _device, _threads));
+        });
         Receive<WorkerRegistered>(_ =>
         {
             Timers.Cancel("register");
+            if (Sender.Equals(_coordinator)) return;
+            if (_coordinator is not null) Context.Unwatch(_coordinator);
+            _coordinator = Sender;
+            Context.Watch(_coordinator);
             _log.Info("worker {0} registered with the coordinator", _workerId);
+            if (_draining) _coordinator.Tell(new WorkerDraining(_workerId));
         });
         Receive<AssignRank>(assign =>
         {
@@ -53,17 +83,40 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             var rank = Context.ActorOf(TrainerRank.Props(assign, Sender, _host, _device), $"rank-{Uri.EscapeDataString(assign.TrialId)}-g{assign.Generation}-r{assign.Rank}");
             Context.Watch(rank);
             _ranks[key] = rank;
+            // Assigned while draining (the coordinator had not heard yet): stop it at once, before any step.
+            if (_draining) rank.Tell(new StopRank(assign.TrialId, assign.Generation, Abort: false, "the worker is shutting down"));
         });
         Receive<StartTraining>(m => Forward(m.TrialId, m.Generation, m));
         Receive<StopRank>(m => Forward(m.TrialId, m.Generation, m));
         Receive<Terminated>(t =>
         {
+            if (t.ActorRef.Equals(_coordinator))
+            {
+                // The coordinator moved or its node died: find the new one through the proxy.
+                _log.Warning("worker {0}: lost the coordinator; registering again", _workerId);
+                _coordinator = null;
+                _unregisteredSince = DateTime.UtcNow;
+                Timers.StartPeriodicTimer("register", new Register(), TimeSpan.Zero, TimeSpan.FromSeconds(1));
+                return;
+            }
             foreach (var key in _ranks.Where(kv => kv.Value.Equals(t.ActorRef)).Select(kv => kv.Key).ToList()) _ranks.Remove(key);
+        });
+        Receive<DrainWorker>(m =>
+        {
+            _draining = true;
+            _log.Info("draining: {0}", m.Reason);
+            _coordinator?.Tell(new WorkerDraining(_workerId));
+            foreach (var (key, rank) in _ranks)
+            {
+                var slash = key.LastIndexOf('/');
+                rank.Tell(new StopRank(key[..slash], int.Parse(key[(slash + 1)..]), Abort: false, m.Reason));
+            }
+            Sender.Tell(_ranks.Count);
         });
         Receive<ShutdownWorker>(m =>
         {
             _log.Info("shutdown requested: {0}", m.Reason);
-            _shutdown(m.Reason);
+            _shutdown(new WorkerStop(m.Reason, Rejoin: false));
         });
     }
 

@@ -8,11 +8,14 @@ using Training.Shared.Cluster;
 
 namespace Training.Worker.Cluster;
 
+/// <summary>Why a worker node stopped; <paramref name="Rejoin"/> when the process should join the seed again.</summary>
+public sealed record WorkerStop(string Reason, bool Rejoin);
+
 /// <summary>A worker node: joins the cluster through the seed and hosts a <see cref="WorkerAgent"/>.</summary>
 public sealed class WorkerHost : IAsyncDisposable
 {
     private readonly IHost _host;
-    private readonly TaskCompletionSource<string> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<WorkerStop> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private WorkerHost(IHost host, string workerId)
     {
@@ -24,8 +27,12 @@ public sealed class WorkerHost : IAsyncDisposable
 
     public ActorSystem System => _host.Services.GetRequiredService<ActorSystem>();
 
-    /// <summary>Completes with the reason when the coordinator asks this worker to shut down or it leaves the cluster.</summary>
-    public Task<string> Stopped => _stopped.Task;
+    /// <summary>Completes when the coordinator asks this worker to shut down, or when this node lost the coordinator
+    /// (removed from the cluster, or no coordinator answering): then <see cref="WorkerStop.Rejoin"/> is true.</summary>
+    public Task<WorkerStop> Stopped => _stopped.Task;
+
+    /// <summary>The worker's agent, for the drain on SIGTERM.</summary>
+    public IActorRef Agent { get; private set; } = ActorRefs.Nobody;
 
     public static async Task<WorkerHost> StartAsync(ClusterNodeSettings node, string workerId, string device, int threads)
     {
@@ -40,14 +47,17 @@ public sealed class WorkerHost : IAsyncDisposable
                 {
                     var proxy = registry.Get<ExperimentManagerKey>();
                     system.ActorOf(WorkerAgent.Props(workerId, node.Host, node.Role, device, threads, proxy,
-                        reason => self?._stopped.TrySetResult(reason)), "worker");
+                        stop => self?._stopped.TrySetResult(stop)), "worker");
                 });
         });
         var app = builder.Build();
         self = new WorkerHost(app, workerId);
         await app.StartAsync();
-        Akka.Cluster.Cluster.Get(self.System).RegisterOnMemberRemoved(() => self._stopped.TrySetResult("removed from the cluster"));
-        _ = self.System.WhenTerminated.ContinueWith(_ => self._stopped.TrySetResult("actor system terminated"), TaskScheduler.Default);
+        self.Agent = await self.System.ActorSelection("/user/worker").ResolveOne(TimeSpan.FromSeconds(10));
+        // Removed means the cluster downed this node (for example the coordinator died and keep-oldest downed the side
+        // without it): the worker process lives on and joins the seed again with a fresh node.
+        Akka.Cluster.Cluster.Get(self.System).RegisterOnMemberRemoved(() => self._stopped.TrySetResult(new WorkerStop("removed from the cluster", Rejoin: true)));
+        _ = self.System.WhenTerminated.ContinueWith(_ => self._stopped.TrySetResult(new WorkerStop("actor system terminated", Rejoin: true)), TaskScheduler.Default);
         return self;
     }
 

@@ -20,6 +20,21 @@ public sealed class TrainerRank : ReceiveActor
     /// <summary>How long a rank waits for a peer in one collective before the trial fails (seconds, not NCCL's 30 min).</summary>
     public static readonly TimeSpan CollectiveTimeout = TimeSpan.FromSeconds(30);
 
+    // Trainer threads outlive their actor when the node shuts down; the process waits for them before it joins the
+    // cluster again or exits, so an old rank never writes a checkpoint beside a new placement of its trial.
+    private static readonly HashSet<Task> RunningTrainers = new();
+
+    /// <summary>Waits until every trainer thread of this process has finished, or <paramref name="timeout"/> passed;
+    /// true when none is left.</summary>
+    public static async Task<bool> WaitForTrainersAsync(TimeSpan timeout)
+    {
+        Task[] running;
+        lock (RunningTrainers) running = RunningTrainers.ToArray();
+        if (running.Length == 0) return true;
+        var all = Task.WhenAll(running);
+        return await Task.WhenAny(all, Task.Delay(timeout)) == all;
+    }
+
     private readonly AssignRank _assignment;
     private readonly IActorRef _coordinator;
     private readonly string _host;
@@ -136,7 +151,7 @@ public sealed class TrainerRank : ReceiveActor
         var listener = _listener;
         var spec = _spec;
         var backend = _backend;
-        TorchThread.Run($"rank-{a.TrialId}-{a.Rank}", () =>
+        var trainerThread = TorchThread.Run($"rank-{a.TrialId}-{a.Rank}", () =>
         {
             Trainer? trainer = null;
             try
@@ -171,6 +186,8 @@ public sealed class TrainerRank : ReceiveActor
             }
             return 0;
         });
+        lock (RunningTrainers) RunningTrainers.Add(trainerThread);
+        trainerThread.ContinueWith(t => { lock (RunningTrainers) RunningTrainers.Remove(t); }, TaskScheduler.Default);
     }
 
     /// <summary>The run's checkpoint store: the run folder by default, else the storage URI the run was submitted with,

@@ -1,0 +1,155 @@
+using System.Text.Json;
+using NUnit.Framework;
+using Training.Tests.Support;
+
+namespace Training.Tests.Cluster;
+
+/// <summary>
+/// The coordinator and its workers outlive each other with real processes: serve killed and started again continues
+/// its run without a `resume`, and a worker told to stop (SIGTERM) checkpoints at its next step and hands its trial on.
+/// </summary>
+[Category("Chaos")]
+public class RecoveryTests
+{
+    private const int Steps = 1500;
+
+    [Test]
+    public async Task ServeKilledMidRun_RestartedServeContinuesTheTrialWithoutResume_AndRecomputedStepsMatch()
+    {
+        using var dir = new TempDirectory();
+        TestCorpus.Write(dir.Path);
+        var path = dir.Combine("recover.yaml");
+        // Slow enough (tens of ms a step) that the worker is still training when the cluster notices serve is gone.
+        File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "recover", steps: Steps)
+            .Replace("checkpoint_every: 3", "checkpoint_every: 40").Replace("input_length: 32", "input_length: 128")
+            .Replace("global_batch: 4", "global_batch: 16").Replace("micro_batch: 2", "micro_batch: 8"));
+        var runs = dir.Combine("served");
+        await using var cluster = await ServedCluster.StartAsync(runs);
+        var worker = await cluster.AddWorkerAsync();
+        using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
+        var submitted = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(8));
+
+        await WaitUntil(() => Events(runs).Any(e => Type(e) == "checkpoint"), TimeSpan.FromMinutes(2), "a committed checkpoint");
+        var runDir = Directory.GetDirectories(runs).Single();
+        cluster.Serve.KillHard();
+        await cluster.Serve.WaitForExitAsync(TimeSpan.FromSeconds(20));
+        var stepsBeforeKill = Events(runDir).Where(e => Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await cluster.RestartServeAsync();
+
+        // No `resume`: the restarted coordinator finds the unfinished run, the worker rejoins, the trial continues.
+        await worker.WaitForAsync("rejoined", TimeSpan.FromMinutes(2));
+        // The submitter lost its server mid-run: it waited for the restarted one and reports the real outcome.
+        var result = await submitted;
+        var events = Events(runDir);
+        var starts = events.Where(e => Type(e) == "start").ToList();
+        Assert.That(events.Any(e => Type(e) == "finish"), Is.True, $"no finish recorded; submit said:\n{result.Output}\n{cluster.AllServeOutput}\n{worker.Output}");
+        var finish = events.Last(e => Type(e) == "finish");
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.AllServeOutput + worker.Output);
+            Assert.That(result.Output, Does.Contain("the orchestrator does not answer").And.Contain("answers again"), result.Output);
+            Assert.That(cluster.Serve.Output, Does.Contain("recovering run"), cluster.AllServeOutput);
+            Assert.That(starts, Has.Count.EqualTo(2), "one start before the kill, one after the restart");
+            Assert.That(starts[1].GetProperty("resumed_from").GetString(), Does.StartWith("step-"), "continued from a checkpoint");
+            Assert.That(starts[1].GetProperty("step").GetInt64(), Is.InRange(stepsBeforeKill, Steps - 1), "continued mid-run, from no earlier than the last step recorded");
+            Assert.That(finish.GetProperty("outcome").GetString(), Is.EqualTo("completed"), cluster.AllServeOutput);
+            Assert.That(finish.GetProperty("step").GetInt64(), Is.EqualTo(Steps));
+        });
+
+        // The same experiment, uninterrupted, on the same cluster: every step recorded by the interrupted run (before
+        // the kill and after the restart) has exactly the reference's loss.
+        var reference = await CliProcess.RunAsync(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
+        Assert.That(reference.ExitCode, Is.EqualTo(0), reference.Output);
+        var referenceDir = Directory.GetDirectories(runs).Single(d => d != runDir);
+        var expected = Losses(Events(referenceDir));
+        var recorded = Losses(events);
+        Assert.That(recorded.Count, Is.GreaterThan(Steps / 4));
+        Assert.That(recorded.Where(kv => expected[kv.Key] != kv.Value).Select(kv => kv.Key).Take(5), Is.Empty,
+            "steps whose loss differs from the uninterrupted run");
+    }
+
+    [Test]
+    public async Task WorkerGetsSigterm_ItCheckpointsAtTheNextStepAndTheTrialMovesWithoutRedoingSteps()
+    {
+        using var dir = new TempDirectory();
+        TestCorpus.Write(dir.Path);
+        var path = dir.Combine("drain.yaml");
+        File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "drain", steps: 400).Replace("checkpoint_every: 3", "checkpoint_every: 1000"));
+        var runs = dir.Combine("served");
+        await using var cluster = await ServedCluster.StartAsync(runs);
+        var first = await cluster.AddWorkerAsync();
+        var second = await cluster.AddWorkerAsync();
+        using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
+        var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(5));
+
+        await WaitUntil(() => Events(runs).Count(e => Type(e) == "step") >= 20, TimeSpan.FromMinutes(2), "20 steps");
+        var victim = first.Output.Contains("trial drain-t000") ? first : second;
+        var survivor = victim == first ? second : first;
+        victim.Signal("TERM");
+        var exit = await victim.WaitForExitAsync(TimeSpan.FromSeconds(90));
+
+        var result = await finished;
+        var events = Events(runs);
+        var starts = events.Where(e => Type(e) == "start").ToList();
+        var secondStart = events.FindLastIndex(e => Type(e) == "start");
+        var stepsBeforeMove = events.Take(secondStart).Where(e => Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
+        Assert.Multiple(() =>
+        {
+            Assert.That(exit, Is.EqualTo(0), victim.Output);
+            Assert.That(victim.Output, Does.Contain("draining"), victim.Output);
+            Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.Serve.Output);
+            Assert.That(survivor.Output, Does.Contain("trial drain-t000 (generation 2)"), "the trial moved to the other worker");
+            Assert.That(starts, Has.Count.EqualTo(2));
+            // checkpoint_every is larger than the run: the only checkpoint before the move is the drain's own.
+            Assert.That(starts[1].GetProperty("step").GetInt64(), Is.EqualTo(stepsBeforeMove), "steps were redone after the drain");
+            Assert.That(events.Last().GetProperty("outcome").GetString(), Is.EqualTo("completed"));
+        });
+    }
+
+    [Test]
+    public async Task ServeStoppedGracefullyAndStartedAgain_IdleWorkerRejoinsAndRunsTheNextSubmission()
+    {
+        using var dir = new TempDirectory();
+        TestCorpus.Write(dir.Path);
+        var path = dir.Combine("after.yaml");
+        File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "after", steps: 6));
+        await using var cluster = await ServedCluster.StartAsync(dir.Combine("served"));
+        var worker = await cluster.AddWorkerAsync();
+        cluster.Serve.Signal("TERM");
+        await cluster.Serve.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        await cluster.RestartServeAsync();
+        await worker.WaitForAsync("rejoined", TimeSpan.FromSeconds(90));
+
+        var result = await CliProcess.RunAsync(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.AllServeOutput + worker.Output);
+        Assert.That(result.Output, Does.Contain("completed"));
+    }
+
+    private static Dictionary<long, double> Losses(List<JsonElement> events) => events.Where(e => Type(e) == "step")
+        .GroupBy(e => e.GetProperty("step").GetInt64()).ToDictionary(g => g.Key, g => g.Last().GetProperty("loss").GetDouble());
+
+    private static string Type(JsonElement e) => e.GetProperty("type").GetString()!;
+
+    private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout, string what, Func<string>? context = null)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (condition()) return;
+            await Task.Delay(200);
+        }
+        Assert.Fail($"timed out after {timeout} waiting for {what}\n{context?.Invoke()}");
+    }
+
+    private static List<JsonElement> Events(string runs)
+    {
+        var file = Directory.Exists(runs) ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault() : null;
+        if (file is null) return [];
+        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => { try { return (JsonElement?)JsonDocument.Parse(l).RootElement; } catch (JsonException) { return null; } })
+            .Where(e => e is not null).Select(e => e!.Value).ToList();
+    }
+}
