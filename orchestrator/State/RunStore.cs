@@ -213,6 +213,7 @@ public sealed class TrialRecord(string dir, string id)
                 EvalMetrics v => JsonSerializer.Serialize(new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 CheckpointCommitted c => JsonSerializer.Serialize(new { type = "checkpoint", c.Step, id = c.CheckpointId, c.Location, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 TrialStarted t => JsonSerializer.Serialize(new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, init_from = t.InitializedFrom, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                TrialWarning w => JsonSerializer.Serialize(new { type = "warning", w.Step, w.Message, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 TrialFinished f => JsonSerializer.Serialize(new { type = "finish", outcome = f.Outcome.ToString().ToLowerInvariant(), f.Step, f.Error, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 _ => null,
             };

@@ -188,5 +188,8 @@ public class StorageOutageRunTests
             Assert.That(WorkerLogs(run), Does.Contain(reason), "the worker logs it");
             Assert.That(Metrics(runs).Last(l => l.Type == "start").Step, Is.EqualTo(previous.Step));
         });
+        // The run record keeps it too, so `orchestrator logs` shows it after the console is gone.
+        var logs = await CliProcess.RunAsync(_dir.Path, "logs", "latest");
+        Assert.That(logs.Stdout, Does.Contain("\"type\":\"warning\"").And.Contain(reason), logs.Output);
     }
 }
