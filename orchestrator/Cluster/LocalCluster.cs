@@ -41,7 +41,10 @@ public sealed class LocalCluster : IAsyncDisposable
                 RedirectStandardError = true,
                 UseShellExecute = false,
             };
-            foreach (var arg in new[] { WorkerDll, "--seed", coordinator.Address, "--threads", threadsPerWorker.ToString(), "--host", "127.0.0.1" })
+            // The local coordinator lives and dies with this process, so a worker that loses it has nothing to wait for:
+            // a one-second rejoin lets an orphan (this process killed) exit instead of waiting minutes for a restart.
+            foreach (var arg in new[] { WorkerDll, "--seed", coordinator.Address, "--threads", threadsPerWorker.ToString(), "--host", "127.0.0.1",
+                         "--rejoin-timeout", "1" })
                 info.ArgumentList.Add(arg);
             // The secret goes by environment, not the command line, so it does not show in `ps`.
             info.Environment[ClusterHosting.SecretVariable] = secret;
