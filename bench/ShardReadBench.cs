@@ -23,7 +23,7 @@ public static class ShardReadBench
     public static void Run(string experiment, string outDir, double? trainerTokensPerSecond = null)
     {
         var spec = ExperimentLoader.Load(experiment);
-        var files = TrialComponents.TrainFiles(spec);
+        var files = TrialComponents.TrainShards(spec).Select(s => s.Name).ToList();
         var tokenizer = TrialComponents.Tokenizer(spec);
         var window = TrialComponents.Objective(spec, tokenizer).WindowLength;
         var scratch = Path.Combine(Path.GetTempPath(), "bench-shards-" + Guid.NewGuid().ToString("N")[..8]);

@@ -9,6 +9,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Training.Orchestrator.Cluster;
 using Training.Orchestrator.State;
+using Training.Shared.Data;
 using Training.Shared.Messages;
 using Training.Shared.Spec;
 
@@ -214,7 +215,8 @@ public static class ApiServer
     {
         foreach (var (key, patterns) in new[] { ("data.train", trial.Spec.Data.Train), ("data.eval", trial.Spec.Data.Eval) })
         {
-            foreach (var pattern in patterns)
+            // Shards in blob storage are read with the workers' own credentials, never through this server's folders.
+            foreach (var pattern in patterns.Where(p => !ShardSources.IsBlobPattern(p)))
             {
                 if (!IsUnderDataRoot(pattern, roots))
                     return $"trial {trial.Id}: {key}: {Shown(pattern)} is not under the data folders this server reads (serve --data-root)";

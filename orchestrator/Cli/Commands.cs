@@ -8,6 +8,7 @@ using Training.Orchestrator.State;
 using Training.Shared.Data;
 using Training.Shared.Messages;
 using Training.Shared.Spec;
+using Training.Shared.Storage;
 
 namespace Training.Orchestrator.Cli;
 
@@ -88,6 +89,12 @@ public static class Commands
             Console.Error.WriteLine($"orchestrator: {e.Message}");
             return 2;
         }
+        catch (BlobStoreException e)
+        {
+            // Storage that refuses or does not answer is not a mistake in the input: exit 1, as for a failed run.
+            Console.Error.WriteLine($"orchestrator: storage: {e.Message}");
+            return 1;
+        }
     }
 
     private static int Validate(ArgReader a)
@@ -102,7 +109,7 @@ public static class Commands
     }
 
     /// <summary>Reads every shard the trials name, in full (the same check a trial runs at its start, plus every row
-    /// group decoded); prints one line per data split, and each bad file to stderr. False when any file is bad.</summary>
+    /// group decoded; blobs with this machine's storage credentials); prints one line per data split, and each bad file to stderr. False when any file is bad.</summary>
     private static bool ValidateData(IReadOnlyList<Trial> trials)
     {
         var ok = true;
@@ -113,7 +120,7 @@ public static class Commands
             .DistinctBy(s => (s.Key, string.Join("\n", s.Patterns), s.Base));
         foreach (var (key, patterns, baseDirectory) in splits)
         {
-            var files = ShardFiles.Resolve(patterns, baseDirectory);
+            var files = ShardSources.Default.Resolve(patterns, baseDirectory);
             var report = ShardFiles.Check(files, ShardCheckDepth.Full);
             foreach (var problem in report.Problems) Console.Error.WriteLine($"orchestrator: {key}: {problem.Message}");
             if (report.Ok)
@@ -351,12 +358,45 @@ public static class Commands
             "brown" => TextFormat.Brown,
             _ => throw new UsageException($"--format must be plain or brown, got '{format}'"),
         };
-        var result = DocumentImporter.Import(new ImportOptions(
-            a.Required("from"), a.Required("out"), a.Int("rows-per-shard", 1000, min: 1),
-            a.Double("eval-fraction", 0, 0, 0.9), textFormat, a.Int("seed", 0)));
-        Console.WriteLine($"imported {result.Documents} documents ({result.Characters:N0} characters): " +
-                          $"{result.TrainShards} train shard(s), {result.EvalShards} eval shard(s) under {Path.GetFullPath(a.Required("out"))}");
-        foreach (var skipped in result.Skipped) Console.WriteLine($"  skipped {skipped}");
-        return 0;
+        var output = a.Required("out");
+        var toBlobs = ShardSources.IsBlobPattern(output);
+        // Shards for blob storage are written to a scratch folder first, then uploaded under the URI's prefix.
+        var folder = toBlobs ? Path.Combine(Path.GetTempPath(), "orchestrator-import-" + Guid.NewGuid().ToString("N")[..12]) : output;
+        var destination = toBlobs ? BlobLocation.Parse(output) : null;
+        var store = destination is null ? null : BlobStores.Open(destination);
+        try
+        {
+            var result = DocumentImporter.Import(new ImportOptions(
+                a.Required("from"), folder, a.Int("rows-per-shard", 1000, min: 1),
+                a.Double("eval-fraction", 0, 0, 0.9), textFormat, a.Int("seed", 0)));
+            if (store is not null) UploadShards(folder, store);
+            Console.WriteLine($"imported {result.Documents} documents ({result.Characters:N0} characters): " +
+                              $"{result.TrainShards} train shard(s), {result.EvalShards} eval shard(s) under {destination?.ToString() ?? Path.GetFullPath(output)}");
+            foreach (var skipped in result.Skipped) Console.WriteLine($"  skipped {skipped}");
+            return 0;
+        }
+        finally
+        {
+            if (toBlobs && Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>Uploads every shard under <paramref name="folder"/> to the same relative path in <paramref name="store"/>,
+    /// create-only: a shard a run may be reading is never replaced (its readers would fail on the new version).</summary>
+    private static void UploadShards(string folder, IBlobStore store)
+    {
+        foreach (var file in Directory.EnumerateFiles(folder, "*" + ShardFiles.ShardExtension, SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            var blob = Path.GetRelativePath(folder, file).Replace(Path.DirectorySeparatorChar, '/');
+            try
+            {
+                store.PutAsync(blob, File.ReadAllBytes(file), createOnly: true).GetAwaiter().GetResult();
+            }
+            catch (BlobAlreadyExistsException)
+            {
+                throw new ArgumentException($"{store.Location}/{blob} already exists: shards are never replaced in place " +
+                    "(runs reading them would fail); import under a new prefix");
+            }
+        }
     }
 }

@@ -235,6 +235,17 @@ public sealed class BlobBlocks
         }
     }
 
+    /// <summary>Throws the "blob changed" <see cref="ShardFormatException"/> when the blob no longer has the version this
+    /// reader opened. Cached blocks never touch the store, so a reader checks this each time it reopens the shard: a
+    /// replacement is reported even when every byte it needs is already cached.</summary>
+    public async Task VerifyUnchangedAsync(CancellationToken cancel = default)
+    {
+        var now = await _store.GetPropertiesAsync(BlobPath, cancel);
+        _cache.CountRequest(0);
+        if (now is null) throw Changed("was deleted", null);
+        if (now.ETag != Version.ETag) throw Changed($"now has ETag '{now.ETag}' and {now.Size} bytes", null);
+    }
+
     private ShardFormatException Changed(string how, Exception? inner) =>
         new(Name,
             $"the blob changed while it was being read: it was opened with ETag '{Version.ETag}' ({Size} bytes) and {how}; " +

@@ -58,13 +58,17 @@ public sealed class CharTokenizer : ITokenizer
     }
 
     /// <summary>The characters of every document's text in <paramref name="shardFiles"/>.</summary>
-    public static CharTokenizer FromShards(IReadOnlyList<string> shardFiles, int sentinelCount)
+    public static CharTokenizer FromShards(IReadOnlyList<string> shardFiles, int sentinelCount) =>
+        FromShards([.. shardFiles.Select(f => new LocalShardSource(f))], sentinelCount);
+
+    /// <summary>The characters of every document's text in <paramref name="shards"/> (local files or blobs).</summary>
+    public static CharTokenizer FromShards(IReadOnlyList<IShardSource> shards, int sentinelCount)
     {
         IEnumerable<string> Texts()
         {
-            foreach (var file in shardFiles)
+            foreach (var shard in shards)
             {
-                using var reader = new ShardReader(file);
+                using var reader = shard.Open();
                 foreach (var document in reader.ReadAll())
                     yield return document.Text;
             }

@@ -32,8 +32,9 @@ public sealed class LocalShardSource(string path) : IShardSource
 
 /// <summary>
 /// A shard stored as a blob, read by ranged GETs through a shared <see cref="ShardBlockCache"/>. The first open pins the
-/// blob's version (ETag); if the blob is replaced later in the run, the next read that needs bytes from the store fails
-/// with a <see cref="ShardFormatException"/> saying the blob changed, never mixing the versions' bytes.
+/// blob's version (ETag); if the blob is replaced later in the run, the next read that needs bytes from the store, or the
+/// next reopen of the shard, fails with a <see cref="ShardFormatException"/> saying the blob changed, never mixing the
+/// versions' bytes.
 /// </summary>
 public sealed class BlobShardSource(IBlobStore store, string blobPath, ShardBlockCache cache) : IShardSource
 {
@@ -61,8 +62,19 @@ public sealed class BlobShardSource(IBlobStore store, string blobPath, ShardBloc
 
     public ShardReader Open()
     {
+        BlobBlocks? pinned;
+        lock (_gate) pinned = _blocks;
         BlobBlocks blocks;
-        lock (_gate) blocks = _blocks ??= SyncOverAsync.Run(() => BlobBlocks.OpenAsync(Store, BlobPath, Cache));
+        if (pinned is not null)
+        {
+            // Reopened (the stream moved back to this shard): one HEAD says whether the pinned version is still there.
+            SyncOverAsync.Run(() => pinned.VerifyUnchangedAsync());
+            blocks = pinned;
+        }
+        else
+        {
+            lock (_gate) blocks = _blocks ??= SyncOverAsync.Run(() => BlobBlocks.OpenAsync(Store, BlobPath, Cache));
+        }
         var stream = new BlobRangeStream(blocks);
         var reader = new ShardReader(stream, Name);
         lock (_gate)

@@ -17,8 +17,8 @@ public static class TokenizerFactory
     private static readonly ConcurrentDictionary<string, CharTokenizer> Built = new();
 
     /// <summary>The tokenizer <paramref name="t"/> describes; a char vocabulary is built from <paramref name="trainFiles"/>
-    /// (asked for only then: resolving them reads the file system).</summary>
-    public static ITokenizer ForSpec(TokenizerSpec t, Func<IReadOnlyList<string>> trainFiles) => t.Kind switch
+    /// (asked for only then: resolving them reads the file system or lists blob storage).</summary>
+    public static ITokenizer ForSpec(TokenizerSpec t, Func<IReadOnlyList<IShardSource>> trainFiles) => t.Kind switch
     {
         TokenizerKind.Byte => new ByteTokenizer(t.Sentinels),
         TokenizerKind.Cl100k => new Cl100kTokenizer(t.Sentinels),
@@ -31,7 +31,7 @@ public static class TokenizerFactory
     /// there (a resumed trial); otherwise the one built from the training shards, saved there first (create-only, so
     /// ranks of one trial racing to save it all end up with the first one written).
     /// </summary>
-    public static ITokenizer ForTrial(TokenizerSpec spec, Func<IReadOnlyList<string>> trainFiles, IBlobStore blobs, string checkpointPrefix)
+    public static ITokenizer ForTrial(TokenizerSpec spec, Func<IReadOnlyList<IShardSource>> trainFiles, IBlobStore blobs, string checkpointPrefix)
     {
         if (spec.Kind != TokenizerKind.Char) return ForSpec(spec, trainFiles);
         var path = $"{checkpointPrefix.TrimEnd('/')}/{VocabularyBlob}";
@@ -58,14 +58,24 @@ public static class TokenizerFactory
         return tokenizer;
     }
 
-    private static CharTokenizer CharactersOf(IReadOnlyList<string> files, int sentinels)
+    private static CharTokenizer CharactersOf(IReadOnlyList<IShardSource> files, int sentinels)
     {
-        // Keyed by what the vocabulary depends on: the files as they are now and the sentinel count.
-        var key = string.Join("\n", files.Select(f =>
-        {
-            var info = new FileInfo(f);
-            return $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
-        })) + $"\n{sentinels}";
+        // Keyed by what the vocabulary depends on: the shards as they are now (a file's size and time, a blob's ETag)
+        // and the sentinel count.
+        var key = string.Join("\n", files.Select(VersionOf)) + $"\n{sentinels}";
         return Built.GetOrAdd(key, _ => CharTokenizer.FromShards(files, sentinels));
+    }
+
+    private static string VersionOf(IShardSource source)
+    {
+        switch (source)
+        {
+            case BlobShardSource blob:
+                if (blob.Blocks is null) blob.Open().Dispose();
+                return $"{blob.Name}|{blob.Blocks!.Version.ETag}";
+            default:
+                var info = new FileInfo(source.Name);
+                return $"{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
+        }
     }
 }

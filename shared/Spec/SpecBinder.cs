@@ -1,5 +1,7 @@
+using Training.Shared.Data;
 using Training.Shared.Models;
 using Training.Shared.Objectives;
+using Training.Shared.Storage;
 
 namespace Training.Shared.Spec;
 
@@ -64,9 +66,22 @@ internal sealed class SpecBinder
         IReadOnlyList<string> Resolve(string key)
         {
             var patterns = DataPatterns(document, key, errors, invalid);
-            return new SpecList<string>(patterns.Select(p => Path.GetFullPath(Path.Combine(baseFolder, p.Text))));
+            return new SpecList<string>(patterns.Select(p => DataLocation(p.Label, p.Text, p.Position, baseFolder)).OfType<string>());
         }
         return new DataSpec(Resolve("data.train"), Resolve("data.eval"));
+    }
+
+    /// <summary>A data pattern as workers get it: an azure:// URI stays as written, a file:// URI becomes its path, a
+    /// path becomes absolute against the experiment file's folder. A malformed URI is reported at its line.</summary>
+    private string? DataLocation(string label, string text, SourcePosition position, string baseFolder)
+    {
+        if (!ShardSources.IsStorageUri(text)) return Path.GetFullPath(Path.Combine(baseFolder, text));
+        if (ShardSources.Problem(text) is { } problem)
+        {
+            errors.Add(position, label, problem);
+            return null;
+        }
+        return ShardSources.IsBlobPattern(text) ? text.Trim() : BlobLocation.Parse(text).Folder;
     }
 
     /// <summary>The patterns written for data.train / data.eval (a string or a list of strings), each with its

@@ -56,8 +56,8 @@ public sealed class Trainer : IDisposable
     private readonly nn.Module _module;
     private readonly IOptimizer _optimizer;
     private readonly LearningRateSchedule _schedule;
-    private readonly IReadOnlyList<string> _trainFiles;
-    private readonly IReadOnlyList<string> _evalFiles;
+    private readonly IReadOnlyList<IShardSource> _trainFiles;
+    private readonly IReadOnlyList<IShardSource> _evalFiles;
     private readonly IReadOnlyList<int[]> _evalWindows;
     private readonly CheckpointStore _checkpoints;
     private PackedExampleStream _stream;
@@ -74,13 +74,14 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException(
                 $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
         // Every shard is checked before anything is built, so a bad file fails the trial before any training.
-        _trainFiles = TrialComponents.TrainFiles(_spec);
-        _evalFiles = TrialComponents.EvalFiles(_spec);
+        _trainFiles = TrialComponents.TrainShards(_spec);
+        _evalFiles = TrialComponents.EvalShards(_spec);
         ShardFiles.Check(_trainFiles, ShardCheckDepth.Layout).ThrowIfBad("data.train");
         ShardFiles.Check(_evalFiles, ShardCheckDepth.Layout).ThrowIfBad("data.eval");
         torch.set_num_threads(_spec.Resources.Threads);
         _device = ParseDevice(_spec.Resources.Device);
         _tokenizer = TrialComponents.TokenizerForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
+        if (options.IsLeader) SaveSpecArtifact();
         _objective = TrialComponents.Objective(_spec, _tokenizer);
         // Every evaluation uses the same first windows of the eval split: read them once, now, so a damaged eval
         // shard fails the trial before its first step, and evaluations never re-read parquet.
@@ -94,6 +95,23 @@ public sealed class Trainer : IDisposable
         _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix, StorageRetryOptions.CheckpointCommit.WithLog(
             message => options.Report(new TrialWarning(options.Trial.Id, _step, $"checkpoint commit: {message}")),
             $"{options.CheckpointBlobs.Location}/{options.CheckpointPrefix}"));
+    }
+
+    /// <summary>The blob, under a trial's checkpoint prefix, that holds the spec its checkpoints were trained with.</summary>
+    public const string SpecBlob = "spec.yaml";
+
+    /// <summary>Keeps the trial's spec beside its checkpoints and tokenizer, so the storage alone says how they were
+    /// made (a worker's storage may be all there is of a run). Create-only: a resumed trial keeps the first one.</summary>
+    private void SaveSpecArtifact()
+    {
+        var path = $"{_options.CheckpointPrefix.TrimEnd('/')}/{SpecBlob}";
+        try
+        {
+            _options.CheckpointBlobs.PutAsync(path, Encoding.UTF8.GetBytes(SpecWriter.ToYaml(_spec)), createOnly: true).GetAwaiter().GetResult();
+        }
+        catch (BlobAlreadyExistsException)
+        {
+        }
     }
 
     public long Step => _step;

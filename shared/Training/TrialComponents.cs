@@ -12,17 +12,18 @@ namespace Training.Shared.Training;
 /// </summary>
 public static class TrialComponents
 {
-    public static IReadOnlyList<string> TrainFiles(ExperimentSpec spec) => ShardFiles.Resolve(spec.Data.Train, BaseFolder(spec));
+    /// <summary>The training shards: local files, or blobs when data.train names azure:// URIs (read with this
+    /// process's credentials).</summary>
+    public static IReadOnlyList<IShardSource> TrainShards(ExperimentSpec spec) => ShardSources.Default.Resolve(spec.Data.Train, BaseFolder(spec));
 
-    public static IReadOnlyList<string> EvalFiles(ExperimentSpec spec) =>
-        spec.Data.Eval.Count > 0 ? ShardFiles.Resolve(spec.Data.Eval, BaseFolder(spec)) : [];
+    public static IReadOnlyList<IShardSource> EvalShards(ExperimentSpec spec) => ShardSources.Default.Resolve(spec.Data.Eval, BaseFolder(spec));
 
     /// <summary>The tokenizer of <paramref name="spec"/>; a char vocabulary is built from its training shards.</summary>
-    public static ITokenizer Tokenizer(ExperimentSpec spec) => TokenizerFactory.ForSpec(spec.Tokenizer, () => TrainFiles(spec));
+    public static ITokenizer Tokenizer(ExperimentSpec spec) => TokenizerFactory.ForSpec(spec.Tokenizer, () => TrainShards(spec));
 
     /// <summary>The tokenizer of a trial: a char vocabulary saved with its checkpoints wins over the shards (see TokenizerFactory.ForTrial).</summary>
     public static ITokenizer TokenizerForTrial(ExperimentSpec spec, IBlobStore blobs, string checkpointPrefix) =>
-        TokenizerFactory.ForTrial(spec.Tokenizer, () => TrainFiles(spec), blobs, checkpointPrefix);
+        TokenizerFactory.ForTrial(spec.Tokenizer, () => TrainShards(spec), blobs, checkpointPrefix);
 
     public static ITrainingObjective Objective(ExperimentSpec spec, ITokenizer tokenizer) =>
         ObjectiveFactory.Create(spec.Objective, tokenizer, spec.Seed);
