@@ -1,3 +1,5 @@
+using Training.Shared.Data;
+using Training.Shared.Storage;
 namespace Training.Shared.Spec;
 
 /// <summary>
@@ -109,7 +111,11 @@ public static class ExperimentLoader
         {
             foreach (var (label, text, position) in SpecBinder.DataPatterns(document, key, quiet))
             {
-                var absolute = Path.GetFullPath(Path.Combine(baseFolder, text));
+                // Blob shards are listed by `validate` and at a trial's start, with the credentials of the process
+                // that reads them; loading a file never needs storage. A malformed URI was reported by the binder.
+                if (ShardSources.IsBlobPattern(text) || (ShardSources.IsStorageUri(text) && ShardSources.Problem(text) is not null)) continue;
+                var local = ShardSources.IsStorageUri(text) ? BlobLocation.Parse(text).Folder : text;
+                var absolute = Path.GetFullPath(Path.Combine(baseFolder, local));
                 if (DataPatternMatcher.Explain(absolute) is { } problem)
                     errors.Add(position, label, problem);
             }

@@ -208,9 +208,10 @@ public sealed class Trainer : IDisposable
                 if (stopWanted && _options.WorldSize == 1)
                     return Stop(writer);
                 var metrics = TrainStep(stopWanted);
-                if (metrics.StopVoted) return Stop(writer);
                 var step = metrics.Metrics;
-                if (_options.IsLeader && (_step % train.LogEvery == 0 || _step == 1 || _step == train.Steps)) _options.Report(step);
+                // The step a group stops after was applied and is checkpointed: its metrics are reported like any other.
+                if (_options.IsLeader && (_step % train.LogEvery == 0 || _step == 1 || _step == train.Steps || metrics.StopVoted)) _options.Report(step);
+                if (metrics.StopVoted) return Stop(writer);
                 if (train.EvalEvery > 0 && _step % train.EvalEvery == 0 && _step != train.Steps) Evaluate();
                 if (train.CheckpointEvery > 0 && _step % train.CheckpointEvery == 0 && _step != train.Steps) SaveCheckpoint(writer);
             }

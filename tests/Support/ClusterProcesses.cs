@@ -11,15 +11,20 @@ public sealed class WatchedProcess : IAsyncDisposable
     private readonly StringBuilder _output = new();
     private readonly Process _process;
 
-    public WatchedProcess(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null)
+    /// <param name="userId">Run as this user and group id (setpriv; needs root), e.g. to show a worker cannot read the
+    /// run folder; null for this process's user.</param>
+    public WatchedProcess(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null,
+        string? workingDirectory = null, int? userId = null)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(userId is null ? "dotnet" : "setpriv")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
+        if (userId is { } uid)
+            foreach (var a in new[] { $"--reuid={uid}", $"--regid={uid}", "--clear-groups", "--", "dotnet" }) info.ArgumentList.Add(a);
         info.ArgumentList.Add(Path.Combine(TestContext.CurrentContext.TestDirectory, program));
         foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment.Remove("TRAINING_CLUSTER_SECRET");
@@ -187,11 +192,15 @@ public sealed class ServedCluster : IAsyncDisposable
     /// <summary>Output of every serve process so far, oldest first (for assertion messages).</summary>
     public string AllServeOutput => string.Join("\n--- serve restarted ---\n", _previousServes.Append(Serve).Select(s => s.Output));
 
-    /// <summary>Starts a worker and waits until it has joined.</summary>
-    public async Task<WatchedProcess> AddWorkerAsync(string? secret = null, bool waitForJoin = true, int joinTimeoutSeconds = 30)
+    /// <summary>Starts a worker and waits until it has joined. <paramref name="environment"/> adds variables (storage
+    /// credentials); <paramref name="workingDirectory"/> and <paramref name="userId"/> place it apart from the submitter.</summary>
+    public async Task<WatchedProcess> AddWorkerAsync(string? secret = null, bool waitForJoin = true, int joinTimeoutSeconds = 30,
+        IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null, int? userId = null)
     {
+        var env = new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret ?? Secret };
+        if (environment is not null) foreach (var (k, v) in environment) env[k] = v;
         var worker = new WatchedProcess("worker.dll", ["--seed", Seed, "--threads", "1", "--join-timeout", joinTimeoutSeconds.ToString()],
-            new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret ?? Secret });
+            env, workingDirectory, userId);
         _workers.Add(worker);
         if (waitForJoin) await worker.WaitForAsync("joined", TimeSpan.FromSeconds(60));
         return worker;
