@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text.RegularExpressions;
 using Training.Shared.Storage;
 
 namespace Training.Shared.Data;
@@ -11,7 +12,7 @@ namespace Training.Shared.Data;
 /// pattern. The order is the ordinal order of the sources' names, so the same shards give the same example order
 /// wherever they are stored.
 /// </summary>
-public sealed class ShardSources(Func<BlobLocation, IBlobStore> openStore, ShardBlockCache cache)
+public sealed partial class ShardSources(Func<BlobLocation, IBlobStore> openStore, ShardBlockCache cache)
 {
     /// <summary>Memory for cached shard blocks of the process-wide instance: a few row groups of every open shard.</summary>
     public const long DefaultCacheBytes = 256L << 20;
@@ -30,10 +31,12 @@ public sealed class ShardSources(Func<BlobLocation, IBlobStore> openStore, Shard
     /// <summary>True for a pattern that names shards in blob storage rather than on this machine.</summary>
     public static bool IsBlobPattern(string pattern) => pattern.TrimStart().StartsWith("azure://", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>True for a pattern given as a storage URI (<c>azure://</c> or <c>file://</c>), which is never joined to
-    /// the experiment file's folder.</summary>
-    public static bool IsStorageUri(string pattern) =>
-        IsBlobPattern(pattern) || pattern.TrimStart().StartsWith("file://", StringComparison.OrdinalIgnoreCase);
+    /// <summary>True for a pattern given as a URI (<c>scheme://</c>), which is never joined to the experiment file's
+    /// folder: azure:// and file:// are read, any other scheme is an error that names it.</summary>
+    public static bool IsStorageUri(string pattern) => UriScheme().IsMatch(pattern.TrimStart());
+
+    [GeneratedRegex(@"^[A-Za-z][A-Za-z0-9+.-]+://")]
+    private static partial Regex UriScheme();
 
     /// <summary>
     /// The shards <paramref name="patterns"/> name; relative local patterns are resolved against
@@ -81,6 +84,5 @@ public sealed class ShardSources(Func<BlobLocation, IBlobStore> openStore, Shard
         return (BlobLocation.Parse($"azure://{location.Account}/{location.Container}"), location.Prefix);
     }
 
-    private static string LocalPath(string pattern) =>
-        pattern.TrimStart().StartsWith("file://", StringComparison.OrdinalIgnoreCase) ? BlobLocation.Parse(pattern).Folder : pattern;
+    private static string LocalPath(string pattern) => IsStorageUri(pattern) ? BlobLocation.Parse(pattern).Folder : pattern;
 }

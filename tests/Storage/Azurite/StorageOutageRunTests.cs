@@ -192,4 +192,41 @@ public class StorageOutageRunTests
         var logs = await CliProcess.RunAsync(_dir.Path, "logs", "latest");
         Assert.That(logs.Stdout, Does.Contain("\"type\":\"warning\"").And.Contain(reason), logs.Output);
     }
+
+    [Test]
+    [CancelAfter(300_000)]
+    public async Task Submit_ShardBlobReplacedMidRun_TrialFailsNamingTheBlob()
+    {
+        var azurite = SharedAzurite.Instance;
+        var container = "replaced" + Guid.NewGuid().ToString("N")[..10];
+        var data = BlobStores.Open(BlobLocation.Parse($"azure://{AzuriteService.Account}/{container}"), azurite.Environment);
+        foreach (var file in Directory.GetFiles(_dir.Path, "*.parquet", SearchOption.AllDirectories))
+            await data.PutAsync($"shards/{Path.GetRelativePath(_dir.Path, file)}", await File.ReadAllBytesAsync(file));
+        var experiment = _dir.Combine("replaced.yaml");
+        File.WriteAllText(experiment, TestCorpus.TinyExperiment(_dir.Path, name: "replaced", steps: 3000)
+            .Replace("train: train", $"train: azure://{AzuriteService.Account}/{container}/shards/train")
+            .Replace("eval: eval", $"eval: azure://{AzuriteService.Account}/{container}/shards/eval")
+            .Replace("checkpoint_every: 3", "checkpoint_every: 100"));
+        var runs = _dir.Combine("runs");
+
+        using var submit = CliProcess.Start(_dir.Path, EnvironmentFor(azurite), "submit", experiment);
+        var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(4));
+        while (!finished.IsCompleted && Metrics(runs).Count(l => l.Type == "step") < 10)
+            await Task.Delay(50);
+        Assert.That(finished.IsCompleted, Is.False, "the run is still going when the shard is replaced");
+        // Valid parquet with other rows: only the version check can tell the trainer it is not the shard it opened.
+        var replaced = "shards/train/shard-00001.parquet";
+        await data.PutAsync(replaced, await File.ReadAllBytesAsync(_dir.Combine("train", "shard-00002.parquet")));
+        var result = await finished;
+
+        var name = $"azure://{AzuriteService.Account}/{container}/{replaced}";
+        var status = await CliProcess.RunAsync(_dir.Path, "status", "latest");
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(1), result.Output);
+            Assert.That(result.Output, Does.Contain(name).And.Contain("the blob changed while it was being read"), result.Output);
+            Assert.That(status.Output, Does.Contain("failed"), status.Output);
+            Assert.That(Metrics(runs).Where(l => l.Type == "step").Max(l => l.Step), Is.LessThan(3000), "it stopped at the replacement, not at the end");
+        });
+    }
 }
