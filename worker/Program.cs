@@ -8,12 +8,15 @@ const string Usage = """
     usage: worker --seed HOST:PORT [--role trainer|teacher] [--device cpu|cuda:N] [--threads N]
                   [--host ADDRESS] [--port PORT] [--secret SECRET] [--join-timeout SECONDS]
                   [--rejoin-timeout SECONDS] [--drain-timeout SECONDS]
+                  [--tls-cert FILE --tls-key FILE --tls-ca FILE]
 
       --seed          the orchestrator's cluster address (orchestrator serve prints it)
       --host          the address other nodes reach this worker at (default 127.0.0.1)
       --secret        the cluster secret; default $TRAINING_CLUSTER_SECRET
       --rejoin-timeout  how long to wait for a lost orchestrator to come back (default 600)
       --drain-timeout   on SIGTERM, how long ranks get to checkpoint and stop (default 60)
+      --tls-cert, --tls-key, --tls-ca  mutual TLS: this node's PEM certificate and key and the cluster's CA
+                      (default $TRAINING_TLS_CERT, $TRAINING_TLS_KEY, $TRAINING_TLS_CA; all three or none)
     Exit codes: 0 after a requested shutdown, 2 bad arguments, 3 could not join the cluster.
     """;
 
@@ -22,7 +25,8 @@ for (var i = 0; i < args.Length; i++)
 {
     if (args[i] is "-h" or "--help") { Console.WriteLine(Usage); return 0; }
     if (!args[i].StartsWith("--") || i + 1 >= args.Length
-        || args[i][2..] is not ("seed" or "role" or "device" or "threads" or "host" or "port" or "secret" or "join-timeout" or "rejoin-timeout" or "drain-timeout"))
+        || args[i][2..] is not ("seed" or "role" or "device" or "threads" or "host" or "port" or "secret" or "join-timeout" or "rejoin-timeout" or "drain-timeout"
+            or "tls-cert" or "tls-key" or "tls-ca"))
     {
         Console.Error.WriteLine($"worker: unexpected argument '{args[i]}'\n\n{Usage}");
         return 2;
@@ -42,9 +46,11 @@ if (!options.TryGetValue("seed", out var seed) || secret == "" || role is not (C
     Console.Error.WriteLine($"worker: --seed and a secret are required; --role is trainer or teacher; numbers must be positive\n\n{Usage}");
     return 2;
 }
+ClusterTls? tls;
 try
 {
     ClusterHosting.ParseHostPort(seed, "--seed");
+    tls = ClusterTls.FromSettings(options.GetValueOrDefault("tls-cert"), options.GetValueOrDefault("tls-key"), options.GetValueOrDefault("tls-ca"));
 }
 catch (ArgumentException e)
 {
@@ -63,7 +69,7 @@ using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create
     c.Cancel = true;
     interrupted.TrySetResult("terminated");
 });
-var node = new ClusterNodeSettings(host, port, secret, role, seed);
+var node = new ClusterNodeSettings(host, port, secret, role, seed, Tls: tls);
 // A worker outlives its coordinator: when the orchestrator dies or restarts, this loop joins the seed again with a fresh
 // node (ranks of the old node are stopped first) and registers with whichever coordinator is there, for up to
 // --rejoin-timeout seconds of waiting.

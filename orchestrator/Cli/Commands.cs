@@ -26,10 +26,11 @@ public static class Commands
           resume RUN [--runs DIR | --cluster HOST:PORT]     continue unfinished trials from their latest checkpoints
           serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S] [--storage URI]
                 [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read]
+                [--tls-cert FILE --tls-key FILE --tls-ca FILE]
                                                 a long-lived cluster seed, coordinator and HTTP API
           validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data and init_from sources; list its trials
           inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
-          data import --from DIR|FILE --out DIR [--rows-per-shard N] [--format plain|brown]
+          data import --from DIR|FILE --out DIR|azure://... [--rows-per-shard N] [--format plain|brown]
                       [--eval-fraction F] [--seed S]
                                                 write text files as FineWeb-Edu parquet shards
 
@@ -65,7 +66,8 @@ public static class Commands
                 "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
-                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root", "storage" },
+                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root", "storage",
+                    "tls-cert", "tls-key", "tls-ca" },
                     new HashSet<string> { "public-read" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
@@ -283,12 +285,13 @@ public static class Commands
         secret ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
         var token = ServeToken.Configured(a.Value("token-file"));
         var dataRoots = ServeToken.DataRoots(a.Value("data-root"));
+        var tls = ClusterTls.FromSettings(a.Value("tls-cert"), a.Value("tls-key"), a.Value("tls-ca"));
         CoordinatorHost coordinator;
         EnsurePortFree(host, port, "--port");
         EnsurePortFree(host, httpPort, "--http-port");
         try
         {
-            coordinator = await CoordinatorHost.StartAsync(host, port, secret, recoverFrom: store);
+            coordinator = await CoordinatorHost.StartAsync(host, port, secret, recoverFrom: store, tls: tls);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -308,9 +311,11 @@ public static class Commands
         // With --http-port 0 the system picks a port: report the one actually bound.
         var apiAddress = new Uri(api.Urls.First()).Authority;
         Console.WriteLine($"orchestrator serving: cluster seed {coordinator.Address}, API http://{apiAddress}, runs in {store.Root}{(store.Storage is { } storage ? $", checkpoints in {storage}" : "")}");
+        var tlsHint = tls is null ? "" : " --tls-cert NODE.crt --tls-key NODE.key --tls-ca " + tls.AuthorityFile;
         Console.WriteLine(generated
-            ? $"workers join with: TRAINING_CLUSTER_SECRET={secret} worker --seed {coordinator.Address}"
-            : $"workers join with: worker --seed {coordinator.Address} (and the same secret)");
+            ? $"workers join with: TRAINING_CLUSTER_SECRET={secret} worker --seed {coordinator.Address}{tlsHint}"
+            : $"workers join with: worker --seed {coordinator.Address}{tlsHint} (and the same secret)");
+        if (tls is not null) Console.WriteLine($"cluster transport: mutual TLS, nodes must hold a certificate signed by {tls.AuthorityFile}");
         // The token is shown this once (when generated) and never logged; the CLI on this machine reads the file.
         Console.WriteLine(tokenFile is null
             ? "API token: the one configured (--token-file or $" + ApiOptions.TokenVariable + ")"

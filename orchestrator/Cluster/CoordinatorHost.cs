@@ -36,13 +36,15 @@ public sealed class CoordinatorHost : IAsyncDisposable
     public string Address { get; }
 
     /// <param name="recoverFrom">For <c>serve</c>: the runs folder whose unfinished runs the coordinator continues.</param>
-    public static async Task<CoordinatorHost> StartAsync(string host, int port, string secret, bool serializeAllMessages = false, RunStore? recoverFrom = null)
+    /// <param name="tls">Mutual TLS for the cluster (workers then need certificates from the same authority).</param>
+    public static async Task<CoordinatorHost> StartAsync(string host, int port, string secret, bool serializeAllMessages = false, RunStore? recoverFrom = null,
+        ClusterTls? tls = null)
     {
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Services.AddAkka(ClusterHosting.SystemName(secret), akka =>
         {
-            akka.WithTrainingCluster(new ClusterNodeSettings(host, port, secret, ClusterHosting.CoordinatorRole, Seed: null, serializeAllMessages))
+            akka.WithTrainingCluster(new ClusterNodeSettings(host, port, secret, ClusterHosting.CoordinatorRole, Seed: null, serializeAllMessages, tls))
                 .WithSingleton<ExperimentManagerKey>(ClusterHosting.ManagerName, ExperimentManager.Props(recoverFrom),
                     new ClusterSingletonOptions { Role = ClusterHosting.CoordinatorRole }, createProxyToo: true);
         });

@@ -15,7 +15,9 @@ namespace Training.Shared.Cluster;
 /// <param name="Role">coordinator | trainer | teacher.</param>
 /// <param name="Seed">HOST:PORT of the seed node to join; null for the seed itself (it joins itself).</param>
 /// <param name="SerializeAllMessages">Serialize even local messages (tests), so in-process tests exercise the serializer.</param>
-public sealed record ClusterNodeSettings(string Host, int Port, string Secret, string Role, string? Seed, bool SerializeAllMessages = false);
+/// <param name="Tls">Mutual TLS for every cluster connection; null for plain TCP (loopback, trusted networks).</param>
+public sealed record ClusterNodeSettings(string Host, int Port, string Secret, string Role, string? Seed, bool SerializeAllMessages = false,
+    ClusterTls? Tls = null);
 
 /// <summary>Failure detection tolerant of long native calls and GC pauses, in seconds.</summary>
 public sealed record FailureDetectorSettings(int AcceptableHeartbeatPauseSeconds = 15, int StableAfterSeconds = 5);
@@ -39,10 +41,11 @@ public static class ClusterHosting
         return "training-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(secret)))[..16];
     }
 
-    public static string SeedAddress(string secret, string seed)
+    /// <summary>The seed's Akka address; a TLS cluster's addresses use the akka.ssl.tcp scheme.</summary>
+    public static string SeedAddress(string secret, string seed, bool tls = false)
     {
         var (host, port) = ParseHostPort(seed, "seed");
-        return $"akka.tcp://{SystemName(secret)}@{host}:{port}";
+        return $"{(tls ? "akka.ssl.tcp" : "akka.tcp")}://{SystemName(secret)}@{host}:{port}";
     }
 
     public static (string Host, int Port) ParseHostPort(string value, string what)
@@ -73,17 +76,18 @@ public static class ClusterHosting
                 akka.coordinated-shutdown.exit-clr = off
                 akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
                 """, HoconAddMode.Prepend)
-            .WithRemoting(new RemoteOptions { HostName = node.Host, PublicHostName = node.Host, Port = node.Port })
+            .WithRemoting(new RemoteOptions { HostName = node.Host, PublicHostName = node.Host, Port = node.Port, EnableSsl = node.Tls is not null })
             .WithClustering(new ClusterOptions
             {
                 Roles = [node.Role],
-                SeedNodes = node.Seed is null ? [] : [SeedAddress(node.Secret, node.Seed)],
+                SeedNodes = node.Seed is null ? [] : [SeedAddress(node.Secret, node.Seed, node.Tls is not null)],
                 // The coordinator is a singleton on the oldest coordinator node: keep-oldest keeps the side that has it, and
                 // it stays up even when every worker is gone (down-if-alone off).
                 SplitBrainResolver = new KeepOldestOption { DownIfAlone = false, Role = CoordinatorRole },
             })
             .WithCustomSerializer(MessagePackAkkaSerializer.Name, MessagePackAkkaSerializer.BoundTypes,
                 system => new MessagePackAkkaSerializer(system));
+        if (node.Tls is not null) builder.AddSetup(node.Tls.Setup());
         return builder;
     }
 }

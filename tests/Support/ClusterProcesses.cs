@@ -195,11 +195,12 @@ public sealed class ServedCluster : IAsyncDisposable
     /// <summary>Starts a worker and waits until it has joined. <paramref name="environment"/> adds variables (storage
     /// credentials); <paramref name="workingDirectory"/> and <paramref name="userId"/> place it apart from the submitter.</summary>
     public async Task<WatchedProcess> AddWorkerAsync(string? secret = null, bool waitForJoin = true, int joinTimeoutSeconds = 30,
-        IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null, int? userId = null)
+        IReadOnlyDictionary<string, string>? environment = null, string? workingDirectory = null, int? userId = null,
+        IReadOnlyList<string>? extraArgs = null)
     {
         var env = new Dictionary<string, string> { ["TRAINING_CLUSTER_SECRET"] = secret ?? Secret };
         if (environment is not null) foreach (var (k, v) in environment) env[k] = v;
-        var worker = new WatchedProcess("worker.dll", ["--seed", Seed, "--threads", "1", "--join-timeout", joinTimeoutSeconds.ToString()],
+        var worker = new WatchedProcess("worker.dll", ["--seed", Seed, "--threads", "1", "--join-timeout", joinTimeoutSeconds.ToString(), .. extraArgs ?? []],
             env, workingDirectory, userId);
         _workers.Add(worker);
         if (waitForJoin) await worker.WaitForAsync("joined", TimeSpan.FromSeconds(60));
