@@ -74,8 +74,7 @@ public sealed class Trainer : IDisposable
             throw new ArgumentException(
                 $"train.global_batch {train.GlobalBatch} is not divisible by train.micro_batch {train.MicroBatch} x {options.WorldSize} ranks");
         // Every shard is checked before anything is built, so a bad file fails the trial before any training.
-        _trainFiles = TrialComponents.TrainShards(_spec);
-        _evalFiles = TrialComponents.EvalShards(_spec);
+        (_trainFiles, _evalFiles) = ResolveShards(_spec);
         ShardFiles.Check(_trainFiles, ShardCheckDepth.Layout).ThrowIfBad("data.train");
         ShardFiles.Check(_evalFiles, ShardCheckDepth.Layout).ThrowIfBad("data.eval");
         torch.set_num_threads(_spec.Resources.Threads);
@@ -95,6 +94,21 @@ public sealed class Trainer : IDisposable
         _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix, StorageRetryOptions.CheckpointCommit.WithLog(
             message => options.Report(new TrialWarning(options.Trial.Id, _step, $"checkpoint commit: {message}")),
             $"{options.CheckpointBlobs.Location}/{options.CheckpointPrefix}"));
+    }
+
+    /// <summary>The trial's shards as this machine sees them. Local paths are the submitter's: a worker that does not share
+    /// its file system finds nothing there, and the error says so and what to use instead.</summary>
+    private static (IReadOnlyList<IShardSource> Train, IReadOnlyList<IShardSource> Eval) ResolveShards(ExperimentSpec spec)
+    {
+        try
+        {
+            return (TrialComponents.TrainShards(spec), TrialComponents.EvalShards(spec));
+        }
+        catch (FileNotFoundException e) when (e.FileName is { } pattern && Path.IsPathRooted(pattern))
+        {
+            throw new FileNotFoundException($"{e.Message} on {Environment.MachineName}: a worker reads local data paths from its own " +
+                "file system; for workers that do not share the submitter's, put the shards in blob storage (data.train: azure://...)", e.FileName, e);
+        }
     }
 
     /// <summary>The blob, under a trial's checkpoint prefix, that holds the spec its checkpoints were trained with.</summary>
