@@ -17,44 +17,61 @@ const string Usage = """
       --drain-timeout   on SIGTERM, how long ranks get to checkpoint and stop (default 60)
       --tls-cert, --tls-key, --tls-ca  mutual TLS: this node's PEM certificate and key and the cluster's CA
                       (default $TRAINING_TLS_CERT, $TRAINING_TLS_KEY, $TRAINING_TLS_CA; all three or none)
+    Every setting may come from the environment instead: WORKER_SEED, WORKER_THREADS, WORKER_JOIN_TIMEOUT, ...
+    (WORKER_ and the option's name in upper case, '-' as '_'); a flag wins over its variable.
     Exit codes: 0 after a requested shutdown, 2 bad arguments, 3 could not join the cluster.
     """;
 
+string[] names = ["seed", "role", "device", "threads", "host", "port", "secret", "join-timeout", "rejoin-timeout", "drain-timeout",
+    "tls-cert", "tls-key", "tls-ca"];
 var options = new Dictionary<string, string>();
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] is "-h" or "--help") { Console.WriteLine(Usage); return 0; }
-    if (!args[i].StartsWith("--") || i + 1 >= args.Length
-        || args[i][2..] is not ("seed" or "role" or "device" or "threads" or "host" or "port" or "secret" or "join-timeout" or "rejoin-timeout" or "drain-timeout"
-            or "tls-cert" or "tls-key" or "tls-ca"))
+    if (!args[i].StartsWith("--") || i + 1 >= args.Length || !names.Contains(args[i][2..]))
     {
         Console.Error.WriteLine($"worker: unexpected argument '{args[i]}'\n\n{Usage}");
         return 2;
     }
     options[args[i][2..]] = args[++i];
 }
-string Option(string name, string fallback) => options.TryGetValue(name, out var v) ? v : fallback;
-
-var secret = Option("secret", Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable) ?? "");
-var role = Option("role", ClusterHosting.TrainerRole);
-if (!options.TryGetValue("seed", out var seed) || secret == "" || role is not (ClusterHosting.TrainerRole or ClusterHosting.TeacherRole)
-    || !int.TryParse(Option("threads", "2"), out var threads) || threads < 1
-    || !int.TryParse(Option("port", "0"), out var port) || !int.TryParse(Option("join-timeout", "30"), out var joinTimeout)
-    || !int.TryParse(Option("rejoin-timeout", "600"), out var rejoinTimeout) || rejoinTimeout < 1
-    || !int.TryParse(Option("drain-timeout", "60"), out var drainSeconds) || drainSeconds < 1)
+// A setting not on the command line comes from WORKER_<NAME> (a container is configured by environment alone);
+// messages name whichever was used.
+static string Variable(string name) => "WORKER_" + name.ToUpperInvariant().Replace('-', '_');
+string? Given(string name) => options.TryGetValue(name, out var v) ? v
+    : Environment.GetEnvironmentVariable(Variable(name)) is { Length: > 0 } fromEnvironment ? fromEnvironment : null;
+string Source(string name) => options.ContainsKey(name) ? "--" + name : Variable(name);
+string Option(string name, string fallback) => Given(name) ?? fallback;
+int Number(string name, int fallback, int min)
 {
-    Console.Error.WriteLine($"worker: --seed and a secret are required; --role is trainer or teacher; numbers must be positive\n\n{Usage}");
-    return 2;
+    var raw = Given(name);
+    if (raw is null) return fallback;
+    return int.TryParse(raw, out var value) && value >= min ? value
+        : throw new ArgumentException($"{Source(name)} must be an integer >= {min}, got '{raw}'");
 }
+
+string seed, secret, role;
+int threads, port, joinTimeout, rejoinTimeout, drainSeconds;
 ClusterTls? tls;
 try
 {
-    ClusterHosting.ParseHostPort(seed, "--seed");
-    tls = ClusterTls.FromSettings(options.GetValueOrDefault("tls-cert"), options.GetValueOrDefault("tls-key"), options.GetValueOrDefault("tls-ca"));
+    seed = Given("seed") ?? throw new ArgumentException($"--seed (or {Variable("seed")}) is required: the orchestrator's cluster address, HOST:PORT");
+    ClusterHosting.ParseHostPort(seed, Source("seed"));
+    secret = Option("secret", Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable) ?? "");
+    if (secret == "") throw new ArgumentException($"a cluster secret is required: --secret, {Variable("secret")} or {ClusterHosting.SecretVariable}");
+    role = Option("role", ClusterHosting.TrainerRole);
+    if (role is not (ClusterHosting.TrainerRole or ClusterHosting.TeacherRole))
+        throw new ArgumentException($"{Source("role")} must be {ClusterHosting.TrainerRole} or {ClusterHosting.TeacherRole}, got '{role}'");
+    threads = Number("threads", 2, min: 1);
+    port = Number("port", 0, min: 0);
+    joinTimeout = Number("join-timeout", 30, min: 1);
+    rejoinTimeout = Number("rejoin-timeout", 600, min: 1);
+    drainSeconds = Number("drain-timeout", 60, min: 1);
+    tls = ClusterTls.FromSettings(Given("tls-cert"), Given("tls-key"), Given("tls-ca"));
 }
 catch (ArgumentException e)
 {
-    Console.Error.WriteLine($"worker: {e.Message}");
+    Console.Error.WriteLine($"worker: {e.Message}\n\n{Usage}");
     return 2;
 }
 

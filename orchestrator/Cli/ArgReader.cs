@@ -3,15 +3,23 @@ namespace Training.Orchestrator.Cli;
 /// <summary>Thrown for bad command lines; the message is shown with the command's usage.</summary>
 public sealed class UsageException(string message) : Exception(message);
 
-/// <summary>Positional arguments and <c>--name value</c> / <c>--flag</c> options, checked against what a command accepts.</summary>
+/// <summary>Positional arguments and <c>--name value</c> / <c>--flag</c> options, checked against what a command accepts.
+/// With an environment prefix, an option not on the command line comes from <c>PREFIX_NAME</c> (upper case, '-' as
+/// '_'), so a container can be configured by environment alone; errors name whichever was used.</summary>
 public sealed class ArgReader
 {
     private readonly List<string> _positional = new();
     private readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
+    private readonly string? _environmentPrefix;
+    private readonly IReadOnlySet<string> _valueOptions;
+    private readonly IReadOnlySet<string> _flags;
 
-    public ArgReader(IEnumerable<string> args, IReadOnlySet<string> valueOptions, IReadOnlySet<string>? flags = null)
+    public ArgReader(IEnumerable<string> args, IReadOnlySet<string> valueOptions, IReadOnlySet<string>? flags = null, string? environmentPrefix = null)
     {
         flags ??= new HashSet<string>();
+        _environmentPrefix = environmentPrefix;
+        _valueOptions = valueOptions;
+        _flags = flags;
         using var e = args.GetEnumerator();
         while (e.MoveNext())
         {
@@ -52,18 +60,42 @@ public sealed class ArgReader
 
     public IReadOnlyList<string> Positional => _positional;
 
-    public bool Has(string name) => _options.ContainsKey(name);
+    /// <summary>The environment variable an option falls back to; null without a prefix.</summary>
+    public string? VariableFor(string name) => _environmentPrefix is null ? null : _environmentPrefix + name.ToUpperInvariant().Replace('-', '_');
 
-    public string? Value(string name) => _options.TryGetValue(name, out var v) ? v : null;
+    /// <summary>Where an option's value came from, for messages: <c>--name</c> or the variable's name.</summary>
+    public string SourceOf(string name) =>
+        !_options.ContainsKey(name) && VariableFor(name) is { } variable && Environment.GetEnvironmentVariable(variable) is { Length: > 0 } ? variable : "--" + name;
 
-    public string Required(string name) => Value(name) ?? throw new UsageException($"missing --{name}");
+    /// <summary>A flag given on the command line, or its variable set to 1/true/yes (0/false/no/empty: not set).</summary>
+    public bool Has(string name)
+    {
+        if (_options.ContainsKey(name)) return true;
+        if (!_flags.Contains(name) || VariableFor(name) is not { } variable) return false;
+        return Environment.GetEnvironmentVariable(variable)?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "0" or "false" or "no" => false,
+            "1" or "true" or "yes" => true,
+            var other => throw new UsageException($"{variable} must be 1, true, yes, 0, false or no, got '{other}'"),
+        };
+    }
+
+    public string? Value(string name)
+    {
+        if (_options.TryGetValue(name, out var v)) return v;
+        return _valueOptions.Contains(name) && VariableFor(name) is { } variable && Environment.GetEnvironmentVariable(variable) is { Length: > 0 } fromEnvironment
+            ? fromEnvironment : null;
+    }
+
+    public string Required(string name) =>
+        Value(name) ?? throw new UsageException($"missing --{name}{(VariableFor(name) is { } variable ? $" (or {variable})" : "")}");
 
     public int Int(string name, int fallback, int min = int.MinValue)
     {
         var raw = Value(name);
         if (raw is null) return fallback;
         if (!int.TryParse(raw, out var value) || value < min)
-            throw new UsageException($"--{name} must be an integer{(min > int.MinValue ? $" >= {min}" : "")}, got '{raw}'");
+            throw new UsageException($"{SourceOf(name)} must be an integer{(min > int.MinValue ? $" >= {min}" : "")}, got '{raw}'");
         return value;
     }
 
@@ -72,7 +104,7 @@ public sealed class ArgReader
         var raw = Value(name);
         if (raw is null) return fallback;
         if (!double.TryParse(raw, System.Globalization.CultureInfo.InvariantCulture, out var value) || value < min || value > max)
-            throw new UsageException($"--{name} must be a number in [{min}, {max}], got '{raw}'");
+            throw new UsageException($"{SourceOf(name)} must be a number in [{min}, {max}], got '{raw}'");
         return value;
     }
 

@@ -68,7 +68,7 @@ public static class Commands
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
                 "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root", "storage",
                     "tls-cert", "tls-key", "tls-ca" },
-                    new HashSet<string> { "public-read" })),
+                    new HashSet<string> { "public-read" }, environmentPrefix: "ORCHESTRATOR_")),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
                 "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
