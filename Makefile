@@ -11,13 +11,14 @@ export DOTNET_NOLOGO := 1
 # Test filter, e.g. `make test FILTER=FullyQualifiedName~Objectives`.
 FILTER ?=
 
-.PHONY: help setup prerequisites build sample-data test demo bench certs clean
+.PHONY: help setup prerequisites build sample-data test demo bench certs images clean
 
 help:
 	@echo "make demo   - set up, build, and pretrain the quickstart encoder-decoder on the sample data"
 	@echo "make test   - set up, build, and run the whole test suite"
 	@echo "make bench  - training MFU vs matmul rate, all-reduce vs loopback, data-parallel step, enc-dec vs dec-only generation, checkpoint blocking and upload vs disk on Azurite, Azurite shard reads vs trainer tokens/s -> bench/results/"
 	@echo "make setup  - only the set-up (C++ runtime, npm packages, sample shards)"
+	@echo "make images - worker, orchestrator and Azurite container images with podman (debootstrap base, cached); TORCH=cuda for GPU"
 	@echo "make certs  - a development CA and node certificates for a TLS cluster, in certs/ (CERTS=orchestrator worker ...)"
 
 prerequisites:
@@ -43,6 +44,9 @@ demo: setup
 
 bench: setup
 	dotnet run --project bench/Bench.csproj $(DOTNET_FLAGS) -- --out bench/results
+
+images: prerequisites
+	TORCH=$(TORCH) CONFIG=$(CONFIG) bash infra/containers/build-images.sh
 
 # Development TLS material (never for production): certs/ca.crt and certs/NODE.crt + .key per node.
 CERTS ?= orchestrator worker

@@ -77,7 +77,8 @@ catch (ArgumentException e)
 
 var host = Option("host", "127.0.0.1");
 var device = Option("device", "cpu");
-var workerId = $"{Environment.MachineName}-{Environment.ProcessId}";
+// Host name and pid are not unique across containers on one host (each is pid 1 there): a random part makes them so.
+var workerId = $"{Environment.MachineName}-{Environment.ProcessId}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3))}";
 // Ctrl+C, and the SIGTERM of `docker stop` or a service manager, leave the cluster cleanly, even while joining.
 var interrupted = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; interrupted.TrySetResult("interrupted"); };

@@ -32,3 +32,7 @@ if [ ! -x "$root/infra/node_modules/.bin/azurite-blob" ]; then
   (cd "$root/infra" && npm ci --no-audit --no-fund --silent)
   [ -x "$root/infra/node_modules/.bin/azurite-blob" ] || { echo "prerequisites: azurite-blob missing after npm ci in infra/" >&2; exit 1; }
 fi
+
+# podman, runc, debootstrap and podman-compose for the container tests and `make images` (root only; elsewhere the
+# container tests fail saying what to install).
+if [ "$(id -u)" = 0 ]; then bash "$here/containers.sh"; fi
