@@ -29,8 +29,8 @@ public static class ExperimentLoader
         }
 
         var errors = new ErrorList(path);
-        var (spec, document) = ParseCore(text, path, errors);
-        if (document is not null) CheckDataExists(document, Path.GetDirectoryName(Path.GetFullPath(path))!, errors);
+        var (spec, documents) = ParseCore(text, path, errors);
+        CheckDataExists(documents, Path.GetDirectoryName(Path.GetFullPath(path))!, errors);
         errors.ThrowIfAny();
         return spec!;
     }
@@ -89,26 +89,30 @@ public static class ExperimentLoader
         return spec!;
     }
 
-    private static (ExperimentSpec? Spec, SourceDocument? Document) ParseCore(string text, string sourceFile, ErrorList errors)
+    /// <summary>The spec, and the documents whose data patterns must exist (the file, or each of its stages).</summary>
+    private static (ExperimentSpec? Spec, IReadOnlyList<SourceDocument> Documents) ParseCore(string text, string sourceFile, ErrorList errors)
     {
         var read = SourceReader.Read(text, errors);
-        if (read is null) return (null, null);
+        if (read is null) return (null, []);
+        if (read.Stages is not null) return StageReader.Read(read, sourceFile, errors);
         var sweep = read.Sweep is null ? null : SweepReader.Read(read.Sweep, read.SweepPosition, errors);
         // The file is bound knowing which keys its sweep varies (see SourceDocument.WithSweptKeys).
         var document = sweep is null ? read.Document : read.Document.WithSweptKeys(sweep.Keys);
         var spec = SpecBinder.Bind(document, sourceFile, errors);
-        if (spec is null || (read.Sweep is not null && sweep is null)) return (null, read.Document);
-        return (spec with { Sweep = sweep is null ? null : sweep with { Base = document } }, read.Document);
+        if (spec is null || (read.Sweep is not null && sweep is null)) return (null, [read.Document]);
+        return (spec with { Sweep = sweep is null ? null : sweep with { Base = document } }, [read.Document]);
     }
 
-    private static void CheckDataExists(SourceDocument document, string baseFolder, ErrorList errors)
+    private static void CheckDataExists(IReadOnlyList<SourceDocument> documents, string baseFolder, ErrorList errors)
     {
         // Shape errors were already reported by the binder; only look at well-formed patterns here.
         var quiet = new ErrorList("");
-        foreach (var key in new[] { "data.train", "data.eval" })
+        var seen = new HashSet<(string, SourcePosition)>(); // a pattern of the file is in every stage's document: report it once
+        foreach (var (document, key) in documents.SelectMany(d => new[] { (d, "data.train"), (d, "data.eval") }))
         {
             foreach (var (label, text, position) in SpecBinder.DataPatterns(document, key, quiet))
             {
+                if (!seen.Add((label, position))) continue;
                 var absolute = Path.GetFullPath(Path.Combine(baseFolder, text));
                 if (DataPatternMatcher.Explain(absolute) is { } problem)
                     errors.Add(position, label, problem);
