@@ -125,11 +125,16 @@ public sealed class ProgressDisplay
         var sweepKeys = trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
         var table = new Table().Border(TableBorder.Rounded).Title($"run {run.Id}");
         table.AddColumn("trial");
+        // A pipeline's summary names each trial's stage and where its weights came from.
+        var stages = run.Manifest.Trials.ToDictionary(t => t.Id, t => t.Stage);
+        var staged = run.Manifest.Stages is not null;
+        if (staged) table.AddColumns("stage", "weights from");
         foreach (var key in sweepKeys) table.AddColumn(key);
         table.AddColumns("state", "step", "params", "train loss", "eval loss", "eval acc", "tok/s");
         foreach (var t in trials)
         {
             var cells = new List<string> { t.TrialId };
+            if (staged) cells.AddRange([stages.GetValueOrDefault(t.TrialId) ?? "-", t.InitializedFrom ?? "-"]);
             cells.AddRange(sweepKeys.Select(k => t.Overrides.TryGetValue(k, out var v) ? v : "-"));
             cells.AddRange([
                 t.State.ToString().ToLowerInvariant() + (t.Error is null ? "" : $" ({t.Error})"),
