@@ -245,10 +245,31 @@ public sealed class ExperimentManager : ReceiveActor
                 CheckRunFinished(run.Id);
                 return false;
             }
-            (placement.Spec, placement.SpecYaml) = placement.Trial.ResolveInitFrom($"{run.Id}/{picked}");
+            if (WeightsSource(run, picked) is not { } weights)
+            {
+                _queue.Remove(placement);
+                var failed = new TrialFinished(placement.Trial.Id, TrialOutcome.Failed, 0,
+                    $"model.init_from: the checkpoints of trial {picked} are in {run.Manifest.Storage}, and a stage can start only from checkpoints in a folder for now");
+                placement.Trial.Record(failed);
+                Context.System.EventStream.Publish(new TrialEventPublished(run.Id, failed));
+                CheckRunFinished(run.Id);
+                return false;
+            }
+            (placement.Spec, placement.SpecYaml) = placement.Trial.ResolveInitFrom(weights);
             _log.Info("trial {0}: weights from trial {1} (stage {2}, pick {3})", placement.Trial.Id, picked, source.Stage, source.Pick);
         }
         return true;
+    }
+
+    /// <summary>The init_from text for a trial of this run: RUN/TRIAL where checkpoints are in the run folder, the
+    /// absolute checkpoints folder where --storage is a folder; null for blob storage (not loadable by init_from yet).</summary>
+    private static string? WeightsSource(RunRecord run, string trialId)
+    {
+        if (run.Manifest.Storage is not { } storage) return $"{run.Id}/{trialId}";
+        var location = Training.Shared.Storage.BlobLocation.Parse(storage);
+        return location.Kind == Training.Shared.Storage.BlobLocationKind.LocalFolder
+            ? Path.Combine(location.Folder, run.Trial(trialId).CheckpointPrefix)
+            : null;
     }
 
     /// <summary>The trial of a completed stage that a stage reference picks: best-eval (lowest final eval loss, ties to the

@@ -111,6 +111,19 @@ public class PipelineTests
     }
 
     [Test]
+    public async Task Submit_WithStorageFolder_ContinuesFromThePickedTrialsCheckpointsThere()
+    {
+        var path = Write(Pipeline().Replace("pick: best-eval", "pick: 0"));
+
+        var result = await CliProcess.RunAsync(_dir.Path, "submit", path, "--storage", _dir.Combine("store"));
+
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
+        var run = RunDir();
+        var checkpoints = Path.Combine(_dir.Combine("store"), Path.GetFileName(run), "trials", "pipe-pretrain-t000", "checkpoints");
+        Assert.That(Status(run, "pipe-continue-t000").GetProperty("initialized_from").GetString(), Does.StartWith(checkpoints + "@step-00000004"));
+    }
+
+    [Test]
     public async Task Submit_FirstStageFails_SkipsTheSecondWithTheReason()
     {
         // The first stage's eval data is a file that is not parquet: every pretrain trial fails before its first step.
