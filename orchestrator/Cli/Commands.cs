@@ -105,6 +105,7 @@ public static class Commands
         var trials = TrialComponents.Expand(spec);
         if (!ValidateData(trials) | !ValidateInitFrom(trials, RunStore.FromOption(a.Value("runs")).Root)) return 2;
         Console.WriteLine($"{spec.SourceFile}: valid, {trials.Count} trial(s)");
+        foreach (var line in InspectCommand.StageGraph(spec, trials)) Console.WriteLine(line);
         foreach (var t in trials)
             Console.WriteLine($"  {t.Id}  {string.Join("  ", t.Overrides.Select(o => $"{o.Key}={o.Value}"))}");
         return 0;
@@ -150,6 +151,9 @@ public static class Commands
         var storage = StorageOption(a);
         if (a.Value("cluster") is { } address)
         {
+            // The API takes a flat list of trials; a pipeline's graph and picks live in the local run record only.
+            if (spec.Stages is not null)
+                throw new ArgumentException($"{path}: a file with stages: runs on the local cluster only (submit without --cluster)");
             if (storage is not null)
                 throw new ArgumentException("--storage does not go with --cluster: the cluster's storage is set by `orchestrator serve --storage URI`");
             return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
@@ -205,7 +209,7 @@ public static class Commands
             AnsiConsole.Write(ProgressDisplay.Summary(run));
             Console.WriteLine($"metrics: {Path.Combine(run.Dir, "trials", "<trial>", "metrics.jsonl")}");
             var states = run.Trials.Select(t => t.ReadStatus().State).ToList();
-            if (states.Any(s => s == TrialState.Failed)) return 1;
+            if (states.Any(s => s is TrialState.Failed or TrialState.Skipped)) return 1;
             if (states.Any(s => s is TrialState.Cancelled or TrialState.Pending or TrialState.Running)) return 130;
             return 0;
         }

@@ -22,6 +22,7 @@ public static class InspectCommand
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 320);
 
         Console.WriteLine($"{spec.SourceFile}: {trials.Count} trial(s); nothing is trained: counts come from the specs");
+        foreach (var line in StageGraph(spec, trials)) Console.WriteLine(line);
         if (spec.Sweep?.EqualFlops is { } equalFlops)
             Console.WriteLine($"equal FLOPs: each variant's {equalFlops.SizeBy} is chosen so its training FLOPs per token come closest to its reference's " +
                               "(column \"vs ref\" = variant / reference)");
@@ -31,11 +32,47 @@ public static class InspectCommand
         return 0;
     }
 
+    /// <summary>
+    /// The stages of a file with <c>stages:</c>: the graph as edges (a -> b: b runs after a), then each stage in run
+    /// order with its trials, what it runs after and where its weights come from. Empty for a file without stages.
+    /// </summary>
+    public static IReadOnlyList<string> StageGraph(ExperimentSpec spec, IReadOnlyList<Trial> trials)
+    {
+        if (spec.Stages is not { } stages) return [];
+        var lines = new List<string> { $"stage graph ({stages.Stages.Count} stages; a -> b: b starts when a has completed):" };
+        var edges = stages.Stages.SelectMany(s => s.After.Select(a => $"  {a} -> {s.Name}")).ToList();
+        lines.AddRange(edges);
+        foreach (var alone in stages.Stages.Where(s => s.After.Count == 0 && !stages.Stages.Any(o => o.After.Contains(s.Name))))
+            lines.Add($"  {alone.Name}");
+        lines.Add("stages in run order:");
+        var width = stages.Stages.Max(s => s.Name.Length);
+        foreach (var stage in stages.Stages)
+        {
+            var own = trials.Where(t => t.Stage == stage.Name).ToList();
+            var line = $"  {stage.Name.PadRight(width)}  {own.Count} trial(s): {string.Join(", ", own.Select(t => t.Id))}";
+            if (stage.After.Count > 0) line += $"; after {string.Join(", ", stage.After)}";
+            if (own.FirstOrDefault()?.InitFromStage is { } source)
+                line += $"; weights from stage {source.Stage}, {Describe(source.Pick, trials.Where(t => t.Stage == source.Stage).ToList())}";
+            lines.Add(line);
+        }
+        return lines;
+    }
+
+    /// <summary>What a pick will choose, as far as it is known before any work.</summary>
+    private static string Describe(StagePick pick, IReadOnlyList<Trial> stageTrials) => pick.Kind switch
+    {
+        StagePickKind.BestEval => "pick best-eval (its completed trial with the lowest final eval loss)",
+        StagePickKind.Last => $"pick last ({stageTrials[^1].Id})",
+        _ => $"pick {pick.Index} ({stageTrials[pick.Index].Id})",
+    };
+
     public static Table Table(IReadOnlyList<Trial> trials, IReadOnlyList<TrainingBudget> budgets)
     {
         var sweepKeys = trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
         var table = new Table().Border(TableBorder.Rounded);
         table.AddColumn("trial");
+        var staged = trials.Any(t => t.Stage is not null);
+        if (staged) table.AddColumns("stage", "weights from");
         foreach (var key in sweepKeys) table.AddColumn(key);
         // A swept arch already has its column.
         var archColumn = !sweepKeys.Contains("model.arch");
@@ -51,6 +88,7 @@ public static class InspectCommand
             var model = trial.Spec.Model;
             var p = budget.Parameters;
             var cells = new List<string> { trial.Id };
+            if (staged) cells.AddRange([trial.Stage ?? "-", trial.InitFromStage is { } source ? $"{source.Stage} ({source.Pick})" : trial.Spec.Model.InitFrom ?? "random"]);
             cells.AddRange(sweepKeys.Select(k => trial.Overrides.TryGetValue(k, out var v) ? v : "-"));
             if (archColumn) cells.Add(SpecNameOf(model.Architecture));
             cells.AddRange([

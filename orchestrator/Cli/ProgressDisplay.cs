@@ -118,6 +118,20 @@ public sealed class ProgressDisplay
         }
     }
 
+    /// <summary>"arch / objective" from the trial's stored spec: stages of one pipeline differ in what they train.</summary>
+    private static string ModelOf(TrialRecord trial)
+    {
+        try
+        {
+            var spec = trial.LoadSpec().Spec;
+            return $"{Training.Shared.Spec.SpecWriter.NameOf(spec.Model.Architecture)} / {Training.Shared.Spec.SpecWriter.NameOf(spec.Objective.Kind)}";
+        }
+        catch (Exception e) when (e is IOException or Training.Shared.Spec.SpecException)
+        {
+            return "-";
+        }
+    }
+
     /// <summary>The side-by-side comparison of a run's trials.</summary>
     public static Table Summary(RunRecord run)
     {
@@ -125,11 +139,18 @@ public sealed class ProgressDisplay
         var sweepKeys = trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
         var table = new Table().Border(TableBorder.Rounded).Title($"run {run.Id}");
         table.AddColumn("trial");
+        // A pipeline's summary names each trial's stage and where its weights came from.
+        var stages = run.Manifest.Trials.ToDictionary(t => t.Id, t => t.Stage);
+        var staged = run.Manifest.Stages is not null;
+        if (staged) table.AddColumns("stage", "model", "weights from");
         foreach (var key in sweepKeys) table.AddColumn(key);
         table.AddColumns("state", "step", "params", "train loss", "eval loss", "eval acc", "tok/s");
         foreach (var t in trials)
         {
             var cells = new List<string> { t.TrialId };
+            if (staged) cells.AddRange([stages.GetValueOrDefault(t.TrialId) ?? "-", ModelOf(run.Trial(t.TrialId)),
+                // A trial of this run is named without the run id the title already shows.
+                t.InitializedFrom?.Replace(run.Id + "/", "") ?? "-"]);
             cells.AddRange(sweepKeys.Select(k => t.Overrides.TryGetValue(k, out var v) ? v : "-"));
             cells.AddRange([
                 t.State.ToString().ToLowerInvariant() + (t.Error is null ? "" : $" ({t.Error})"),

@@ -35,8 +35,8 @@ public sealed class ExperimentManager : ReceiveActor
     {
         public RunRecord Run { get; } = run;
         public TrialRecord Trial { get; } = trial;
-        public ExperimentSpec Spec { get; } = spec;
-        public string SpecYaml { get; } = specYaml;
+        public ExperimentSpec Spec { get; set; } = spec;
+        public string SpecYaml { get; set; } = specYaml;
         public int Generation { get; set; } = generation;
         public int Restarts { get; set; } = restarts;
         public List<Worker> Ranks { get; } = new();
@@ -188,11 +188,12 @@ public sealed class ExperimentManager : ReceiveActor
     }
 
     /// <summary>Places queued trials, oldest first, while enough free trainer workers exist and each run stays
-    /// within its max_concurrent_trials.</summary>
+    /// within its max_concurrent_trials. A trial of a stage waits until the stages it runs after have completed.</summary>
     private void Schedule()
     {
         foreach (var placement in _queue.ToList())
         {
+            if (!StageReady(placement)) continue;
             var resources = placement.Spec.Resources;
             var concurrent = _running.Values.Count(p => p.Run.Id == placement.Run.Id);
             if (concurrent >= resources.MaxConcurrentTrials) continue;
@@ -202,6 +203,109 @@ public sealed class ExperimentManager : ReceiveActor
             _queue.Remove(placement);
             Place(placement, free);
         }
+    }
+
+    /// <summary>
+    /// True when the trial has no stage, or every trial of the stages it runs after has completed; then a trial whose
+    /// weights come from a stage gets its picked source written into its spec. A stage before it that failed (or was
+    /// skipped, or stopped without coming back) skips the trial with the reason; false while any is still queued or running.
+    /// </summary>
+    private bool StageReady(Placement placement)
+    {
+        var run = placement.Run;
+        var entry = run.Manifest.Trials.Single(t => t.Id == placement.Trial.Id);
+        if (entry.Stage is null || run.Manifest.Stages?.SingleOrDefault(s => s.Name == entry.Stage) is not { } stage) return true;
+        var waiting = false;
+        foreach (var upstream in stage.After.SelectMany(run.StageTrials))
+        {
+            if (_running.ContainsKey(upstream.Id) || _queue.Any(p => p.Run.Id == run.Id && p.Trial.Id == upstream.Id))
+            {
+                waiting = true;
+                continue;
+            }
+            var status = run.Trial(upstream.Id).ReadStatus();
+            if (status.State == TrialState.Completed) continue;
+            // A skipped trial already names the stage that failed first; repeat its reason rather than nest it.
+            var reason = status.State == TrialState.Skipped && status.Error is { } cause ? cause
+                : $"stage {upstream.Stage} did not complete: trial {upstream.Id} {status.State.ToString().ToLowerInvariant()}" +
+                  (status.Error is { } error ? $" ({error})" : "");
+            Skip(placement, reason);
+            return false;
+        }
+        if (waiting) return false;
+        if (entry.InitFrom is { } source && placement.Spec.Model.InitFrom is null)
+        {
+            var (picked, problem) = Pick(run, source);
+            if (picked is null)
+            {
+                _queue.Remove(placement);
+                var failed = new TrialFinished(placement.Trial.Id, TrialOutcome.Failed, 0, problem);
+                placement.Trial.Record(failed);
+                Context.System.EventStream.Publish(new TrialEventPublished(run.Id, failed));
+                CheckRunFinished(run.Id);
+                return false;
+            }
+            if (WeightsSource(run, picked) is not { } weights)
+            {
+                _queue.Remove(placement);
+                var failed = new TrialFinished(placement.Trial.Id, TrialOutcome.Failed, 0,
+                    $"model.init_from: the checkpoints of trial {picked} are in {run.Manifest.Storage}, and a stage can start only from checkpoints in a folder for now");
+                placement.Trial.Record(failed);
+                Context.System.EventStream.Publish(new TrialEventPublished(run.Id, failed));
+                CheckRunFinished(run.Id);
+                return false;
+            }
+            (placement.Spec, placement.SpecYaml) = placement.Trial.ResolveInitFrom(weights);
+            _log.Info("trial {0}: weights from trial {1} (stage {2}, pick {3})", placement.Trial.Id, picked, source.Stage, source.Pick);
+        }
+        return true;
+    }
+
+    /// <summary>The init_from text for a trial of this run: RUN/TRIAL where checkpoints are in the run folder, the
+    /// absolute checkpoints folder where --storage is a folder; null for blob storage (not loadable by init_from yet).</summary>
+    private static string? WeightsSource(RunRecord run, string trialId)
+    {
+        if (run.Manifest.Storage is not { } storage) return $"{run.Id}/{trialId}";
+        var location = Training.Shared.Storage.BlobLocation.Parse(storage);
+        return location.Kind == Training.Shared.Storage.BlobLocationKind.LocalFolder
+            ? Path.Combine(location.Folder, run.Trial(trialId).CheckpointPrefix)
+            : null;
+    }
+
+    /// <summary>The trial of a completed stage that a stage reference picks: best-eval (lowest final eval loss, ties to the
+    /// lower index), last (the stage's last trial) or an index within the stage; else null and why.</summary>
+    private static (string? TrialId, string? Problem) Pick(RunRecord run, StageSource source)
+    {
+        var trials = run.StageTrials(source.Stage);
+        if (trials.Count == 0) return (null, $"model.init_from: stage {source.Stage} has no trials in run {run.Id}");
+        var pick = StagePick.Parse(source.Pick);
+        switch (pick?.Kind)
+        {
+            case StagePickKind.BestEval:
+                var best = trials.Select(t => (Entry: t, Status: run.Trial(t.Id).ReadStatus()))
+                    .Where(t => t.Status.State == TrialState.Completed && t.Status.EvalLoss is not null)
+                    .OrderBy(t => t.Status.EvalLoss).ThenBy(t => t.Entry.Index)
+                    .FirstOrDefault();
+                return best.Entry is null
+                    ? (null, $"model.init_from: pick best-eval, but no trial of stage {source.Stage} recorded a final eval loss")
+                    : (best.Entry.Id, null);
+            case StagePickKind.Last:
+                return (trials[^1].Id, null);
+            case StagePickKind.Index when pick.Index < trials.Count:
+                return (trials[pick.Index].Id, null);
+            default:
+                return (null, $"model.init_from: pick {source.Pick} does not name a trial of stage {source.Stage} ({trials.Count} trial(s))");
+        }
+    }
+
+    /// <summary>Takes a trial out of the queue without running it, recording why (a stage before it did not complete).</summary>
+    private void Skip(Placement placement, string reason)
+    {
+        _queue.Remove(placement);
+        placement.Trial.RecordSkipped(reason);
+        _log.Warning("trial {0} skipped: {1}", placement.Trial.Id, reason);
+        Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, new TrialWarning(placement.Trial.Id, 0, "skipped: " + reason)));
+        CheckRunFinished(placement.Run.Id);
     }
 
     private void Place(Placement placement, List<Worker> workers)

@@ -6,7 +6,8 @@ using Training.Shared.Storage;
 
 namespace Training.Orchestrator.State;
 
-public enum TrialState { Pending, Running, Completed, Cancelled, Failed }
+/// <summary>Skipped: not run because a stage it runs after did not complete (the status's error says which).</summary>
+public enum TrialState { Pending, Running, Completed, Cancelled, Failed, Skipped }
 
 /// <summary>A trial's latest known state, kept in its status.json.</summary>
 public sealed record TrialStatus(
@@ -15,12 +16,22 @@ public sealed record TrialStatus(
     string? LastCheckpoint, string? Error, IReadOnlyDictionary<string, string> Overrides, DateTimeOffset UpdatedAt,
     string? InitializedFrom = null);
 
-public sealed record TrialEntry(string Id, int Index, IReadOnlyDictionary<string, string> Overrides);
+/// <param name="Stage">The stage the trial belongs to (null without stages).</param>
+/// <param name="InitFrom">The stage whose picked trial gives this trial its weights, once that stage has completed.</param>
+public sealed record TrialEntry(string Id, int Index, IReadOnlyDictionary<string, string> Overrides, string? Stage = null,
+    StageSource? InitFrom = null);
+
+/// <summary>A stage reference as run.json keeps it: the stage and the pick (best-eval, last or a trial index).</summary>
+public sealed record StageSource(string Stage, string Pick);
+
+/// <summary>One stage of a pipeline and the stages it runs after.</summary>
+public sealed record StageEntry(string Name, IReadOnlyList<string> After);
 
 /// <summary>run.json: what was submitted.</summary>
 /// <param name="Storage">The storage URI of this run's checkpoints (its own folder or prefix there); null for the run folder.</param>
+/// <param name="Stages">The experiment's stages in run order; null for a file without stages.</param>
 public sealed record RunManifest(string Id, string Experiment, string Source, DateTimeOffset CreatedAt, IReadOnlyList<TrialEntry> Trials,
-    string? Storage = null);
+    string? Storage = null, IReadOnlyList<StageEntry>? Stages = null);
 
 /// <summary>
 /// The runs folder: one folder per submitted experiment, holding what was submitted, each trial's resolved spec,
@@ -72,7 +83,10 @@ public sealed class RunStore
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, "experiment.yaml"), experimentYaml);
         var manifest = new RunManifest(id, spec.Name, spec.SourceFile, stamp,
-            trials.Select(t => new TrialEntry(t.Id, t.Index, t.Overrides)).ToList(), Storage?.Child(id).ToString());
+            trials.Select(t => new TrialEntry(t.Id, t.Index, t.Overrides, t.Stage,
+                t.InitFromStage is { } source ? new StageSource(source.Stage, source.Pick.ToString()) : null)).ToList(),
+            Storage?.Child(id).ToString(),
+            spec.Stages?.Stages.Select(s => new StageEntry(s.Name, s.After.ToList())).ToList());
         var run = new RunRecord(dir, manifest);
         foreach (var trial in trials)
         {
@@ -168,6 +182,9 @@ public sealed class RunRecord
     public TrialRecord Trial(string id) => new(StoragePaths.Child(Dir, "trials", StoragePaths.RequireSafeName(id, "a trial id")), id);
 
     public IReadOnlyList<TrialRecord> Trials => Manifest.Trials.Select(t => Trial(t.Id)).ToList();
+
+    /// <summary>The trial entries of one stage, in index order.</summary>
+    public IReadOnlyList<TrialEntry> StageTrials(string stage) => Manifest.Trials.Where(t => t.Stage == stage).OrderBy(t => t.Index).ToList();
 }
 
 public sealed class TrialRecord(string dir, string id)
@@ -200,6 +217,33 @@ public sealed class TrialRecord(string dir, string id)
     {
         var yaml = File.ReadAllText(SpecPath);
         return (ExperimentLoader.Parse(yaml, SpecPath), yaml);
+    }
+
+    /// <summary>Records that the trial does not run because a stage before it did not complete: a metrics line and the
+    /// status (state skipped, the reason as its error), so status and the summary say why.</summary>
+    public void RecordSkipped(string reason)
+    {
+        lock (_gate)
+        {
+            File.AppendAllText(MetricsPath, JsonSerializer.Serialize(new { type = "skipped", reason, time = DateTimeOffset.UtcNow }, RunStore.JsonLine) + "\n");
+            WriteStatus(ReadStatus() with { State = TrialState.Skipped, Error = reason, UpdatedAt = DateTimeOffset.UtcNow });
+        }
+    }
+
+    /// <summary>Puts the picked source into the trial's stored spec (model.init_from: RUN/TRIAL), so every later
+    /// generation and a resume start from the same trial; returns the new spec and its text.</summary>
+    public (ExperimentSpec Spec, string Yaml) ResolveInitFrom(string source)
+    {
+        lock (_gate)
+        {
+            var (spec, _) = LoadSpec();
+            var resolved = spec with { Model = spec.Model with { InitFrom = source } };
+            var yaml = SpecWriter.ToYaml(resolved);
+            var temporary = SpecPath + ".tmp";
+            File.WriteAllText(temporary, yaml);
+            File.Move(temporary, SpecPath, overwrite: true);
+            return (resolved, yaml);
+        }
     }
 
     /// <summary>Appends one event to metrics.jsonl and folds it into status.json.</summary>

@@ -1,5 +1,6 @@
 using Training.Shared.Data;
 using Training.Shared.Storage;
+
 namespace Training.Shared.Spec;
 
 /// <summary>
@@ -31,8 +32,8 @@ public static class ExperimentLoader
         }
 
         var errors = new ErrorList(path);
-        var (spec, document) = ParseCore(text, path, errors);
-        if (document is not null) CheckDataExists(document, Path.GetDirectoryName(Path.GetFullPath(path))!, errors);
+        var (spec, documents) = ParseCore(text, path, errors);
+        CheckDataExists(documents, Path.GetDirectoryName(Path.GetFullPath(path))!, errors);
         errors.ThrowIfAny();
         return spec!;
     }
@@ -91,26 +92,30 @@ public static class ExperimentLoader
         return spec!;
     }
 
-    private static (ExperimentSpec? Spec, SourceDocument? Document) ParseCore(string text, string sourceFile, ErrorList errors)
+    /// <summary>The spec, and the documents whose data patterns must exist (the file, or each of its stages).</summary>
+    private static (ExperimentSpec? Spec, IReadOnlyList<SourceDocument> Documents) ParseCore(string text, string sourceFile, ErrorList errors)
     {
         var read = SourceReader.Read(text, errors);
-        if (read is null) return (null, null);
+        if (read is null) return (null, []);
+        if (read.Stages is not null) return StageReader.Read(read, sourceFile, errors);
         var sweep = read.Sweep is null ? null : SweepReader.Read(read.Sweep, read.SweepPosition, errors);
         // The file is bound knowing which keys its sweep varies (see SourceDocument.WithSweptKeys).
         var document = sweep is null ? read.Document : read.Document.WithSweptKeys(sweep.Keys);
         var spec = SpecBinder.Bind(document, sourceFile, errors);
-        if (spec is null || (read.Sweep is not null && sweep is null)) return (null, read.Document);
-        return (spec with { Sweep = sweep is null ? null : sweep with { Base = document } }, read.Document);
+        if (spec is null || (read.Sweep is not null && sweep is null)) return (null, [read.Document]);
+        return (spec with { Sweep = sweep is null ? null : sweep with { Base = document } }, [read.Document]);
     }
 
-    private static void CheckDataExists(SourceDocument document, string baseFolder, ErrorList errors)
+    private static void CheckDataExists(IReadOnlyList<SourceDocument> documents, string baseFolder, ErrorList errors)
     {
         // Shape errors were already reported by the binder; only look at well-formed patterns here.
         var quiet = new ErrorList("");
-        foreach (var key in new[] { "data.train", "data.eval" })
+        var seen = new HashSet<(string, SourcePosition)>(); // a pattern of the file is in every stage's document: report it once
+        foreach (var (document, key) in documents.SelectMany(d => new[] { (d, "data.train"), (d, "data.eval") }))
         {
             foreach (var (label, text, position) in SpecBinder.DataPatterns(document, key, quiet))
             {
+                if (!seen.Add((label, position))) continue;
                 // Blob shards are listed by `validate` and at a trial's start, with the credentials of the process
                 // that reads them; loading a file never needs storage. A malformed URI was reported by the binder.
                 if (ShardSources.IsBlobPattern(text) || (ShardSources.IsStorageUri(text) && ShardSources.Problem(text) is not null)) continue;

@@ -21,7 +21,15 @@ public sealed record ExperimentSpec(
     TrainSpec Train,
     ResourcesSpec Resources,
     SweepSpec? Sweep,
-    string SourceFile);
+    string SourceFile)
+{
+    /// <summary>The file's <c>stages:</c>, in the order they run; null for a file without stages (one flat sweep).</summary>
+    public StagesSpec? Stages { get; init; }
+
+    /// <summary><c>model.init_from: {stage: ..., pick: ...}</c> in a stage: resolved to a trial when that stage has
+    /// completed (the trial's Model.InitFrom is then RUN/TRIAL).</summary>
+    public StageReference? InitFromStage { get; init; }
+}
 
 /// <summary>Data patterns (files, directories of *.parquet, globs) as absolute paths, resolved against the YAML file's folder.</summary>
 public sealed record DataSpec(IReadOnlyList<string> Train, IReadOnlyList<string> Eval);

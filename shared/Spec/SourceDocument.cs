@@ -11,7 +11,12 @@ internal sealed record ScalarValue(SourceScalar Scalar) : SourceValue(Scalar.Pos
 
 internal sealed record ListValue(IReadOnlyList<SourceValue> Items, SourcePosition Position) : SourceValue(Position);
 
-internal sealed record MappingValue(SourcePosition Position) : SourceValue(Position);
+internal sealed record MappingValue(SourcePosition Position) : SourceValue(Position)
+{
+    /// <summary>The mapping's entries as written (plain keys only), for the one key that takes a mapping:
+    /// <c>model.init_from: {stage: ..., pick: ...}</c>.</summary>
+    public IReadOnlyList<(string Key, SourcePosition KeyPosition, SourceValue Value)> Entries { get; init; } = [];
+}
 
 /// <summary>
 /// An experiment file flattened to dotted key -> value as written, with positions. The binder reads it;
@@ -22,6 +27,9 @@ internal sealed class SourceDocument
     private readonly Dictionary<string, SourceValue> values = new();
     private readonly Dictionary<string, SourcePosition> sections = new();
     private readonly HashSet<string> swept = new();
+
+    /// <summary>The document is one stage of a file with <c>stages:</c> (so init_from may name a stage).</summary>
+    public bool InStage { get; private set; }
 
     public SourceValue? Get(string key) => values.GetValueOrDefault(key);
 
@@ -57,9 +65,19 @@ internal sealed class SourceDocument
         return copy;
     }
 
+    /// <summary>A stage: this document (the file's keys) with the stage's own keys put over it, at their own positions.</summary>
+    public SourceDocument ForStage(SourceDocument stage)
+    {
+        var copy = WithOverrides([]);
+        foreach (var (key, value) in stage.values) copy.values[key] = value;
+        foreach (var (section, position) in stage.sections) copy.sections.TryAdd(section, position);
+        copy.InStage = true;
+        return copy;
+    }
+
     public SourceDocument WithOverrides(IEnumerable<(string Key, SourceScalar Value)> overrides)
     {
-        var copy = new SourceDocument();
+        var copy = new SourceDocument { InStage = InStage };
         foreach (var (key, value) in values) copy.values[key] = value;
         foreach (var (section, position) in sections) copy.sections[section] = position;
         foreach (var (key, value) in overrides)

@@ -14,7 +14,12 @@ internal static class SourceReader
     public const string SyntaxKey = "(syntax)";
     public const string FileKey = "(file)";
 
-    public sealed record Result(SourceDocument Document, YamlMappingNode? Sweep, SourcePosition SweepPosition);
+    public sealed record Result(SourceDocument Document, YamlMappingNode? Sweep, SourcePosition SweepPosition)
+    {
+        /// <summary>The stages section's node (for <see cref="StageReader"/>) and where its key was written.</summary>
+        public YamlMappingNode? Stages { get; init; }
+        public SourcePosition StagesPosition { get; init; }
+    }
 
     public static Result? Read(string text, ErrorList errors)
     {
@@ -24,6 +29,8 @@ internal static class SourceReader
         var document = new SourceDocument();
         YamlMappingNode? sweep = null;
         var sweepPosition = SourcePosition.Unknown;
+        YamlMappingNode? stages = null;
+        var stagesPosition = SourcePosition.Unknown;
         foreach (var (keyNode, valueNode) in root.Children)
         {
             var name = KeyName(keyNode, "", errors);
@@ -38,10 +45,16 @@ internal static class SourceReader
                 if (valueNode is YamlMappingNode mapping) sweep = mapping;
                 else errors.Add(PositionOf(valueNode), name, "expected a mapping with grid and/or random");
             }
+            else if (name == SpecSchema.StagesSection)
+            {
+                stagesPosition = PositionOf(keyNode);
+                if (valueNode is YamlMappingNode mapping && mapping.Children.Count > 0) stages = mapping;
+                else errors.Add(PositionOf(valueNode), name, "expected a mapping of stage names to stages (each with after:, sections and sweep)");
+            }
             else
                 errors.Add(PositionOf(keyNode), name, UnknownKeyMessage(name, "", SpecSchema.TopLevelNames));
         }
-        return new Result(document, sweep, sweepPosition);
+        return new Result(document, sweep, sweepPosition) { Stages = stages, StagesPosition = stagesPosition };
     }
 
     private static YamlMappingNode? LoadRoot(string text, ErrorList errors)
@@ -87,7 +100,7 @@ internal static class SourceReader
         return mapping;
     }
 
-    private static void ReadSection(string section, YamlNode keyNode, YamlNode valueNode, SourceDocument document, ErrorList errors)
+    internal static void ReadSection(string section, YamlNode keyNode, YamlNode valueNode, SourceDocument document, ErrorList errors)
     {
         document.SetSection(section, PositionOf(keyNode));
         var leaves = SpecSchema.InSection(section).Select(k => k.Leaf).ToList();
@@ -133,6 +146,12 @@ internal static class SourceReader
     {
         YamlScalarNode scalar => new ScalarValue(ScalarOf(scalar)),
         YamlSequenceNode sequence => new ListValue(sequence.Children.Select(ToValue).ToList(), PositionOf(sequence)),
+        YamlMappingNode mapping => new MappingValue(PositionOf(node))
+        {
+            Entries = mapping.Children
+                .Select(c => (Key: (c.Key as YamlScalarNode)?.Value ?? "?", KeyPosition: PositionOf(c.Key), Value: ToValue(c.Value)))
+                .ToList(),
+        },
         _ => new MappingValue(PositionOf(node)),
     };
 

@@ -46,6 +46,7 @@ internal sealed class SpecBinder
             if (Value(key.Path) is { } written && Applies(key, arch)) spec = key.Set!(spec, written);
         }
         spec = spec with { Data = BindData(Path.GetDirectoryName(sourceFile) ?? "/") };
+        spec = spec with { InitFromStage = BindStageReference() };
 
         // Rules that span several keys: derived defaults, the layer split, the objective, then the checks.
         spec = spec with { Model = DeriveModelDefaults(spec.Model, spec.Objective.InputLength) };
@@ -367,6 +368,59 @@ internal sealed class SpecBinder
         return train with { MicroBatch = microBatch ?? 1 };
     }
 
+    private const string InitFromKey = "model.init_from";
+
+    /// <summary>
+    /// <c>model.init_from: {stage: NAME, pick: best-eval | last | INDEX}</c> in a stage of a file with <c>stages:</c>.
+    /// Whether NAME is a stage this one runs after is checked with the stage graph (<see cref="StageReader"/>).
+    /// </summary>
+    private StageReference? BindStageReference()
+    {
+        if (document.Get(InitFromKey) is not MappingValue mapping) return null;
+        const string expected = "{stage: NAME, pick: best-eval | last | INDEX}";
+        if (!document.InStage)
+        {
+            Invalid(InitFromKey, mapping.Position, $"init_from {expected} names a stage, and this file has no stages:; " +
+                                                   "give RUN/TRIAL, RUN/TRIAL@STEP or an absolute path to a checkpoints folder");
+            return null;
+        }
+        string? stage = null;
+        var stagePosition = mapping.Position;
+        var pick = StagePick.BestEval;
+        var pickPosition = mapping.Position;
+        foreach (var (key, keyPosition, value) in mapping.Entries)
+        {
+            var text = value is ScalarValue { Scalar.Text: { } t } ? t : null;
+            switch (key)
+            {
+                case "stage" when text is not null && SpecSchema.IsName(text):
+                    (stage, stagePosition) = (text, value.Position);
+                    break;
+                case "stage":
+                    Invalid(InitFromKey + ".stage", value.Position, $"expected a stage name, got {Describe(value)}");
+                    break;
+                case "pick" when text is not null && StagePick.Parse(text) is { } parsed:
+                    (pick, pickPosition) = (parsed, value.Position);
+                    break;
+                case "pick":
+                    Invalid(InitFromKey + ".pick", value.Position,
+                        $"expected {StagePick.BestEvalText} (the completed trial with the lowest final eval loss), {StagePick.LastText} " +
+                        $"(the stage's last trial) or a trial index (0 = the stage's first), got {Describe(value)}");
+                    break;
+                default:
+                    Invalid($"{InitFromKey}.{key}", keyPosition, $"unknown key \"{key}\" in a stage reference: expected {expected}");
+                    break;
+            }
+        }
+        if (stage is null)
+        {
+            if (!mapping.Entries.Any(e => e.Key == "stage"))
+                Invalid(InitFromKey + ".stage", mapping.Position, $"a stage reference needs stage: {expected}");
+            return null;
+        }
+        return new StageReference(stage, pick) { Position = stagePosition, PickPosition = pickPosition };
+    }
+
     // ---- reading single values ----
 
     /// <summary>The key's typed value (long, double or string), or null when absent or wrong (then reported).</summary>
@@ -389,6 +443,8 @@ internal sealed class SpecBinder
                     ? $"has no value: expected {key.Rule.Allowed}"
                     : $"has no value: expected {key.Rule.Allowed} (or remove the key to use its default)");
                 return null;
+            case MappingValue when path == InitFromKey:
+                return null; // a stage reference, read by BindStageReference
             case ScalarValue value:
                 var (typed, error) = key.Rule.Convert(value.Scalar);
                 if (error is not null) Invalid(path, value.Position, error);

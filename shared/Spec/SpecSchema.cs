@@ -51,6 +51,7 @@ internal sealed record SchemaKey(string Path, ValueRule Rule, object? Default = 
 public static partial class SpecSchema
 {
     internal const string SweepSection = "sweep";
+    internal const string StagesSection = "stages";
 
     internal static readonly IReadOnlyList<string> Sections =
         ["data", "tokenizer", "model", "objective", "optimizer", "schedule", "train", "resources"];
@@ -179,7 +180,7 @@ public static partial class SpecSchema
 
     /// <summary>Top-level names: the scalar keys and the sections (and sweep).</summary>
     internal static IReadOnlyList<string> TopLevelNames { get; } =
-        All.Where(k => k.Section == "").Select(k => k.Path).Concat(Sections).Append(SweepSection).ToList();
+        All.Where(k => k.Section == "").Select(k => k.Path).Concat(Sections).Append(SweepSection).Append(StagesSection).ToList();
 
     /// <summary>The model keys that set <paramref name="field"/> of <see cref="TransformerConfig"/>. The layer counts come
     /// from the split keys; a problem is reported at the first of them that was written, the fraction first (a split that

@@ -10,10 +10,57 @@ public static class SweepExpander
 {
     /// <param name="flopsPerToken">Training FLOPs per token of a trial's spec, to size an equal-FLOPs sweep; the layer
     /// above Spec supplies it (TrialComponents.Expand), since it needs the model and the tokenizer.</param>
-    public static IReadOnlyList<Trial> Expand(ExperimentSpec spec, Func<ExperimentSpec, double>? flopsPerToken = null)
+    public static IReadOnlyList<Trial> Expand(ExperimentSpec spec, Func<ExperimentSpec, double>? flopsPerToken = null) =>
+        spec.Stages is { } stages ? ExpandStages(spec, stages, flopsPerToken) : Expand(spec, flopsPerToken, spec.Name);
+
+    /// <summary>
+    /// Every stage's trials, stage after stage in run order: trial ids are <c>NAME-STAGE-t000</c>, ... (numbered within
+    /// the stage), indexes count through the whole file. A trial whose weights come from a stage carries the reference;
+    /// its spec has no init_from until that stage has completed and the scheduler picks the trial.
+    /// </summary>
+    private static IReadOnlyList<Trial> ExpandStages(ExperimentSpec spec, StagesSpec stages, Func<ExperimentSpec, double>? flopsPerToken)
+    {
+        var trials = new List<Trial>();
+        var errors = new List<SpecError>();
+        var counts = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var stage in stages.Stages)
+        {
+            IReadOnlyList<Trial> expanded;
+            try
+            {
+                expanded = Expand(stage.Spec, flopsPerToken, $"{spec.Name}-{stage.Name}");
+            }
+            catch (SpecException e)
+            {
+                errors.AddRange(e.Errors.Select(error => error with { Message = $"{error.Message} (stage {stage.Name})" }));
+                continue;
+            }
+            counts[stage.Name] = expanded.Count;
+            foreach (var trial in expanded)
+            {
+                if (trial.Spec.InitFromStage is { Pick.Kind: StagePickKind.Index } pick && counts.TryGetValue(pick.Stage, out var count) && pick.Pick.Index >= count)
+                {
+                    errors.Add(new SpecError(spec.SourceFile, pick.PickPosition.Line, pick.PickPosition.Column, "model.init_from.pick",
+                        $"pick {pick.Pick.Index}: stage {pick.Stage} has {count} trial(s), indexes 0 to {count - 1} (stage {stage.Name})"));
+                    break;
+                }
+                trials.Add(new Trial(trial.Id, trials.Count, trial.Spec with { InitFromStage = null }, trial.Overrides)
+                {
+                    FlopsReference = trial.FlopsReference,
+                    Stage = stage.Name,
+                    InitFromStage = trial.Spec.InitFromStage,
+                });
+            }
+        }
+        if (errors.Count > 0) throw new SpecException(errors.Distinct().OrderBy(e => e.Line).ThenBy(e => e.Column).ToList());
+        return trials;
+    }
+
+    /// <param name="idPrefix">Trial ids are idPrefix-t000, ...: the experiment's name, or NAME-STAGE in a stage.</param>
+    private static IReadOnlyList<Trial> Expand(ExperimentSpec spec, Func<ExperimentSpec, double>? flopsPerToken, string idPrefix)
     {
         if (spec.Sweep is not { } sweep)
-            return [new Trial(TrialId(spec.Name, 0), 0, spec, new Dictionary<string, string>())];
+            return [new Trial(TrialId(idPrefix, 0), 0, spec, new Dictionary<string, string>())];
 
         var baseDocument = BaseDocument(spec, sweep);
         var gridPoints = GridPoints(sweep.Grid);
@@ -39,11 +86,11 @@ public static class SweepExpander
                 {
                     var measure = flopsPerToken ?? throw new InvalidOperationException(
                         "sweep.equal_flops needs a FLOPs measure: expand the experiment with TrialComponents.Expand");
-                    trials.AddRange(EqualFlopsTrials(spec, baseDocument, overrides, equalFlops, trials.Count, measure, Report));
+                    trials.AddRange(EqualFlopsTrials(spec, idPrefix, baseDocument, overrides, equalFlops, trials.Count, measure, Report));
                     continue;
                 }
                 var index = trials.Count;
-                var id = TrialId(spec.Name, index);
+                var id = TrialId(idPrefix, index);
                 var errors = new ErrorList(spec.SourceFile);
                 var trialSpec = SpecBinder.Bind(Apply(baseDocument, overrides), spec.SourceFile, errors);
                 Report(errors, id);
@@ -70,12 +117,12 @@ public static class SweepExpander
     /// value of size_by whose training FLOPs per token come closest to the reference's. Every trial lists the keys the
     /// comparison sets, so the summary shows each model's shape side by side.
     /// </summary>
-    private static IEnumerable<Trial> EqualFlopsTrials(ExperimentSpec spec, SourceDocument baseDocument,
+    private static IEnumerable<Trial> EqualFlopsTrials(ExperimentSpec spec, string idPrefix, SourceDocument baseDocument,
         List<(string Key, SweepValue Value)> common, SweepEqualFlops equalFlops, int firstIndex, Func<ExperimentSpec, double> flopsPerToken,
         Action<ErrorList, string> report)
     {
         var referenceOverrides = common.Concat(equalFlops.Reference.Select(s => (s.Key, s.Value))).ToList();
-        var referenceId = TrialId(spec.Name, firstIndex);
+        var referenceId = TrialId(idPrefix, firstIndex);
         var errors = new ErrorList(spec.SourceFile);
         var reference = SpecBinder.Bind(Apply(baseDocument, referenceOverrides), spec.SourceFile, errors);
         report(errors, referenceId);
@@ -84,7 +131,7 @@ public static class SweepExpander
         {
             // Nothing to size against; the reference's errors are reported, every trial of the group stands in as the file.
             for (var i = 0; i <= equalFlops.Variants.Count; i++)
-                yield return new Trial(TrialId(spec.Name, firstIndex + i), firstIndex + i, spec with { Sweep = null }, new Dictionary<string, string>());
+                yield return new Trial(TrialId(idPrefix, firstIndex + i), firstIndex + i, spec with { Sweep = null }, new Dictionary<string, string>());
             yield break;
         }
         var referenceFlops = flopsPerToken(reference);
@@ -94,7 +141,7 @@ public static class SweepExpander
         {
             var variant = equalFlops.Variants[v];
             var index = firstIndex + 1 + v;
-            var id = TrialId(spec.Name, index);
+            var id = TrialId(idPrefix, index);
             var overrides = referenceOverrides.Concat(variant.Settings.Select(s => (s.Key, s.Value))).ToList();
             var sized = SizeToFlops(spec, baseDocument, overrides, equalFlops.SizeBy, reference, referenceFlops, flopsPerToken, variant.Position);
             if (sized.Spec is null)

@@ -112,4 +112,10 @@ public sealed record SweepEqualFlops(string SizeBy, IReadOnlyList<SweepSetting> 
 public sealed record Trial(string Id, int Index, ExperimentSpec Spec, IReadOnlyDictionary<string, string> Overrides)
 {
     public ExperimentSpec? FlopsReference { get; init; }
+
+    /// <summary>The stage this trial belongs to; null in a file without stages.</summary>
+    public string? Stage { get; init; }
+
+    /// <summary>The earlier stage whose trial gives this trial its weights (picked when that stage has completed).</summary>
+    public StageReference? InitFromStage { get; init; }
 }

@@ -53,6 +53,25 @@ public sealed class ExperimentYamlDocTests
         Assert.That(TrialComponents.Expand(spec), Has.Count.EqualTo(16));
     }
 
+    [Test]
+    public void ExperimentYamlDoc_StagesExample_LoadsAndExpandsToTheTrialsAndGraphItNames()
+    {
+        var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "experiment-yaml.md"));
+        var section = doc.IndexOf("## Stages (pipelines)", StringComparison.Ordinal);
+        Assert.That(section, Is.GreaterThanOrEqualTo(0), "docs/experiment-yaml.md has a stages section");
+        var from = doc.IndexOf("```yaml\n", section, StringComparison.Ordinal) + "```yaml\n".Length;
+        var yaml = doc[from..doc.IndexOf("```", from, StringComparison.Ordinal)];
+
+        var spec = ExperimentLoader.Parse(yaml, "/experiments/pipe.yaml");
+        var trials = TrialComponents.Expand(spec);
+
+        Assert.That(trials.Select(t => t.Id), Is.EquivalentTo(new[] { "pipe-pretrain-t000", "pipe-pretrain-t001", "pipe-continue-t000", "pipe-baseline-t000" }));
+        Assert.That(spec.Stages!.Stages.Select(s => (s.Name, string.Join(",", s.After))),
+            Is.EquivalentTo(new[] { ("pretrain", ""), ("continue", "pretrain"), ("baseline", "") }));
+        foreach (var id in trials.Select(t => t.Id)) Assert.That(doc[section..], Does.Contain($"`{id}`"));
+        Assert.That(doc[section..], Does.Contain("`pretrain -> continue`"));
+    }
+
     private static string RepositoryRoot()
     {
         for (var folder = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); folder is not null; folder = folder.Parent)
