@@ -262,14 +262,15 @@ public sealed class ExperimentManager : ReceiveActor
     }
 
     /// <summary>The init_from text for a trial of this run: RUN/TRIAL where checkpoints are in the run folder, the
-    /// absolute checkpoints folder where --storage is a folder; null for blob storage (not loadable by init_from yet).</summary>
+    /// absolute checkpoints folder where --storage is a folder, its azure:// URI in blob storage (read with the worker's
+    /// credentials).</summary>
     private static string? WeightsSource(RunRecord run, string trialId)
     {
         if (run.Manifest.Storage is not { } storage) return $"{run.Id}/{trialId}";
         var location = Training.Shared.Storage.BlobLocation.Parse(storage);
         return location.Kind == Training.Shared.Storage.BlobLocationKind.LocalFolder
             ? Path.Combine(location.Folder, run.Trial(trialId).CheckpointPrefix)
-            : null;
+            : $"{location}/{run.Trial(trialId).CheckpointPrefix}";
     }
 
     /// <summary>The trial of a completed stage that a stage reference picks: best-eval (lowest final eval loss, ties to the

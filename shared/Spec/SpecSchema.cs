@@ -122,7 +122,7 @@ public static partial class SpecSchema
         Model("preset", new ChoiceRule(EttinPresets.Names), null, m => m.Preset, (m, v) => m with { Preset = v },
             ModelFamilies.IsEttin, EttinArches),
         Model("init_from", new PatternRule(InitFromPattern(),
-                "RUN/TRIAL or RUN/TRIAL@STEP (a committed checkpoint in the runs folder), or an absolute path to a trial's checkpoints folder"),
+                "RUN/TRIAL or RUN/TRIAL@STEP (a committed checkpoint in the runs folder), an absolute path to a trial's checkpoints folder, or its azure://ACCOUNT/container/.../checkpoints[@STEP]"),
             null, m => m.InitFrom, (m, v) => m with { InitFrom = v }),
 
         new("objective.kind", Objectives, Required: true) { Get = s => s.Objective.Kind },
@@ -266,7 +266,7 @@ public static partial class SpecSchema
     [GeneratedRegex("^[a-z0-9][a-z0-9_-]*$")]
     private static partial Regex NamePattern();
 
-    [GeneratedRegex("^([a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*(@[0-9]+)?|/[^\\x00-\\x1f]+)$")]
+    [GeneratedRegex("^([a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*(@[0-9]+)?|/[^\\x00-\\x1f]+|azure://[^\\s?#@]+(@[0-9]+)?)$")]
     private static partial Regex InitFromPattern();
 
     [GeneratedRegex("^(cpu|cuda|cuda:[0-9]+)$")]

@@ -59,6 +59,7 @@ public static class InitialWeights
     /// <summary>The checkpoint store a source names, the step it asks for (null: newest), and its short name.</summary>
     public static (CheckpointStore Store, long? Step, string Name) Locate(string initFrom, string? runsRoot)
     {
+        if (initFrom.StartsWith("azure://", StringComparison.Ordinal)) return LocateInBlobStorage(initFrom);
         if (initFrom.StartsWith('/'))
         {
             var folder = Path.GetFullPath(initFrom.TrimEnd('/'));
@@ -77,6 +78,27 @@ public static class InitialWeights
         if (!Directory.Exists(Path.Combine(runFolder, "trials", trial)))
             throw new InvalidDataException($"model.init_from {initFrom}: no trial {trial} in run {run} (runs folder {runsRoot})");
         return (new CheckpointStore(new LocalFolderBlobStore(runFolder), $"trials/{trial}/checkpoints"), step, name);
+    }
+
+    /// <summary>A trial's checkpoints folder in blob storage, <c>azure://ACCOUNT/container/.../checkpoints[@STEP]</c>, read
+    /// with this process's credentials; a malformed URI or missing credentials is the source's problem, not a crash.</summary>
+    private static (CheckpointStore Store, long? Step, string Name) LocateInBlobStorage(string initFrom)
+    {
+        var at = initFrom.LastIndexOf('@');
+        var uri = at < 0 ? initFrom : initFrom[..at];
+        long? step = at < 0 ? null : long.Parse(initFrom[(at + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+        try
+        {
+            var location = BlobLocation.Parse(uri);
+            if (location.Prefix.Length == 0)
+                throw new ArgumentException($"'{location}' names a container, not a trial's checkpoints folder in it");
+            var container = BlobStores.Open(BlobLocation.Parse($"azure://{location.Account}/{location.Container}"));
+            return (new CheckpointStore(container, location.Prefix), step, location.ToString());
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"model.init_from {initFrom}: {e.Message}", e);
+        }
     }
 
     /// <summary>Copies every parameter from <paramref name="tensors"/> after checking all names and shapes; returns how

@@ -21,7 +21,7 @@ public class PipelineTests
 
     /// <summary>A tiny Ettin encoder pretrained with MLM at two learning rates, then continued as a CLM decoder from the
     /// pretrain trial with the best final eval loss.</summary>
-    private static string Pipeline(int continueSteps = 4, string pretrainExtra = "") => $$"""
+    internal static string Pipeline(int continueSteps = 4, string pretrainExtra = "") => $$"""
         name: pipe
         seed: 4
         data:
