@@ -62,11 +62,10 @@ public sealed class DashboardData(RunStore store)
         catch (Exception e) when (e is IOException or JsonException or InvalidDataException) { return null; }
     }
 
-    public IReadOnlyList<RunListItem> Runs() => store.List().Select(ListItem).Reverse().ToList();
+    public IReadOnlyList<RunListItem> Runs() => store.List().Select(run => ListItem(run, run.Trials.Select(t => Row(run, t)).ToList())).Reverse().ToList();
 
-    private RunListItem ListItem(RunRecord run)
+    private static RunListItem ListItem(RunRecord run, IReadOnlyList<TrialRow> rows)
     {
-        var rows = run.Trials.Select(t => Row(run, t)).ToList();
         var best = rows.Where(r => r.BestEvalLoss is not null).MinBy(r => r.BestEvalLoss);
         var (metric, value, trial) = best is not null
             ? ("eval_loss", best.BestEvalLoss, best.Id)
@@ -89,11 +88,14 @@ public sealed class DashboardData(RunStore store)
 
     public RunView Run(RunRecord run)
     {
+        // The first look at a big run folds every log: spread that over the cores.
+        Parallel.ForEach(run.Trials, trial => Series(trial));
+        Parallel.ForEach(run.Manifest.Trials, entry => Spec(run.Trial(entry.Id), entry));
         var rows = run.Trials.Select(t => Row(run, t)).ToList();
         var specs = run.Manifest.Trials.Select(e => Spec(run.Trial(e.Id), e)).OfType<SpecInfo>().ToList();
         var (columns, cells) = InspectCommand.Cells(specs.Select(s => s.Trial).ToList(), specs.Select(s => s.Budget).ToList());
         var sweepKeys = run.Manifest.Trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
-        return new RunView(ListItem(run), run.CancelRequested, sweepKeys, rows, new InspectTable(columns, cells), Metrics, XAxes);
+        return new RunView(ListItem(run, rows), run.CancelRequested, sweepKeys, rows, new InspectTable(columns, cells), Metrics, XAxes);
     }
 
     private TrialRow Row(RunRecord run, TrialRecord trial)

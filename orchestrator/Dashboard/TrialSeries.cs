@@ -94,7 +94,7 @@ public sealed class TrialSeries
                     for (var i = 0; i <= lastNewline; i++)
                     {
                         if (buffer[i] != (byte)'\n') continue;
-                        if (i > start) FoldLine(buffer.AsSpan(start, i - start));
+                        if (i > start) FoldLine(buffer.AsMemory(start, i - start));
                         start = i + 1;
                     }
                     _offset += lastNewline + 1;
@@ -105,12 +105,12 @@ public sealed class TrialSeries
         }
     }
 
-    private void FoldLine(ReadOnlySpan<byte> line)
+    private void FoldLine(ReadOnlyMemory<byte> line)
     {
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(line.ToArray());
+            document = JsonDocument.Parse(line);
         }
         catch (JsonException)
         {
