@@ -20,7 +20,9 @@ public static class DashboardCommand
         // The same token serve uses for this runs folder (or a configured one), so one token works for both.
         var token = ServeToken.Configured(a.Value("token-file"));
         var tokenFile = token is null ? ServeToken.Generate(store.Root, out token) : a.Value("token-file");
-        await using var app = DashboardServer.Build(store, host, port, token, publicRead: true, RunActions.RunFolderOnly);
+        // Reads are open on the loopback interface only: bound anywhere else, run data needs the token too.
+        var loopback = host == "localhost" || (System.Net.IPAddress.TryParse(host, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+        await using var app = DashboardServer.Build(store, host, port, token, publicRead: loopback, RunActions.RunFolderOnly);
         try
         {
             await app.StartAsync();

@@ -48,9 +48,11 @@ public sealed class DashboardData(RunStore store)
             var spec = trial.LoadSpec().Spec;
             info = new SpecInfo(new Trial(entry.Id, entry.Index, spec, entry.Overrides), TrainingBudget.For(spec));
         }
-        catch (Exception e) when (e is SpecException or IOException or ArgumentException or InvalidDataException or InvalidOperationException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            info = null; // the page shows the trial without its architecture row and tokens axis
+            // One spec that cannot be read or costed must not take the page down: that trial goes without its
+            // architecture row and tokens axis.
+            info = null;
         }
         _specs[trial.SpecPath] = (written, info);
         return info;

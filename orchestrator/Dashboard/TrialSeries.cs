@@ -74,6 +74,8 @@ public sealed class TrialSeries
             catch (DirectoryNotFoundException) { return; }
             using (stream)
             {
+                // A shorter file was replaced (a trial submitted again under the same folder): read it from the start.
+                if (stream.Length < _offset) Reset();
                 if (stream.Length <= _offset) return;
                 stream.Position = _offset;
                 var buffer = new byte[Math.Min(stream.Length - _offset, 1 << 22)];
@@ -103,6 +105,15 @@ public sealed class TrialSeries
                 }
             }
         }
+    }
+
+    private void Reset()
+    {
+        _offset = 0;
+        _origin = null;
+        foreach (var column in new System.Collections.IList[] { Steps, StepTime, Loss, Accuracy, LearningRate, GradNorm, TokensPerSecond,
+                     EvalSteps, EvalTime, EvalLoss, EvalAccuracy, Attempts, Checkpoints, Warnings })
+            column.Clear();
     }
 
     private void FoldLine(ReadOnlyMemory<byte> line)
