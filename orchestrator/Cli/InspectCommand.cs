@@ -68,20 +68,30 @@ public static class InspectCommand
 
     public static Table Table(IReadOnlyList<Trial> trials, IReadOnlyList<TrainingBudget> budgets)
     {
-        var sweepKeys = trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
+        var (columns, rows) = Cells(trials, budgets);
         var table = new Table().Border(TableBorder.Rounded);
-        table.AddColumn("trial");
+        foreach (var column in columns) table.AddColumn(Markup.Escape(column));
+        foreach (var row in rows) table.AddRow(row.Select(Markup.Escape).ToArray());
+        return table;
+    }
+
+    /// <summary>The inspect table as plain text cells (the terminal table and the dashboard both show these).</summary>
+    public static (IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string>> Rows) Cells(IReadOnlyList<Trial> trials, IReadOnlyList<TrainingBudget> budgets)
+    {
+        var sweepKeys = trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
+        var columns = new List<string> { "trial" };
         var staged = trials.Any(t => t.Stage is not null);
-        if (staged) table.AddColumns("stage", "weights from");
-        foreach (var key in sweepKeys) table.AddColumn(key);
+        if (staged) columns.AddRange(["stage", "weights from"]);
+        columns.AddRange(sweepKeys);
         // A swept arch already has its column.
         var archColumn = !sweepKeys.Contains("model.arch");
-        if (archColumn) table.AddColumn("arch");
-        table.AddColumns("objective", "layers", "d_model", "vocab", "params", "non-emb", "embedding", "encoder", "decoder",
-            "tokens/ex", "FLOPs/token");
+        if (archColumn) columns.Add("arch");
+        columns.AddRange(["objective", "layers", "d_model", "vocab", "params", "non-emb", "embedding", "encoder", "decoder",
+            "tokens/ex", "FLOPs/token"]);
         var compared = trials.Any(t => t.FlopsReference is not null);
-        if (compared) table.AddColumn("vs ref");
-        table.AddColumn("train FLOPs");
+        if (compared) columns.Add("vs ref");
+        columns.Add("train FLOPs");
+        var rows = new List<IReadOnlyList<string>>();
         for (var i = 0; i < trials.Count; i++)
         {
             var (trial, budget) = (trials[i], budgets[i]);
@@ -105,9 +115,9 @@ public static class InspectCommand
                     ? (budget.FlopsPerToken / TrainingBudget.For(reference).FlopsPerToken).ToString("0.000", CultureInfo.InvariantCulture)
                     : "-");
             cells.Add(Flops(budget.TotalFlops));
-            table.AddRow(cells.Select(Markup.Escape).ToArray());
+            rows.Add(cells);
         }
-        return table;
+        return (columns, rows);
     }
 
     private static string SpecNameOf(ModelArchitecture arch) => SpecWriter.NameOf(arch);

@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Training.Bench;
+
+/// <summary>
+/// The dashboard's run page for a large sweep: synthetic run folders in the run-store format (500 trials x 100k steps,
+/// a step line every <c>logEvery</c> steps), served by the real <c>orchestrator dashboard</c> program. Measures the
+/// time until the page's data has arrived (the page, the run JSON and the curves, fetched in that order as the page
+/// does) and the JSON bytes, against the size of the raw metrics logs.
+/// </summary>
+public static class DashboardBench
+{
+    public static void Run(string outDir, int trials = 500, long steps = 100_000, int logEvery = 100, string? orchestratorDll = null)
+    {
+        var dll = orchestratorDll ?? Path.GetFullPath(Path.Combine("orchestrator", "bin", "Release", "net10.0", "orchestrator.dll"));
+        if (!File.Exists(dll)) throw new FileNotFoundException($"dashboard bench: {dll} is missing; run 'make build' first");
+        var scratch = Path.Combine(Path.GetTempPath(), "bench-dashboard-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            var (runId, rawBytes, rawLines) = WriteSyntheticRun(Path.Combine(scratch, "runs"), trials, steps, logEvery);
+            var writeSeconds = clock.Elapsed.TotalSeconds;
+            Console.WriteLine($"dashboard bench: wrote {trials} trials x {steps:N0} steps ({rawLines:N0} log lines, {rawBytes / 1e6:F1} MB) in {writeSeconds:F1} s");
+            using var server = StartDashboard(dll, scratch);
+            using var http = new HttpClient { BaseAddress = new Uri(server.Url), Timeout = TimeSpan.FromMinutes(5) };
+            var cold = LoadRunPage(http, runId);
+            var warm = Enumerable.Range(0, 5).Select(_ => LoadRunPage(http, runId)).OrderBy(m => m.Seconds).ToList();
+            var median = warm[warm.Count / 2];
+            var result = new
+            {
+                machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
+                synthetic = new { trials, steps, log_every = logEvery, log_lines = rawLines, raw_metrics_bytes = rawBytes },
+                what = "HTTP time for the run page's HTML, its run JSON and its loss curves (as the page fetches them), from the real orchestrator dashboard on 127.0.0.1; browser drawing not included",
+                cold_first_load = new { seconds = cold.Seconds, json_bytes = cold.JsonBytes, run_json_bytes = cold.RunBytes, curves_json_bytes = cold.CurvesBytes },
+                warm_load_median_of_5 = new { seconds = median.Seconds, json_bytes = median.JsonBytes },
+                curve_points = cold.Points,
+                json_vs_raw = (double)cold.JsonBytes / rawBytes,
+                goals = new { seconds = 1.0, json_bytes = 2_000_000 },
+            };
+            File.WriteAllText(Path.Combine(outDir, "dashboard.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            var md = new StringBuilder()
+                .AppendLine("# Dashboard run page: 500 trials x 100k steps")
+                .AppendLine()
+                .AppendLine(CultureInfo.InvariantCulture, $"Machine: {result.machine.cores} cores. Synthetic run folder in the run-store format: {trials} trials x {steps:N0} steps, a step line every {logEvery} steps and an eval every 5,000 ({rawLines:N0} lines, {rawBytes / 1e6:F1} MB of metrics.jsonl).")
+                .AppendLine(CultureInfo.InvariantCulture, $"Measured: {result.what}.")
+                .AppendLine()
+                .AppendLine("| measure | value | goal |")
+                .AppendLine("|---|---|---|")
+                .AppendLine(CultureInfo.InvariantCulture, $"| first load after start (reads every log once) | {cold.Seconds * 1000:F0} ms | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| **load, logs already folded (median of 5)** | **{median.Seconds * 1000:F0} ms** | < 1 s |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| **JSON bytes (run + curves)** | **{cold.JsonBytes / 1e6:F2} MB** ({cold.RunBytes / 1e6:F2} + {cold.CurvesBytes / 1e6:F2}) | < 2 MB |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| raw metrics logs | {rawBytes / 1e6:F1} MB | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| JSON / raw | {result.json_vs_raw:P2} | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| curve points sent (min/max per bucket) | {cold.Points:N0} | |")
+                .ToString();
+            File.WriteAllText(Path.Combine(outDir, "dashboard.md"), md);
+            Console.WriteLine(md);
+        }
+        finally
+        {
+            if (Directory.Exists(scratch)) Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private sealed record PageLoad(double Seconds, long JsonBytes, long RunBytes, long CurvesBytes, long Points);
+
+    private static PageLoad LoadRunPage(HttpClient http, string runId)
+    {
+        var clock = Stopwatch.StartNew();
+        var html = http.GetByteArrayAsync($"/dashboard/run/{runId}").GetAwaiter().GetResult();
+        var run = http.GetByteArrayAsync($"/dashboard/api/runs/{runId}").GetAwaiter().GetResult();
+        var curves = http.GetByteArrayAsync($"/dashboard/api/runs/{runId}/curves?metric=loss&x=step").GetAwaiter().GetResult();
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (html.Length == 0) throw new InvalidDataException("the run page came back empty");
+        using var document = JsonDocument.Parse(curves);
+        var points = document.RootElement.GetProperty("curves").EnumerateArray()
+            .Sum(c => (long)c.GetProperty("y").EnumerateArray().Count(v => v.ValueKind == JsonValueKind.Number));
+        using var runDocument = JsonDocument.Parse(run);
+        var rows = runDocument.RootElement.GetProperty("trials").GetArrayLength();
+        if (rows == 0 || points == 0) throw new InvalidDataException($"the run page has {rows} trials and {points} curve points");
+        return new PageLoad(seconds, run.Length + curves.Length, run.Length, curves.Length, points);
+    }
+
+    /// <summary>run.json, and per trial spec.yaml, status.json and metrics.jsonl, as the run store writes them.</summary>
+    private static (string RunId, long Bytes, long Lines) WriteSyntheticRun(string runs, int trials, long steps, int logEvery)
+    {
+        var runId = "bench-20260101-000000";
+        var dir = Path.Combine(runs, runId);
+        Directory.CreateDirectory(dir);
+        var spec = File.ReadAllText(Path.Combine("experiments", "quickstart.yaml"));
+        var lrs = new[] { "1.0e-4", "2.0e-4", "5.0e-4", "1.0e-3", "2.0e-3", "5.0e-3", "1.0e-2", "2.0e-2", "5.0e-2", "1.0e-1" };
+        var started = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var entries = new List<object>();
+        long bytes = 0, lines = 0;
+        var json = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+        for (var t = 0; t < trials; t++)
+        {
+            var id = $"bench-t{t:D3}";
+            var lr = lrs[t % lrs.Length];
+            var seed = (t / lrs.Length).ToString(CultureInfo.InvariantCulture);
+            var overrides = new Dictionary<string, string> { ["optimizer.lr"] = lr, ["seed"] = seed };
+            entries.Add(new { id, index = t, overrides });
+            var trialDir = Path.Combine(dir, "trials", id);
+            Directory.CreateDirectory(trialDir);
+            File.WriteAllText(Path.Combine(trialDir, "spec.yaml"), spec.Replace("lr: 2.0e-3", "lr: " + lr).Replace("seed: 1234", "seed: " + seed)
+                .Replace("steps: 240", $"steps: {steps}").Replace("../data/", "data/"));
+            var rng = new Random(t);
+            var rate = double.Parse(lr, CultureInfo.InvariantCulture);
+            var metrics = new StringBuilder();
+            var time = started;
+            metrics.Append(CultureInfo.InvariantCulture, $"{{\"type\":\"start\",\"step\":0,\"total_steps\":{steps},\"parameters\":6000000,\"resumed_from\":null,\"init_from\":null,\"time\":\"{time:O}\"}}\n");
+            double loss = 0;
+            for (var step = logEvery; step <= steps; step += logEvery)
+            {
+                time = time.AddSeconds(logEvery * 0.05);
+                loss = 2 + 4 * Math.Exp(-step * rate / 20) + 0.05 * rng.NextDouble();
+                metrics.Append(CultureInfo.InvariantCulture,
+                    $"{{\"type\":\"step\",\"step\":{step},\"loss\":{loss:R},\"accuracy\":{0.5 - loss / 20:R},\"lr\":{rate:R},\"grad_norm\":{0.5 + rng.NextDouble():R},\"tokens_per_second\":{20000 + 1000 * rng.NextDouble():R},\"step_seconds\":0.05,\"communication_seconds\":0,\"time\":\"{time:O}\"}}\n");
+                if (step % 5000 == 0)
+                    metrics.Append(CultureInfo.InvariantCulture, $"{{\"type\":\"eval\",\"step\":{step},\"loss\":{loss + 0.1:R},\"accuracy\":{0.5 - loss / 20:R},\"tokens\":4096,\"time\":\"{time:O}\"}}\n");
+            }
+            metrics.Append(CultureInfo.InvariantCulture, $"{{\"type\":\"finish\",\"outcome\":\"completed\",\"step\":{steps},\"error\":null,\"time\":\"{time:O}\"}}\n");
+            var text = metrics.ToString();
+            File.WriteAllText(Path.Combine(trialDir, "metrics.jsonl"), text);
+            bytes += Encoding.UTF8.GetByteCount(text);
+            lines += text.Count(c => c == '\n');
+            var status = new
+            {
+                trial_id = id, index = t, state = "completed", step = steps, total_steps = steps, parameters = 6_000_000L, loss, eval_loss = loss + 0.1,
+                eval_accuracy = 0.4, tokens_per_second = 20500.0, last_checkpoint = (string?)null, error = (string?)null, overrides, updated_at = time,
+            };
+            File.WriteAllText(Path.Combine(trialDir, "status.json"), JsonSerializer.Serialize(status, json));
+        }
+        File.WriteAllText(Path.Combine(dir, "experiment.yaml"), spec);
+        File.WriteAllText(Path.Combine(dir, "run.json"), JsonSerializer.Serialize(new
+        {
+            id = runId, experiment = "bench", source = "experiments/quickstart.yaml", created_at = started, trials = entries, storage = (string?)null,
+        }, json));
+        return (runId, bytes, lines);
+    }
+
+    private sealed class Server(Process process, string url) : IDisposable
+    {
+        public string Url => url;
+
+        public void Dispose()
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+            process.Dispose();
+        }
+    }
+
+    private static Server StartDashboard(string dll, string scratch)
+    {
+        File.WriteAllText(Path.Combine(scratch, "token"), "bench-token\n");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { dll, "dashboard", "--runs", Path.Combine(scratch, "runs"), "--port", "0", "--token-file", Path.Combine(scratch, "token") })
+            info.ArgumentList.Add(a);
+        var process = Process.Start(info) ?? throw new InvalidOperationException("could not start orchestrator dashboard");
+        while (process.StandardOutput.ReadLine() is { } line)
+        {
+            if (!line.StartsWith("dashboard: ", StringComparison.Ordinal)) continue;
+            _ = process.StandardOutput.ReadToEndAsync();
+            _ = process.StandardError.ReadToEndAsync();
+            var url = new Uri(line["dashboard: ".Length..].Split(' ')[0]);
+            return new Server(process, $"{url.Scheme}://{url.Authority}");
+        }
+        throw new InvalidOperationException($"orchestrator dashboard exited: {process.StandardError.ReadToEnd()}");
+    }
+}
