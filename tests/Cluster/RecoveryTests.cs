@@ -29,11 +29,11 @@ public class RecoveryTests
         using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         var submitted = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(8));
 
-        await WaitUntil(() => Events(runs).Any(e => Type(e) == "checkpoint"), TimeSpan.FromMinutes(2), "a committed checkpoint");
+        await WaitUntil(() => RunEvents.Read(runs).Any(e => RunEvents.Type(e) == "checkpoint"), TimeSpan.FromMinutes(2), "a committed checkpoint");
         var runDir = Directory.GetDirectories(runs).Single();
         cluster.Serve.KillHard();
         await cluster.Serve.WaitForExitAsync(TimeSpan.FromSeconds(20));
-        var stepsBeforeKill = Events(runDir).Where(e => Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
+        var stepsBeforeKill = RunEvents.Read(runDir).Where(e => RunEvents.Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
         await Task.Delay(TimeSpan.FromSeconds(3));
         await cluster.RestartServeAsync();
 
@@ -41,10 +41,10 @@ public class RecoveryTests
         await worker.WaitForAsync("rejoined", TimeSpan.FromMinutes(2));
         // The submitter lost its server mid-run: it waited for the restarted one and reports the real outcome.
         var result = await submitted;
-        var events = Events(runDir);
-        var starts = events.Where(e => Type(e) == "start").ToList();
-        Assert.That(events.Any(e => Type(e) == "finish"), Is.True, $"no finish recorded; submit said:\n{result.Output}\n{cluster.AllServeOutput}\n{worker.Output}");
-        var finish = events.Last(e => Type(e) == "finish");
+        var events = RunEvents.Read(runDir);
+        var starts = events.Where(e => RunEvents.Type(e) == "start").ToList();
+        Assert.That(events.Any(e => RunEvents.Type(e) == "finish"), Is.True, $"no finish recorded; submit said:\n{result.Output}\n{cluster.AllServeOutput}\n{worker.Output}");
+        var finish = events.Last(e => RunEvents.Type(e) == "finish");
         Assert.Multiple(() =>
         {
             Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.AllServeOutput + worker.Output);
@@ -62,7 +62,7 @@ public class RecoveryTests
         var reference = await CliProcess.RunAsync(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         Assert.That(reference.ExitCode, Is.EqualTo(0), reference.Output);
         var referenceDir = Directory.GetDirectories(runs).Single(d => d != runDir);
-        var expected = Losses(Events(referenceDir));
+        var expected = Losses(RunEvents.Read(referenceDir));
         var recorded = Losses(events);
         Assert.That(recorded.Count, Is.GreaterThan(Steps / 4));
         Assert.That(recorded.Where(kv => expected[kv.Key] != kv.Value).Select(kv => kv.Key).Take(5), Is.Empty,
@@ -83,17 +83,17 @@ public class RecoveryTests
         using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(5));
 
-        await WaitUntil(() => Events(runs).Count(e => Type(e) == "step") >= 20, TimeSpan.FromMinutes(2), "20 steps");
+        await WaitUntil(() => RunEvents.Read(runs).Count(e => RunEvents.Type(e) == "step") >= 20, TimeSpan.FromMinutes(2), "20 steps");
         var victim = first.Output.Contains("trial drain-t000") ? first : second;
         var survivor = victim == first ? second : first;
         victim.Signal("TERM");
         var exit = await victim.WaitForExitAsync(TimeSpan.FromSeconds(90));
 
         var result = await finished;
-        var events = Events(runs);
-        var starts = events.Where(e => Type(e) == "start").ToList();
-        var secondStart = events.FindLastIndex(e => Type(e) == "start");
-        var stepsBeforeMove = events.Take(secondStart).Where(e => Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
+        var events = RunEvents.Read(runs);
+        var starts = events.Where(e => RunEvents.Type(e) == "start").ToList();
+        var secondStart = events.FindLastIndex(e => RunEvents.Type(e) == "start");
+        var stepsBeforeMove = events.Take(secondStart).Where(e => RunEvents.Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
         Assert.Multiple(() =>
         {
             Assert.That(exit, Is.EqualTo(0), victim.Output);
@@ -126,10 +126,8 @@ public class RecoveryTests
         Assert.That(result.Output, Does.Contain("completed"));
     }
 
-    private static Dictionary<long, double> Losses(List<JsonElement> events) => events.Where(e => Type(e) == "step")
+    private static Dictionary<long, double> Losses(List<JsonElement> events) => events.Where(e => RunEvents.Type(e) == "step")
         .GroupBy(e => e.GetProperty("step").GetInt64()).ToDictionary(g => g.Key, g => g.Last().GetProperty("loss").GetDouble());
-
-    private static string Type(JsonElement e) => e.GetProperty("type").GetString()!;
 
     private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout, string what, Func<string>? context = null)
     {
@@ -140,16 +138,5 @@ public class RecoveryTests
             await Task.Delay(200);
         }
         Assert.Fail($"timed out after {timeout} waiting for {what}\n{context?.Invoke()}");
-    }
-
-    private static List<JsonElement> Events(string runs)
-    {
-        var file = Directory.Exists(runs) ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault() : null;
-        if (file is null) return [];
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => { try { return (JsonElement?)JsonDocument.Parse(l).RootElement; } catch (JsonException) { return null; } })
-            .Where(e => e is not null).Select(e => e!.Value).ToList();
     }
 }

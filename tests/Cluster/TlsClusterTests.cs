@@ -81,19 +81,12 @@ public class TlsClusterTests
 
     private static void MakeCerts(string folder, params string[] nodes)
     {
-        var script = Path.Combine(RepositoryRoot(), "infra", "install", "certs.sh");
+        var script = Path.Combine(RunEvents.RepositoryRoot(), "infra", "install", "certs.sh");
         var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { script, folder }.Concat(nodes)) info.ArgumentList.Add(a);
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
         process.WaitForExit();
         Assert.That(process.ExitCode, Is.EqualTo(0), output);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var folder = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); folder is not null; folder = folder.Parent)
-            if (File.Exists(Path.Combine(folder.FullName, "Training.sln"))) return folder.FullName;
-        throw new DirectoryNotFoundException("no Training.sln above " + TestContext.CurrentContext.TestDirectory);
     }
 }

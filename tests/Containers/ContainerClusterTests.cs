@@ -29,7 +29,7 @@ public class ContainerClusterTests
     public void BuildImages()
     {
         _azurite = AzuriteService.Start();
-        var build = Run("bash", Path.Combine(RepositoryRoot(), "infra", "containers", "build-images.sh"), "worker", "orchestrator");
+        var build = Run("bash", Path.Combine(RunEvents.RepositoryRoot(), "infra", "containers", "build-images.sh"), "worker", "orchestrator");
         Assert.That(build.ExitCode, Is.EqualTo(0), build.Output);
         TestContext.Progress.WriteLine(build.Output);
     }
@@ -55,11 +55,11 @@ public class ContainerClusterTests
         var azurite = _azurite;
         var container = "containers" + _suffix;
         var data = BlobStores.Open(BlobLocation.Parse($"azure://{AzuriteService.Account}/{container}"), azurite.Environment);
-        var sample = Path.Combine(RepositoryRoot(), "data", "sample");
+        var sample = Path.Combine(RunEvents.RepositoryRoot(), "data", "sample");
         foreach (var file in Directory.GetFiles(sample, "*.parquet", SearchOption.AllDirectories))
             await data.PutAsync($"sample/{Path.GetRelativePath(sample, file)}", await File.ReadAllBytesAsync(file));
         var experiment = _dir.Combine("quickstart-dp.yaml");
-        File.WriteAllText(experiment, File.ReadAllText(Path.Combine(RepositoryRoot(), "experiments", "quickstart-dp.yaml"))
+        File.WriteAllText(experiment, File.ReadAllText(Path.Combine(RunEvents.RepositoryRoot(), "experiments", "quickstart-dp.yaml"))
             .Replace("train: ../data/sample/train", $"train: azure://{AzuriteService.Account}/{container}/sample/train")
             .Replace("eval: ../data/sample/eval", $"eval: azure://{AzuriteService.Account}/{container}/sample/eval"));
 
@@ -92,18 +92,18 @@ public class ContainerClusterTests
         var token = Path.Combine(runs, ".api-token");
         using var submit = CliProcess.Start(_dir.Path, "submit", experiment, "--cluster", api, "--token-file", token);
         var submitted = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(10));
-        await WaitUntil(() => Events(runs).Any(e => Type(e) == "checkpoint") || submitted.IsCompleted, TimeSpan.FromMinutes(5));
+        await WaitUntil(() => RunEvents.Read(runs).Any(e => RunEvents.Type(e) == "checkpoint") || submitted.IsCompleted, TimeSpan.FromMinutes(5));
         Assert.That(submitted.IsCompleted, Is.False, $"the run ended before a worker could be killed:\n{(submitted.IsCompleted ? (await submitted).Output : "")}{Logs()}");
         Assert.That(Run("podman", "kill", Name("worker-a")).ExitCode, Is.EqualTo(0));
         StartContainer("worker-c", "worker", Worker());
         var result = await submitted;
-        var events = Events(runs);
+        var events = RunEvents.Read(runs);
         Assert.Multiple(() =>
         {
             Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + Logs());
-            Assert.That(events.Count(e => Type(e) == "start"), Is.EqualTo(2), "started once more after the kill");
-            Assert.That(events.Where(e => Type(e) == "start").Last().GetProperty("resumed_from").GetString(), Does.StartWith("step-"));
-            Assert.That(events.Last(e => Type(e) == "finish").GetProperty("outcome").GetString(), Is.EqualTo("completed"));
+            Assert.That(events.Count(e => RunEvents.Type(e) == "start"), Is.EqualTo(2), "started once more after the kill");
+            Assert.That(events.Where(e => RunEvents.Type(e) == "start").Last().GetProperty("resumed_from").GetString(), Does.StartWith("step-"));
+            Assert.That(events.Last(e => RunEvents.Type(e) == "finish").GetProperty("outcome").GetString(), Is.EqualTo("completed"));
         });
 
         // A second, shorter run; `podman stop` (SIGTERM) on one of its workers: it checkpoints, hands the trial on and exits 0.
@@ -175,20 +175,7 @@ public class ContainerClusterTests
     }
 
     private static long StepsOf(string runDir) =>
-        Events(runDir).Where(e => Type(e) == "step").Select(e => e.GetProperty("step").GetInt64()).DefaultIfEmpty(0).Max();
-
-    private static string Type(JsonElement e) => e.GetProperty("type").GetString()!;
-
-    private static List<JsonElement> Events(string folder)
-    {
-        var file = Directory.Exists(folder) ? Directory.GetFiles(folder, "metrics.jsonl", SearchOption.AllDirectories).OrderBy(f => f).FirstOrDefault() : null;
-        if (file is null) return [];
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => { try { return (JsonElement?)JsonDocument.Parse(l).RootElement; } catch (JsonException) { return null; } })
-            .Where(e => e is not null).Select(e => e!.Value).ToList();
-    }
+        RunEvents.Read(runDir).Where(e => RunEvents.Type(e) == "step").Select(e => e.GetProperty("step").GetInt64()).DefaultIfEmpty(0).Max();
 
     private sealed record Result(int ExitCode, string Output);
 
@@ -204,12 +191,5 @@ public class ContainerClusterTests
         var stderr = process.StandardError.ReadToEndAsync();
         process.WaitForExit();
         return new Result(process.ExitCode, stdout.Result + stderr.Result);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var folder = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); folder is not null; folder = folder.Parent)
-            if (File.Exists(Path.Combine(folder.FullName, "Training.sln"))) return folder.FullName;
-        throw new DirectoryNotFoundException("no Training.sln above " + TestContext.CurrentContext.TestDirectory);
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using NUnit.Framework;
+using Training.Tests.Support;
 using YamlDotNet.RepresentationModel;
 
 namespace Training.Tests.Containers;
@@ -12,7 +13,7 @@ namespace Training.Tests.Containers;
 /// </summary>
 public partial class DeploymentManifestTests
 {
-    private static readonly string Root = RepositoryRoot();
+    private static readonly string Root = RunEvents.RepositoryRoot();
 
     private static readonly string[] Shared =
     [
@@ -162,12 +163,5 @@ public partial class DeploymentManifestTests
             current = next;
         }
         return (current as YamlScalarNode)?.Value;
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var folder = new DirectoryInfo(TestContext.CurrentContext.TestDirectory); folder is not null; folder = folder.Parent)
-            if (File.Exists(Path.Combine(folder.FullName, "Training.sln"))) return folder.FullName;
-        throw new DirectoryNotFoundException("no Training.sln above " + TestContext.CurrentContext.TestDirectory);
     }
 }

@@ -82,7 +82,7 @@ public class ShareNothingClusterTests
 
         using var submit = CliProcess.Start(_dir.Path, "submit", experiment, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         var submitted = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(4));
-        await WaitUntil(() => Events(runs).Count(e => Type(e) == "step") >= 40 || submitted.IsCompleted, TimeSpan.FromMinutes(3));
+        await WaitUntil(() => RunEvents.Read(runs).Count(e => RunEvents.Type(e) == "step") >= 40 || submitted.IsCompleted, TimeSpan.FromMinutes(3));
         if (submitted.IsCompleted) Assert.Fail($"the run ended before it could be cancelled:\n{(await submitted).Output}\n{Context()}");
         var runDir = Directory.GetDirectories(runs).Single();
         var runId = Path.GetFileName(runDir);
@@ -96,15 +96,15 @@ public class ShareNothingClusterTests
 
         var trialPrefix = $"runs/{runId}/trials/apart-t000/checkpoints";
         var blobs = await data.ListAsync(trialPrefix);
-        var events = Events(runDir);
-        var starts = events.Where(e => Type(e) == "start").ToList();
-        var stoppedAt = events.Take(events.FindLastIndex(e => Type(e) == "start")).Where(e => Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
+        var events = RunEvents.Read(runDir);
+        var starts = events.Where(e => RunEvents.Type(e) == "start").ToList();
+        var stoppedAt = events.Take(events.FindLastIndex(e => RunEvents.Type(e) == "start")).Where(e => RunEvents.Type(e) == "step").Max(e => e.GetProperty("step").GetInt64());
         Assert.Multiple(() =>
         {
             Assert.That(starts, Has.Count.EqualTo(2));
             Assert.That(stoppedAt, Is.LessThan(Steps), "cancelled before the end");
             Assert.That(starts[1].GetProperty("step").GetInt64(), Is.EqualTo(stoppedAt), "the resume started where the cancel checkpointed");
-            Assert.That(events.Last(e => Type(e) == "finish").GetProperty("step").GetInt64(), Is.EqualTo(Steps));
+            Assert.That(events.Last(e => RunEvents.Type(e) == "finish").GetProperty("step").GetInt64(), Is.EqualTo(Steps));
             Assert.That(blobs, Does.Contain($"{trialPrefix}/{CheckpointStore.IdFor(Steps)}/manifest.json"), "the final checkpoint is in Azurite");
             Assert.That(blobs, Does.Contain($"{trialPrefix}/tokenizer.json").And.Contain($"{trialPrefix}/spec.yaml"),
                 "the trial's artifacts are beside its checkpoints");
@@ -120,7 +120,7 @@ public class ShareNothingClusterTests
         // exactly the reference's loss.
         var reference = await CliProcess.RunAsync(_dir.Path, "submit", experiment, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         Assert.That(reference.ExitCode, Is.EqualTo(0), reference.Output + Context());
-        var expected = Losses(Events(Directory.GetDirectories(runs).Single(d => d != runDir)));
+        var expected = Losses(RunEvents.Read(Directory.GetDirectories(runs).Single(d => d != runDir)));
         var recorded = Losses(events);
         Assert.That(recorded.Keys, Is.EquivalentTo(Enumerable.Range(1, Steps).Select(s => (long)s)), "every step was recorded once");
         Assert.That(recorded.Where(kv => expected[kv.Key] != kv.Value).Select(kv => kv.Key).Take(5), Is.Empty,
@@ -139,25 +139,12 @@ public class ShareNothingClusterTests
         return process.ExitCode == 0;
     }
 
-    private static Dictionary<long, double> Losses(List<JsonElement> events) => events.Where(e => Type(e) == "step")
+    private static Dictionary<long, double> Losses(List<JsonElement> events) => events.Where(e => RunEvents.Type(e) == "step")
         .GroupBy(e => e.GetProperty("step").GetInt64()).ToDictionary(g => g.Key, g => g.Last().GetProperty("loss").GetDouble());
-
-    private static string Type(JsonElement e) => e.GetProperty("type").GetString()!;
 
     private static async Task WaitUntil(Func<bool> condition, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (DateTime.UtcNow < deadline && !condition()) await Task.Delay(200);
-    }
-
-    private static List<JsonElement> Events(string folder)
-    {
-        var file = Directory.Exists(folder) ? Directory.GetFiles(folder, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault() : null;
-        if (file is null) return [];
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => { try { return (JsonElement?)JsonDocument.Parse(l).RootElement; } catch (JsonException) { return null; } })
-            .Where(e => e is not null).Select(e => e!.Value).ToList();
     }
 }
