@@ -79,7 +79,7 @@ public sealed class Trainer : IDisposable
         ShardFiles.Check(_evalFiles, ShardCheckDepth.Layout).ThrowIfBad("data.eval");
         torch.set_num_threads(_spec.Resources.Threads);
         _device = ParseDevice(_spec.Resources.Device);
-        _tokenizer = TrialComponents.TokenizerForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix);
+        _tokenizer = TrialComponents.TokenizerForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix, _trainFiles);
         if (options.IsLeader) SaveSpecArtifact();
         _objective = TrialComponents.Objective(_spec, _tokenizer);
         // Every evaluation uses the same first windows of the eval split: read them once, now, so a damaged eval

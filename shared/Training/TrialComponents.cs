@@ -22,8 +22,11 @@ public static class TrialComponents
     public static ITokenizer Tokenizer(ExperimentSpec spec) => TokenizerFactory.ForSpec(spec.Tokenizer, () => TrainShards(spec));
 
     /// <summary>The tokenizer of a trial: a char vocabulary saved with its checkpoints wins over the shards (see TokenizerFactory.ForTrial).</summary>
-    public static ITokenizer TokenizerForTrial(ExperimentSpec spec, IBlobStore blobs, string checkpointPrefix) =>
-        TokenizerFactory.ForTrial(spec.Tokenizer, () => TrainShards(spec), blobs, checkpointPrefix);
+    /// <param name="trainShards">The trial's training shards when the caller has resolved them already (listing blob
+    /// storage again would cost requests at every trial start); resolved here when null.</param>
+    public static ITokenizer TokenizerForTrial(ExperimentSpec spec, IBlobStore blobs, string checkpointPrefix,
+        IReadOnlyList<IShardSource>? trainShards = null) =>
+        TokenizerFactory.ForTrial(spec.Tokenizer, () => trainShards ?? TrainShards(spec), blobs, checkpointPrefix);
 
     public static ITrainingObjective Objective(ExperimentSpec spec, ITokenizer tokenizer) =>
         ObjectiveFactory.Create(spec.Objective, tokenizer, spec.Seed);
