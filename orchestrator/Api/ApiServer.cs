@@ -228,8 +228,11 @@ public static class ApiServer
             }
         }
         // A checkpoints folder given by path is read by the workers like data (RUN/TRIAL names stay in the runs folder).
-        if (trial.Spec.Model.InitFrom is { } initFrom && initFrom.StartsWith('/') && !IsUnderDataRoot(initFrom, roots))
-            return $"trial {trial.Id}: model.init_from: {Shown(initFrom)} is not under the data folders this server reads (serve --data-root)";
+        foreach (var (key, source) in new[] { ("model.init_from", trial.Spec.Model.InitFrom), ("distill.teacher", trial.Spec.Distill.Teacher) })
+        {
+            if (source is not null && source.StartsWith('/') && !IsUnderDataRoot(source, roots))
+                return $"trial {trial.Id}: {key}: {Shown(source)} is not under the data folders this server reads (serve --data-root)";
+        }
         return null;
     }
 

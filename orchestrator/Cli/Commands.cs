@@ -136,11 +136,16 @@ public static class Commands
         return ok;
     }
 
-    /// <summary>Every model.init_from names a committed checkpoint in the runs folder (or a checkpoints folder).</summary>
+    /// <summary>Every model.init_from and distill.teacher names a committed checkpoint in the runs folder (or a checkpoints
+    /// folder, or a Hugging Face teacher folder).</summary>
     private static bool ValidateInitFrom(IReadOnlyList<Trial> trials, string runsRoot)
     {
-        var problems = trials.Select(t => t.Spec.Model.InitFrom).OfType<string>().Distinct()
-            .Select(source => InitialWeights.Problem(source, runsRoot)).OfType<string>().ToList();
+        var problems = trials
+            .SelectMany(t => new[] { (Key: "model.init_from", Source: t.Spec.Model.InitFrom), (Key: "distill.teacher", Source: t.Spec.Distill.Teacher) })
+            .Where(s => s.Source is not null).Distinct()
+            // A Hugging Face folder is checked when the teacher loads it (every tensor's name and shape at once).
+            .Where(s => !(s.Key == "distill.teacher" && File.Exists(Path.Combine(s.Source!, "config.json"))))
+            .Select(s => InitialWeights.Problem(s.Source!, runsRoot, s.Key)).OfType<string>().ToList();
         foreach (var problem in problems) Console.Error.WriteLine($"orchestrator: {problem}");
         return problems.Count == 0;
     }
@@ -201,8 +206,10 @@ public static class Commands
                 var concurrent = Math.Min(pending.Count, specs.Min(s => s.Resources.MaxConcurrentTrials));
                 var workers = specs.Max(s => s.Resources.Workers) * concurrent;
                 var threads = specs.Max(s => s.Resources.Threads);
-                Console.WriteLine($"local cluster: coordinator and {workers} worker process(es), logs in {Path.Combine(run.Dir, "workers")}");
-                await using var cluster = await LocalCluster.StartAsync(workers, threads, Path.Combine(run.Dir, "workers"));
+                var teachers = specs.Max(s => s.Resources.Teachers) * concurrent;
+                Console.WriteLine($"local cluster: coordinator and {workers} worker process(es)" +
+                                  (teachers > 0 ? $" and {teachers} teacher worker(s)" : "") + $", logs in {Path.Combine(run.Dir, "workers")}");
+                await using var cluster = await LocalCluster.StartAsync(workers, threads, Path.Combine(run.Dir, "workers"), teachers);
                 await display.ShowWhileAsync(async () =>
                 {
                     await cluster.RunAsync(run, display.Observe, cancel.Token);

@@ -27,14 +27,16 @@ public sealed class LocalCluster : IAsyncDisposable
     /// <summary>Where the worker program is: built next to the orchestrator (it references the worker project).</summary>
     public static string WorkerDll => Path.Combine(AppContext.BaseDirectory, "worker.dll");
 
-    public static async Task<LocalCluster> StartAsync(int workers, int threadsPerWorker, string logDirectory)
+    /// <param name="teachers">Workers with role teacher (distillation) started beside the trainers.</param>
+    public static async Task<LocalCluster> StartAsync(int workers, int threadsPerWorker, string logDirectory, int teachers = 0)
     {
         var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
         var coordinator = await CoordinatorHost.StartAsync("127.0.0.1", 0, secret);
         Directory.CreateDirectory(logDirectory);
         var processes = new List<Process>();
-        for (var i = 0; i < workers; i++)
+        for (var i = 0; i < workers + teachers; i++)
         {
+            var role = i < workers ? ClusterHosting.TrainerRole : ClusterHosting.TeacherRole;
             var info = new ProcessStartInfo("dotnet")
             {
                 RedirectStandardOutput = true,
@@ -44,12 +46,12 @@ public sealed class LocalCluster : IAsyncDisposable
             // The local coordinator lives and dies with this process, so a worker that loses it has nothing to wait for:
             // a one-second rejoin lets an orphan (this process killed) exit instead of waiting minutes for a restart.
             foreach (var arg in new[] { WorkerDll, "--seed", coordinator.Address, "--threads", threadsPerWorker.ToString(), "--host", "127.0.0.1",
-                         "--rejoin-timeout", "1" })
+                         "--rejoin-timeout", "1", "--role", role })
                 info.ArgumentList.Add(arg);
             // The secret goes by environment, not the command line, so it does not show in `ps`.
             info.Environment[ClusterHosting.SecretVariable] = secret;
             var process = Process.Start(info) ?? throw new InvalidOperationException("could not start a worker process");
-            var log = new StreamWriter(Path.Combine(logDirectory, $"worker-{i}.log"), append: true) { AutoFlush = true };
+            var log = new StreamWriter(Path.Combine(logDirectory, i < workers ? $"worker-{i}.log" : $"teacher-{i - workers}.log"), append: true) { AutoFlush = true };
             process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
             process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
             process.Exited += (_, _) => { lock (log) log.Dispose(); };

@@ -22,6 +22,9 @@ public sealed class ExperimentManager : ReceiveActor
 {
     public const int MaxRestarts = 3;
 
+    /// <summary>Teachers of one trial that may fail to load before no more are tried.</summary>
+    public const int MaxTeacherFailures = 3;
+
     private sealed record Worker(string Id, IActorRef Ref, string Host, string Role)
     {
         public string? Trial { get; set; }
@@ -44,6 +47,14 @@ public sealed class ExperimentManager : ReceiveActor
         public byte[]? NcclUniqueId { get; set; }
         public Dictionary<int, RankFinished> Finished { get; } = new();
         public bool Cancelled { get; set; }
+
+        /// <summary>Teacher workers serving this trial (distillation), and the score streams of those that are up.</summary>
+        public List<Worker> Teachers { get; } = new();
+        public Dictionary<string, string> TeacherEndpoints { get; } = new();
+
+        /// <summary>Why the last teacher failed, for the trial's error when none is left, and how many have failed.</summary>
+        public string? TeacherError { get; set; }
+        public int TeacherFailures { get; set; }
     }
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -69,6 +80,8 @@ public sealed class ExperimentManager : ReceiveActor
         Receive<RankListening>(Listening);
         Receive<RankEvent>(RankEventReceived);
         Receive<RankFinished>(Finished);
+        Receive<TeacherListening>(TeacherUp);
+        Receive<TeacherFailed>(TeacherDown);
         Receive<ShutdownWorkers>(m =>
         {
             foreach (var worker in _workers.Values) worker.Ref.Tell(new ShutdownWorker(m.Reason));
@@ -198,11 +211,87 @@ public sealed class ExperimentManager : ReceiveActor
             var concurrent = _running.Values.Count(p => p.Run.Id == placement.Run.Id);
             if (concurrent >= resources.MaxConcurrentTrials) continue;
             // Elastic: as many ranks as are free, up to workers, and at least min_workers.
-            var free = _workers.Values.Where(w => w.Trial is null && !w.Draining && w.Role == ClusterHosting.TrainerRole).OrderBy(w => w.Id, StringComparer.Ordinal).Take(resources.Workers).ToList();
+            var free = FreeWorkers(ClusterHosting.TrainerRole).Take(resources.Workers).ToList();
             if (free.Count < resources.MinimumWorkers) continue;
+            // A distillation trial starts with at least one teacher; more join as teacher workers become free.
+            if (resources.Teachers > 0 && !FreeWorkers(ClusterHosting.TeacherRole).Any()) continue;
             _queue.Remove(placement);
             Place(placement, free);
         }
+        foreach (var running in _running.Values.Where(p => p.Teachers.Count < p.Spec.Resources.Teachers).ToList())
+            PlaceTeachers(running);
+    }
+
+    private IEnumerable<Worker> FreeWorkers(string role) =>
+        _workers.Values.Where(w => w.Trial is null && !w.Draining && w.Role == role).OrderBy(w => w.Id, StringComparer.Ordinal);
+
+    /// <summary>Asks free teacher workers to serve the trial's teacher until it has resources.teachers of them (at the
+    /// start, and to replace one that died).</summary>
+    private void PlaceTeachers(Placement placement)
+    {
+        // A teacher that fails to load will fail on the next worker too: stop trying after a few.
+        if (placement.TeacherFailures >= MaxTeacherFailures) return;
+        var wanted = placement.Spec.Resources.Teachers - placement.Teachers.Count;
+        foreach (var worker in FreeWorkers(ClusterHosting.TeacherRole).Take(wanted).ToList())
+        {
+            worker.Trial = placement.Trial.Id;
+            placement.Teachers.Add(worker);
+            worker.Ref.Tell(new AssignTeacher(placement.Run.Id, placement.Run.Dir, placement.Trial.Id, placement.Spec.Distill.Teacher!,
+                placement.Spec.Resources.Device, placement.Spec.Resources.Threads, placement.Run.Manifest.Storage));
+            _log.Info("trial {0}: teacher on {1}", placement.Trial.Id, worker.Id);
+        }
+    }
+
+    private void TeacherUp(TeacherListening m)
+    {
+        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Teachers.All(t => t.Id != m.WorkerId))
+        {
+            Sender.Tell(new StopTeacher(m.TrialId));
+            return;
+        }
+        placement.TeacherEndpoints[m.WorkerId] = $"{m.Host}:{m.Port}";
+        _log.Info("trial {0}: teacher {1} serves at {2}:{3} ({4})", m.TrialId, m.WorkerId, m.Host, m.Port, m.Description);
+        AnnounceTeachers(placement);
+    }
+
+    private void TeacherDown(TeacherFailed m)
+    {
+        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Teachers.FirstOrDefault(t => t.Id == m.WorkerId) is not { } worker) return;
+        _log.Warning("trial {0}: teacher on {1} failed: {2}", m.TrialId, m.WorkerId, m.Error);
+        placement.TeacherError = m.Error;
+        placement.TeacherFailures++;
+        DropTeacher(placement, worker);
+        Schedule();
+        if (placement.Teachers.Count == 0)
+            foreach (var rank in placement.Ranks)
+                rank.Ref.Tell(new StopRank(placement.Trial.Id, placement.Generation, Abort: true, $"no teacher is left: {m.Error}"));
+    }
+
+    private void DropTeacher(Placement placement, Worker worker)
+    {
+        placement.Teachers.Remove(worker);
+        placement.TeacherEndpoints.Remove(worker.Id);
+        worker.Trial = null;
+        AnnounceTeachers(placement);
+    }
+
+    /// <summary>Tells every student rank which teachers are up; a rank that has not started keeps the list for its start.</summary>
+    private void AnnounceTeachers(Placement placement)
+    {
+        var changed = new TeachersChanged(placement.Trial.Id, placement.Generation, placement.TeacherEndpoints.Values.Order(StringComparer.Ordinal).ToList());
+        foreach (var rank in placement.Ranks) rank.Ref.Tell(changed);
+    }
+
+    /// <summary>The trial is off the cluster (finished, or queued to run again): its teacher workers are free again.</summary>
+    private void ReleaseTeachers(Placement placement)
+    {
+        foreach (var teacher in placement.Teachers)
+        {
+            teacher.Ref.Tell(new StopTeacher(placement.Trial.Id));
+            teacher.Trial = null;
+        }
+        placement.Teachers.Clear();
+        placement.TeacherEndpoints.Clear();
     }
 
     /// <summary>
@@ -233,38 +322,40 @@ public sealed class ExperimentManager : ReceiveActor
             return false;
         }
         if (waiting) return false;
-        if (entry.InitFrom is { } source && placement.Spec.Model.InitFrom is null)
+        if (entry.InitFrom is { } weightsFrom && placement.Spec.Model.InitFrom is null
+            && !ResolveStageSource(placement, weightsFrom, "model.init_from", (spec, source) => spec with { Model = spec.Model with { InitFrom = source } }))
+            return false;
+        if (entry.TeacherFrom is { } teacherFrom && placement.Spec.Distill.Teacher is null
+            && !ResolveStageSource(placement, teacherFrom, "distill.teacher", (spec, source) => spec with { Distill = spec.Distill with { Teacher = source } }))
+            return false;
+        return true;
+    }
+
+    /// <summary>Writes the trial a stage reference picks into the trial's spec (at <paramref name="key"/>); false, with
+    /// the trial failed and the reason recorded, when there is none to pick.</summary>
+    private bool ResolveStageSource(Placement placement, StageSource source, string key, Func<ExperimentSpec, string, ExperimentSpec> apply)
+    {
+        var run = placement.Run;
+        var (picked, problem) = Pick(run, source, key);
+        if (picked is null)
         {
-            var (picked, problem) = Pick(run, source);
-            if (picked is null)
-            {
-                _queue.Remove(placement);
-                var failed = new TrialFinished(placement.Trial.Id, TrialOutcome.Failed, 0, problem);
-                placement.Trial.Record(failed);
-                Context.System.EventStream.Publish(new TrialEventPublished(run.Id, failed));
-                CheckRunFinished(run.Id);
-                return false;
-            }
-            if (WeightsSource(run, picked) is not { } weights)
-            {
-                _queue.Remove(placement);
-                var failed = new TrialFinished(placement.Trial.Id, TrialOutcome.Failed, 0,
-                    $"model.init_from: the checkpoints of trial {picked} are in {run.Manifest.Storage}, and a stage can start only from checkpoints in a folder for now");
-                placement.Trial.Record(failed);
-                Context.System.EventStream.Publish(new TrialEventPublished(run.Id, failed));
-                CheckRunFinished(run.Id);
-                return false;
-            }
-            (placement.Spec, placement.SpecYaml) = placement.Trial.ResolveInitFrom(weights);
-            _log.Info("trial {0}: weights from trial {1} (stage {2}, pick {3})", placement.Trial.Id, picked, source.Stage, source.Pick);
+            _queue.Remove(placement);
+            var failed = new TrialFinished(placement.Trial.Id, TrialOutcome.Failed, 0, problem);
+            placement.Trial.Record(failed);
+            Context.System.EventStream.Publish(new TrialEventPublished(run.Id, failed));
+            CheckRunFinished(run.Id);
+            return false;
         }
+        var weights = WeightsSource(run, picked);
+        (placement.Spec, placement.SpecYaml) = placement.Trial.ResolveStageSource(spec => apply(spec, weights));
+        _log.Info("trial {0}: {1} from trial {2} (stage {3}, pick {4})", placement.Trial.Id, key, picked, source.Stage, source.Pick);
         return true;
     }
 
     /// <summary>The init_from text for a trial of this run: RUN/TRIAL where checkpoints are in the run folder, the
     /// absolute checkpoints folder where --storage is a folder, its azure:// URI in blob storage (read with the worker's
     /// credentials).</summary>
-    private static string? WeightsSource(RunRecord run, string trialId)
+    private static string WeightsSource(RunRecord run, string trialId)
     {
         if (run.Manifest.Storage is not { } storage) return $"{run.Id}/{trialId}";
         var location = Training.Shared.Storage.BlobLocation.Parse(storage);
@@ -275,10 +366,10 @@ public sealed class ExperimentManager : ReceiveActor
 
     /// <summary>The trial of a completed stage that a stage reference picks: best-eval (lowest final eval loss, ties to the
     /// lower index), last (the stage's last trial) or an index within the stage; else null and why.</summary>
-    private static (string? TrialId, string? Problem) Pick(RunRecord run, StageSource source)
+    private static (string? TrialId, string? Problem) Pick(RunRecord run, StageSource source, string key)
     {
         var trials = run.StageTrials(source.Stage);
-        if (trials.Count == 0) return (null, $"model.init_from: stage {source.Stage} has no trials in run {run.Id}");
+        if (trials.Count == 0) return (null, $"{key}: stage {source.Stage} has no trials in run {run.Id}");
         var pick = StagePick.Parse(source.Pick);
         switch (pick?.Kind)
         {
@@ -288,14 +379,14 @@ public sealed class ExperimentManager : ReceiveActor
                     .OrderBy(t => t.Status.EvalLoss).ThenBy(t => t.Entry.Index)
                     .FirstOrDefault();
                 return best.Entry is null
-                    ? (null, $"model.init_from: pick best-eval, but no trial of stage {source.Stage} recorded a final eval loss")
+                    ? (null, $"{key}: pick best-eval, but no trial of stage {source.Stage} recorded a final eval loss")
                     : (best.Entry.Id, null);
             case StagePickKind.Last:
                 return (trials[^1].Id, null);
             case StagePickKind.Index when pick.Index < trials.Count:
                 return (trials[pick.Index].Id, null);
             default:
-                return (null, $"model.init_from: pick {source.Pick} does not name a trial of stage {source.Stage} ({trials.Count} trial(s))");
+                return (null, $"{key}: pick {source.Pick} does not name a trial of stage {source.Stage} ({trials.Count} trial(s))");
         }
     }
 
@@ -325,6 +416,7 @@ public sealed class ExperimentManager : ReceiveActor
                 rank, workers.Count, placement.SpecYaml, placement.Trial.SpecPath, placement.Trial.CheckpointPrefix, placement.Run.Manifest.Storage));
         }
         _log.Info("trial {0} generation {1} placed on {2}", placement.Trial.Id, placement.Generation, string.Join(", ", workers.Select(w => w.Id)));
+        if (placement.Spec.Resources.Teachers > 0) PlaceTeachers(placement);
     }
 
     private bool Current(string trialId, int generation, out Placement placement)
@@ -368,6 +460,7 @@ public sealed class ExperimentManager : ReceiveActor
 
         foreach (var worker in placement.Ranks) worker.Trial = null;
         _running.Remove(m.TrialId);
+        ReleaseTeachers(placement);
         if (!placement.Cancelled && placement.Finished.Values.All(f => f.Outcome == TrialOutcome.Cancelled))
         {
             // Stopped without a cancel: a worker is draining. The ranks checkpointed at the same step; run the trial
@@ -385,7 +478,9 @@ public sealed class ExperimentManager : ReceiveActor
             : TrialOutcome.Completed;
         // A rank that failed before training (a bad shard at the start) reports step 0: keep the step already recorded.
         var step = Math.Max(placement.Finished.Values.Max(f => f.Step), placement.Trial.ReadStatus().Step);
-        var finished = new TrialFinished(m.TrialId, outcome, step, failure?.Error);
+        var error = failure?.Error is { } failed && placement.Teachers.Count == 0 && placement.TeacherError is { } teacherError && placement.Spec.Resources.Teachers > 0
+            ? $"{failed} (teacher: {teacherError})" : failure?.Error;
+        var finished = new TrialFinished(m.TrialId, outcome, step, error);
         placement.Trial.Record(finished);
         Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, finished));
         CheckRunFinished(placement.Run.Id);
@@ -402,6 +497,14 @@ public sealed class ExperimentManager : ReceiveActor
             _log.Info("worker {0} left the cluster", worker.Id);
             return;
         }
+        if (placement.Teachers.Contains(worker))
+        {
+            // The students fail over to the other teachers on their own; a free teacher worker replaces this one.
+            _log.Warning("teacher worker {0} of trial {1} left the cluster", worker.Id, placement.Trial.Id);
+            DropTeacher(placement, worker);
+            Schedule();
+            return;
+        }
         _log.Warning("worker {0} left the cluster while running trial {1}", worker.Id, worker.Trial);
 
         // The trial's group is broken: abort the surviving ranks, then run it again from its latest checkpoint
@@ -412,6 +515,7 @@ public sealed class ExperimentManager : ReceiveActor
             survivor.Trial = null;
         }
         _running.Remove(placement.Trial.Id);
+        ReleaseTeachers(placement);
         if (placement.Cancelled || placement.Restarts >= MaxRestarts)
         {
             var outcome = placement.Cancelled ? TrialOutcome.Cancelled : TrialOutcome.Failed;

@@ -18,11 +18,15 @@ public sealed record TrialStatus(
 
 /// <param name="Stage">The stage the trial belongs to (null without stages).</param>
 /// <param name="InitFrom">The stage whose picked trial gives this trial its weights, once that stage has completed.</param>
+/// <param name="TeacherFrom">The stage whose picked trial is this distillation trial's teacher.</param>
 public sealed record TrialEntry(string Id, int Index, IReadOnlyDictionary<string, string> Overrides, string? Stage = null,
-    StageSource? InitFrom = null);
+    StageSource? InitFrom = null, StageSource? TeacherFrom = null);
 
 /// <summary>A stage reference as run.json keeps it: the stage and the pick (best-eval, last or a trial index).</summary>
-public sealed record StageSource(string Stage, string Pick);
+public sealed record StageSource(string Stage, string Pick)
+{
+    public static StageSource? Of(StageReference? reference) => reference is null ? null : new(reference.Stage, reference.Pick.ToString());
+}
 
 /// <summary>One stage of a pipeline and the stages it runs after.</summary>
 public sealed record StageEntry(string Name, IReadOnlyList<string> After);
@@ -84,7 +88,7 @@ public sealed class RunStore
         File.WriteAllText(Path.Combine(dir, "experiment.yaml"), experimentYaml);
         var manifest = new RunManifest(id, spec.Name, spec.SourceFile, stamp,
             trials.Select(t => new TrialEntry(t.Id, t.Index, t.Overrides, t.Stage,
-                t.InitFromStage is { } source ? new StageSource(source.Stage, source.Pick.ToString()) : null)).ToList(),
+                StageSource.Of(t.InitFromStage), StageSource.Of(t.TeacherFromStage))).ToList(),
             Storage?.Child(id).ToString(),
             spec.Stages?.Stages.Select(s => new StageEntry(s.Name, s.After.ToList())).ToList());
         var run = new RunRecord(dir, manifest);
@@ -230,14 +234,14 @@ public sealed class TrialRecord(string dir, string id)
         }
     }
 
-    /// <summary>Puts the picked source into the trial's stored spec (model.init_from: RUN/TRIAL), so every later
-    /// generation and a resume start from the same trial; returns the new spec and its text.</summary>
-    public (ExperimentSpec Spec, string Yaml) ResolveInitFrom(string source)
+    /// <summary>Puts a picked source into the trial's stored spec (model.init_from or distill.teacher: RUN/TRIAL), so
+    /// every later generation and a resume use the same trial; returns the new spec and its text.</summary>
+    public (ExperimentSpec Spec, string Yaml) ResolveStageSource(Func<ExperimentSpec, ExperimentSpec> resolve)
     {
         lock (_gate)
         {
             var (spec, _) = LoadSpec();
-            var resolved = spec with { Model = spec.Model with { InitFrom = source } };
+            var resolved = resolve(spec);
             var yaml = SpecWriter.ToYaml(resolved);
             var temporary = SpecPath + ".tmp";
             File.WriteAllText(temporary, yaml);

@@ -55,3 +55,23 @@ public sealed record WorkerDraining(string WorkerId) : IClusterMessage;
 public sealed record ShutdownWorkers(string Reason) : IClusterMessage;
 
 public sealed record WorkersShutDown(int Count) : IClusterMessage;
+
+/// <summary>Serve the teacher of a distillation trial on this (teacher) worker: load it, open its score stream and answer
+/// with <see cref="TeacherListening"/>, or <see cref="TeacherFailed"/> when it cannot.</summary>
+/// <param name="Teacher">The trial's distill.teacher (RUN/TRIAL[@STEP], a folder, or azure://...).</param>
+/// <param name="RunDirectory">The run folder, whose parent RUN/TRIAL names refer to.</param>
+/// <param name="Storage">The run's storage URI (checkpoints of a pipeline's teacher stage are there); never a credential.</param>
+public sealed record AssignTeacher(string RunId, string RunDirectory, string TrialId, string Teacher, string Device, int Threads,
+    string? Storage = null) : IClusterMessage;
+
+/// <summary>A teacher is loaded and serves scores at Host:Port for trial TrialId.</summary>
+public sealed record TeacherListening(string TrialId, string WorkerId, string Host, int Port, string Description) : IClusterMessage;
+
+/// <summary>A teacher could not be loaded or stopped serving; the coordinator fails the trial if no teacher is left.</summary>
+public sealed record TeacherFailed(string TrialId, string WorkerId, string Error) : IClusterMessage;
+
+/// <summary>The trial no longer needs this worker's teacher.</summary>
+public sealed record StopTeacher(string TrialId) : IClusterMessage;
+
+/// <summary>The score streams of a trial's live teachers (sent to each student rank whenever the set changes).</summary>
+public sealed record TeachersChanged(string TrialId, int Generation, IReadOnlyList<string> Endpoints) : IClusterMessage;

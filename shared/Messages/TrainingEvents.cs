@@ -13,7 +13,8 @@ public sealed record StepMetrics(
     string TrialId, long Step, double Loss, double Accuracy, double LearningRate, double GradNorm,
     double TokensPerSecond, double StepSeconds, double CommunicationSeconds = 0) : TrainingEvent(TrialId);
 
-public sealed record EvalMetrics(string TrialId, long Step, double Loss, double Accuracy, long Tokens) : TrainingEvent(TrialId);
+/// <param name="ExactMatch">Task data: the share of eval examples whose greedy generation equals the target; null otherwise.</param>
+public sealed record EvalMetrics(string TrialId, long Step, double Loss, double Accuracy, long Tokens, double? ExactMatch = null) : TrainingEvent(TrialId);
 
 public sealed record CheckpointCommitted(string TrialId, long Step, string CheckpointId, string Location) : TrainingEvent(TrialId);
 

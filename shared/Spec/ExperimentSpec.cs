@@ -29,6 +29,13 @@ public sealed record ExperimentSpec(
     /// <summary><c>model.init_from: {stage: ..., pick: ...}</c> in a stage: resolved to a trial when that stage has
     /// completed (the trial's Model.InitFrom is then RUN/TRIAL).</summary>
     public StageReference? InitFromStage { get; init; }
+
+    /// <summary>The <c>distill:</c> section; its defaults unless objective.kind is distill.</summary>
+    public DistillSpec Distill { get; init; } = DistillSpec.Default;
+
+    /// <summary><c>distill.teacher: {stage: ..., pick: ...}</c> in a stage: resolved like <see cref="InitFromStage"/> (the
+    /// trial's Distill.Teacher is then RUN/TRIAL or the picked trial's checkpoints).</summary>
+    public StageReference? TeacherFromStage { get; init; }
 }
 
 /// <summary>Data patterns (files, directories of *.parquet, globs) as absolute paths, resolved against the YAML file's folder.</summary>
@@ -68,8 +75,9 @@ public sealed record TrainSpec(
     int LogEvery);
 
 /// <summary>Device is "cpu", "cuda" or "cuda:N". Workers is the most ranks a trial uses; MinWorkers (null: the same)
-/// the fewest it may start or restart with when fewer workers are free (elastic data parallelism).</summary>
-public sealed record ResourcesSpec(int Workers, int Threads, string Device, int MaxConcurrentTrials, int? MinWorkers = null)
+/// the fewest it may start or restart with when fewer workers are free (elastic data parallelism). Teachers: how many
+/// teacher workers (role teacher) serve a distillation trial's teacher; they share its load.</summary>
+public sealed record ResourcesSpec(int Workers, int Threads, string Device, int MaxConcurrentTrials, int? MinWorkers = null, int Teachers = 0)
 {
     public int MinimumWorkers => MinWorkers ?? Workers;
 }

@@ -46,7 +46,7 @@ internal sealed class SpecBinder
             if (Value(key.Path) is { } written && Applies(key, arch)) spec = key.Set!(spec, written);
         }
         spec = spec with { Data = BindData(Path.GetDirectoryName(sourceFile) ?? "/") };
-        spec = spec with { InitFromStage = BindStageReference() };
+        spec = spec with { InitFromStage = BindStageReference(InitFromKey), TeacherFromStage = BindStageReference(TeacherKey) };
 
         // Rules that span several keys: derived defaults, the layer split, the objective, then the checks.
         spec = spec with { Model = DeriveModelDefaults(spec.Model, spec.Objective.InputLength) };
@@ -54,6 +54,7 @@ internal sealed class SpecBinder
         spec = spec with { Train = BindTrain(spec.Train, spec.Resources) };
         CheckShape(spec.Model, spec.Objective);
         CheckObjective(spec);
+        CheckDistill(spec);
         if (spec.Resources.MinWorkers is { } minWorkers && minWorkers > spec.Resources.Workers && Valid("resources.min_workers", "resources.workers"))
             Conflict($"min_workers ({minWorkers}) must not exceed workers ({spec.Resources.Workers})", "resources.min_workers", "resources.workers");
         if (Valid("schedule.warmup_steps", "train.steps") && spec.Schedule.WarmupSteps > 0 && spec.Schedule.WarmupSteps >= spec.Train.Steps)
@@ -295,10 +296,10 @@ internal sealed class SpecBinder
     {
         var kind = Value("objective.kind") as ObjectiveKind? ?? ObjectiveSpec.NativeFor(model.Architecture);
         objective = objective with { Kind = kind };
-        if (Value("objective.kind") is ObjectiveKind written && archKnown && written != ObjectiveSpec.NativeFor(model.Architecture))
+        if (Value("objective.kind") is ObjectiveKind written && archKnown && !ObjectiveSpec.Trains(written, model.Architecture))
         {
             var arches = SpecSchema.Architectures;
-            var needed = arches.Choices.Where(name => ObjectiveSpec.NativeFor((ModelArchitecture)arches.ValueOf(name)) == written).ToList();
+            var needed = arches.Choices.Where(name => ObjectiveSpec.Trains(written, (ModelArchitecture)arches.ValueOf(name))).ToList();
             var neededText = needed.Count == 1 ? needed[0] : string.Join(", ", needed[..^1]) + " or " + needed[^1];
             Conflict($"{Text("objective.kind")} requires model.arch {neededText}, but model.arch is {arches.NameOf(model.Architecture)} " +
                      "(objective.kind: auto picks the objective that fits each architecture)",
@@ -332,6 +333,25 @@ internal sealed class SpecBinder
         }
         if (tokenizer.Sentinels < lengths.Spans)
             Conflict($"{settings} needs {lengths.Spans} sentinels per example, but tokenizer.sentinels is {tokenizer.Sentinels}", spanKeys);
+    }
+
+    /// <summary>distill.* and resources.teachers belong to objective.kind: distill, which needs a teacher and teacher workers.</summary>
+    private void CheckDistill(ExperimentSpec spec)
+    {
+        if (!Valid("objective.kind")) return;
+        if (spec.Objective.Kind != ObjectiveKind.Distill)
+        {
+            foreach (var key in SpecSchema.InSection("distill").Select(k => k.Path).Append("resources.teachers").Where(document.Has))
+                Conflict($"{key} applies to objective.kind: distill only, and objective.kind is {SpecSchema.Objectives.NameOf(spec.Objective.Kind)}",
+                    key, "objective.kind");
+            return;
+        }
+        if (spec.Distill.Teacher is null && spec.TeacherFromStage is null && Valid(TeacherKey))
+            Invalid(TeacherKey, document.PositionOf(TeacherKey),
+                "objective.kind: distill needs a teacher: RUN/TRIAL[@STEP], a checkpoints folder, a Hugging Face Llama folder, or {stage: NAME} in a stage");
+        if (spec.Resources.Teachers < 1 && Valid("resources.teachers"))
+            Conflict("objective.kind: distill scores with teachers served by teacher workers (worker --role teacher): set resources.teachers to 1 or more",
+                "resources.teachers", "objective.kind");
     }
 
     private TrainSpec BindTrain(TrainSpec train, ResourcesSpec resources)
@@ -369,18 +389,19 @@ internal sealed class SpecBinder
     }
 
     private const string InitFromKey = "model.init_from";
+    private const string TeacherKey = "distill.teacher";
 
     /// <summary>
-    /// <c>model.init_from: {stage: NAME, pick: best-eval | last | INDEX}</c> in a stage of a file with <c>stages:</c>.
-    /// Whether NAME is a stage this one runs after is checked with the stage graph (<see cref="StageReader"/>).
+    /// <c>model.init_from</c> or <c>distill.teacher: {stage: NAME, pick: best-eval | last | INDEX}</c> in a stage of a file
+    /// with <c>stages:</c>. Whether NAME is a stage this one runs after is checked with the stage graph (<see cref="StageReader"/>).
     /// </summary>
-    private StageReference? BindStageReference()
+    private StageReference? BindStageReference(string referenceKey)
     {
-        if (document.Get(InitFromKey) is not MappingValue mapping) return null;
+        if (document.Get(referenceKey) is not MappingValue mapping) return null;
         const string expected = "{stage: NAME, pick: best-eval | last | INDEX}";
         if (!document.InStage)
         {
-            Invalid(InitFromKey, mapping.Position, $"init_from {expected} names a stage, and this file has no stages:; " +
+            Invalid(referenceKey, mapping.Position, $"{referenceKey[(referenceKey.IndexOf('.') + 1)..]} {expected} names a stage, and this file has no stages:; " +
                                                    "give RUN/TRIAL, RUN/TRIAL@STEP or an absolute path to a checkpoints folder");
             return null;
         }
@@ -397,28 +418,28 @@ internal sealed class SpecBinder
                     (stage, stagePosition) = (text, value.Position);
                     break;
                 case "stage":
-                    Invalid(InitFromKey + ".stage", value.Position, $"expected a stage name, got {Describe(value)}");
+                    Invalid(referenceKey + ".stage", value.Position, $"expected a stage name, got {Describe(value)}");
                     break;
                 case "pick" when text is not null && StagePick.Parse(text) is { } parsed:
                     (pick, pickPosition) = (parsed, value.Position);
                     break;
                 case "pick":
-                    Invalid(InitFromKey + ".pick", value.Position,
+                    Invalid(referenceKey + ".pick", value.Position,
                         $"expected {StagePick.BestEvalText} (the completed trial with the lowest final eval loss), {StagePick.LastText} " +
                         $"(the stage's last trial) or a trial index (0 = the stage's first), got {Describe(value)}");
                     break;
                 default:
-                    Invalid($"{InitFromKey}.{key}", keyPosition, $"unknown key \"{key}\" in a stage reference: expected {expected}");
+                    Invalid($"{referenceKey}.{key}", keyPosition, $"unknown key \"{key}\" in a stage reference: expected {expected}");
                     break;
             }
         }
         if (stage is null)
         {
             if (!mapping.Entries.Any(e => e.Key == "stage"))
-                Invalid(InitFromKey + ".stage", mapping.Position, $"a stage reference needs stage: {expected}");
+                Invalid(referenceKey + ".stage", mapping.Position, $"a stage reference needs stage: {expected}");
             return null;
         }
-        return new StageReference(stage, pick) { Position = stagePosition, PickPosition = pickPosition };
+        return new StageReference(stage, pick) { Position = stagePosition, PickPosition = pickPosition, Key = referenceKey };
     }
 
     // ---- reading single values ----
@@ -443,7 +464,7 @@ internal sealed class SpecBinder
                     ? $"has no value: expected {key.Rule.Allowed}"
                     : $"has no value: expected {key.Rule.Allowed} (or remove the key to use its default)");
                 return null;
-            case MappingValue when path == InitFromKey:
+            case MappingValue when path is InitFromKey or TeacherKey:
                 return null; // a stage reference, read by BindStageReference
             case ScalarValue value:
                 var (typed, error) = key.Rule.Convert(value.Scalar);

@@ -54,7 +54,7 @@ public static partial class SpecSchema
     internal const string StagesSection = "stages";
 
     internal static readonly IReadOnlyList<string> Sections =
-        ["data", "tokenizer", "model", "objective", "optimizer", "schedule", "train", "resources"];
+        ["data", "tokenizer", "model", "objective", "distill", "optimizer", "schedule", "train", "resources"];
 
     // Shape limits: far above what a small-model cluster trains, low enough that no count overflows.
     private const int MaxWidth = 65_536;
@@ -74,7 +74,8 @@ public static partial class SpecSchema
     /// <summary>objective.kind: "auto" stays a string, the binder resolves it from model.arch.</summary>
     internal const string AutoObjective = "auto";
     internal static readonly ChoiceRule Objectives = ChoiceRule.Of(
-        ("span-corruption", (object)ObjectiveKind.SpanCorruption), ("clm", ObjectiveKind.Clm), ("mlm", ObjectiveKind.Mlm), (AutoObjective, AutoObjective));
+        ("span-corruption", (object)ObjectiveKind.SpanCorruption), ("clm", ObjectiveKind.Clm), ("mlm", ObjectiveKind.Mlm),
+        ("seq2seq", ObjectiveKind.Seq2Seq), ("distill", ObjectiveKind.Distill), (AutoObjective, AutoObjective));
 
     internal static readonly IReadOnlyList<SchemaKey> All =
     [
@@ -131,6 +132,27 @@ public static partial class SpecSchema
         Objective("mean_span_length", NumberRule.AtLeast(1), 3.0, o => o.MeanSpanLength, (o, v) => o with { MeanSpanLength = v }),
         Objective("mask_rate", NumberRule.Between(0, false, 1, false), 0.3, o => o.MaskRate, (o, v) => o with { MaskRate = v }),
         Objective("eval_mask_rate", NumberRule.Between(0, false, 1, false), 0.15, o => o.EvalMaskRate, (o, v) => o with { EvalMaskRate = v }),
+        WrittenWhen(s => s.Objective.ReadsTasks,
+            Objective("target_length", IntegerRule.AtLeast(2, MaxLength), 64L, o => o.TargetLength, (o, v) => o with { TargetLength = v })),
+
+        Distill("teacher", new PatternRule(InitFromPattern(),
+                "RUN/TRIAL or RUN/TRIAL@STEP (a trial this system trained), an absolute path to a trial's checkpoints folder or to a Hugging Face Llama folder (config.json + *.safetensors), azure://ACCOUNT/container/.../checkpoints[@STEP], or {stage: NAME, pick: ...} in a stage"),
+            null, d => d.Teacher, (d, v) => d with { Teacher = v }),
+        Distill("alpha", NumberRule.Between(0, true, 1, true), 0.9, d => d.Alpha, (d, v) => d with { Alpha = v }),
+        Distill("divergence", ChoiceRule.Of(("forward-kl", DistillDivergenceKind.ForwardKl), ("reverse-kl", DistillDivergenceKind.ReverseKl),
+            ("jsd", DistillDivergenceKind.Jsd)), "forward-kl", d => d.Divergence, (d, v) => d with { Divergence = v }),
+        Distill("beta", NumberRule.Between(0, false, 1, false), 0.5, d => d.Beta, (d, v) => d with { Beta = v }),
+        Distill("temperature", NumberRule.Positive, 1.0, d => d.Temperature, (d, v) => d with { Temperature = v }),
+        Distill("on_policy", NumberRule.Between(0, true, 1, true), 1.0, d => d.OnPolicy, (d, v) => d with { OnPolicy = v }),
+        Distill("sample_temperature", NumberRule.Positive, 0.9, d => d.SampleTemperature, (d, v) => d with { SampleTemperature = v }),
+        Distill("sample_top_k", IntegerRule.AtLeast(0, MaxLength), 128L, d => d.SampleTopK, (d, v) => d with { SampleTopK = v }),
+        Distill("max_new_tokens", IntegerRule.AtLeast(1, MaxLength), 256L, d => d.MaxNewTokens, (d, v) => d with { MaxNewTokens = v }),
+        Distill("max_staleness", new IntegerRule(0, 16), 0L, d => d.MaxStaleness, (d, v) => d with { MaxStaleness = v }),
+        Distill("transport", ChoiceRule.Of(("full", TeacherTransportKind.Full), ("topk", TeacherTransportKind.TopK)), "full",
+            d => d.Transport, (d, v) => d with { Transport = v }),
+        Distill("top_k", IntegerRule.AtLeast(1, MaxLength), 64L, d => d.TopK, (d, v) => d with { TopK = v }),
+        Distill("relations", ChoiceRule.Of(("none", DistillRelations.None), ("miniend-d", DistillRelations.MiniEndD), ("miniend-e", DistillRelations.MiniEndE)),
+            "none", d => d.Relations, (d, v) => d with { Relations = v }),
 
         Optimizer("kind", ChoiceRule.Of(("adamw", OptimizerKind.AdamW), ("stable-adamw", OptimizerKind.StableAdamW)), "adamw",
             o => o.Kind, (o, v) => o with { Kind = v }),
@@ -161,6 +183,8 @@ public static partial class SpecSchema
         Resources("threads", IntegerRule.AtLeast(1, 1_024), 1L, r => r.Threads, (r, v) => r with { Threads = v }),
         Resources("device", new PatternRule(DevicePattern(), "cpu, cuda or cuda:N"), "cpu", r => r.Device, (r, v) => r with { Device = v }),
         Resources("max_concurrent_trials", IntegerRule.AtLeast(1, 4_096), 1L, r => r.MaxConcurrentTrials, (r, v) => r with { MaxConcurrentTrials = v }),
+        WrittenWhen(s => s.Resources.Teachers > 0,
+            Resources("teachers", new IntegerRule(0, 4_096), 0L, r => r.Teachers, (r, v) => r with { Teachers = v })),
     ];
 
     private static readonly Dictionary<string, SchemaKey> ByPath = All.ToDictionary(k => k.Path);
@@ -240,6 +264,15 @@ public static partial class SpecSchema
 
     private static SchemaKey Objective<T>(string leaf, ValueRule rule, object? defaultValue, Func<ObjectiveSpec, T> get, Func<ObjectiveSpec, T, ObjectiveSpec> set) =>
         InSection("objective." + leaf, rule, defaultValue, s => s.Objective, (s, o) => s with { Objective = o }, get, set);
+
+    /// <summary>A <c>distill:</c> key: written out only for a distillation spec, so other specs read as before.</summary>
+    private static SchemaKey Distill<T>(string leaf, ValueRule rule, object? defaultValue, Func<DistillSpec, T> get, Func<DistillSpec, T, DistillSpec> set) =>
+        WrittenWhen(s => s.Objective.Kind == ObjectiveKind.Distill,
+            InSection("distill." + leaf, rule, defaultValue, s => s.Distill, (s, d) => s with { Distill = d }, get, set));
+
+    /// <summary>A key the writer emits only where it means something, so specs that do not use it read as before.</summary>
+    private static SchemaKey WrittenWhen(Func<ExperimentSpec, bool> applies, SchemaKey key) =>
+        key with { Get = s => applies(s) ? key.Get(s) : null };
 
     private static SchemaKey Optimizer<T>(string leaf, ValueRule rule, object? defaultValue, Func<OptimizerSpec, T> get, Func<OptimizerSpec, T, OptimizerSpec> set) =>
         InSection("optimizer." + leaf, rule, defaultValue, s => s.Optimizer, (s, o) => s with { Optimizer = o }, get, set);

@@ -64,7 +64,7 @@ internal static class StageReader
         CheckStageReferences(graph, errors);
         if (errors.Count > before) return (null, documents);
         var first = graph.Stages[0].Spec;
-        return (first with { Sweep = null, InitFromStage = null, Stages = graph }, documents);
+        return (first with { Sweep = null, InitFromStage = null, TeacherFromStage = null, Stages = graph }, documents);
     }
 
     private static List<RawStage> ReadStages(YamlMappingNode node, ErrorList errors)
@@ -176,35 +176,39 @@ internal static class StageReader
         return null;
     }
 
-    /// <summary>init_from: {stage: X} must name a stage this stage runs after (directly or through others); best-eval
-    /// needs eval losses to compare.</summary>
+    /// <summary>init_from / distill.teacher: {stage: X} must name a stage this stage runs after (directly or through
+    /// others); best-eval needs eval losses to compare.</summary>
     private static void CheckStageReferences(StagesSpec graph, ErrorList errors)
     {
         foreach (var stage in graph.Stages)
+            foreach (var reference in new[] { stage.Spec.InitFromStage, stage.Spec.TeacherFromStage }.OfType<StageReference>())
+                CheckStageReference(graph, stage, reference, errors);
+    }
+
+    private static void CheckStageReference(StagesSpec graph, StageSpec stage, StageReference reference, ErrorList errors)
+    {
+        var key = reference.Key + ".stage";
+        var takes = reference.Key == "distill.teacher" ? "its teacher" : "its weights";
+        if (!graph.Stages.Any(s => s.Name == reference.Stage))
         {
-            if (stage.Spec.InitFromStage is not { } reference) continue;
-            const string key = "model.init_from.stage";
-            if (!graph.Stages.Any(s => s.Name == reference.Stage))
-            {
-                errors.Add(reference.Position, key, $"unknown stage \"{reference.Stage}\"{Hint(reference.Stage, graph.Stages.Select(s => s.Name).ToList())}; " +
-                                                    $"stages in this file: {string.Join(", ", graph.Stages.Select(s => s.Name))} (stage {stage.Name})");
-                continue;
-            }
-            var upstream = graph.Upstream(stage.Name);
-            if (!upstream.Contains(reference.Stage))
-            {
-                var runsAfter = stage.After.Count == 0 ? "no stage" : string.Join(", ", stage.After);
-                errors.Add(reference.Position, key, reference.Stage == stage.Name
-                    ? $"stage {stage.Name} cannot start from its own trials; name an earlier stage"
-                    : $"stage {stage.Name} takes its weights from stage {reference.Stage} but does not run after it " +
-                      $"(after: {runsAfter}); add {reference.Stage} to stages.{stage.Name}.after");
-                continue;
-            }
-            var source = graph[reference.Stage].Spec;
-            if (reference.Pick.Kind == StagePickKind.BestEval && source.Data.Eval.Count == 0)
-                errors.Add(reference.PickPosition, "model.init_from.pick",
-                    $"best-eval compares final eval losses, but stage {reference.Stage} has no data.eval; give it eval data, or pick last or a trial index (stage {stage.Name})");
+            errors.Add(reference.Position, key, $"unknown stage \"{reference.Stage}\"{Hint(reference.Stage, graph.Stages.Select(s => s.Name).ToList())}; " +
+                                                $"stages in this file: {string.Join(", ", graph.Stages.Select(s => s.Name))} (stage {stage.Name})");
+            return;
         }
+        var upstream = graph.Upstream(stage.Name);
+        if (!upstream.Contains(reference.Stage))
+        {
+            var runsAfter = stage.After.Count == 0 ? "no stage" : string.Join(", ", stage.After);
+            errors.Add(reference.Position, key, reference.Stage == stage.Name
+                ? $"stage {stage.Name} cannot start from its own trials; name an earlier stage"
+                : $"stage {stage.Name} takes {takes} from stage {reference.Stage} but does not run after it " +
+                  $"(after: {runsAfter}); add {reference.Stage} to stages.{stage.Name}.after");
+            return;
+        }
+        var source = graph[reference.Stage].Spec;
+        if (reference.Pick.Kind == StagePickKind.BestEval && source.Data.Eval.Count == 0)
+            errors.Add(reference.PickPosition, reference.Key + ".pick",
+                $"best-eval compares final eval losses, but stage {reference.Stage} has no data.eval; give it eval data, or pick last or a trial index (stage {stage.Name})");
     }
 
     private static string Hint(string written, IEnumerable<string> allowed) =>

@@ -60,9 +60,13 @@ public sealed record StagePick(StagePickKind Kind, int Index = 0)
 }
 
 /// <summary><c>model.init_from: {stage: NAME, pick: ...}</c>: weights from a trial of an earlier stage of the same
-/// file, chosen when that stage has completed. Position (where it was written) is not part of equality.</summary>
+/// file, chosen when that stage has completed (or <c>distill.teacher: {...}</c>: the teacher from such a trial). Position
+/// (where it was written) and Key are not part of equality.</summary>
 public sealed record StageReference(string Stage, StagePick Pick)
 {
+    /// <summary>The key it was written at: model.init_from or distill.teacher.</summary>
+    public string Key { get; init; } = "model.init_from";
+
     public SourcePosition Position { get; init; }
     public SourcePosition PickPosition { get; init; }
 

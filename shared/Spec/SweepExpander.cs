@@ -38,17 +38,21 @@ public static class SweepExpander
             counts[stage.Name] = expanded.Count;
             foreach (var trial in expanded)
             {
-                if (trial.Spec.InitFromStage is { Pick.Kind: StagePickKind.Index } pick && counts.TryGetValue(pick.Stage, out var count) && pick.Pick.Index >= count)
+                var outOfRange = new[] { trial.Spec.InitFromStage, trial.Spec.TeacherFromStage }
+                    .FirstOrDefault(r => r is { Pick.Kind: StagePickKind.Index } && counts.TryGetValue(r.Stage, out var n) && r.Pick.Index >= n);
+                if (outOfRange is { } pick)
                 {
-                    errors.Add(new SpecError(spec.SourceFile, pick.PickPosition.Line, pick.PickPosition.Column, "model.init_from.pick",
+                    var count = counts[pick.Stage];
+                    errors.Add(new SpecError(spec.SourceFile, pick.PickPosition.Line, pick.PickPosition.Column, pick.Key + ".pick",
                         $"pick {pick.Pick.Index}: stage {pick.Stage} has {count} trial(s), indexes 0 to {count - 1} (stage {stage.Name})"));
                     break;
                 }
-                trials.Add(new Trial(trial.Id, trials.Count, trial.Spec with { InitFromStage = null }, trial.Overrides)
+                trials.Add(new Trial(trial.Id, trials.Count, trial.Spec with { InitFromStage = null, TeacherFromStage = null }, trial.Overrides)
                 {
                     FlopsReference = trial.FlopsReference,
                     Stage = stage.Name,
                     InitFromStage = trial.Spec.InitFromStage,
+                    TeacherFromStage = trial.Spec.TeacherFromStage,
                 });
             }
         }

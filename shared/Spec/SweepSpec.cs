@@ -118,4 +118,7 @@ public sealed record Trial(string Id, int Index, ExperimentSpec Spec, IReadOnlyD
 
     /// <summary>The earlier stage whose trial gives this trial its weights (picked when that stage has completed).</summary>
     public StageReference? InitFromStage { get; init; }
+
+    /// <summary>The earlier stage whose trial is this distillation trial's teacher (picked like <see cref="InitFromStage"/>).</summary>
+    public StageReference? TeacherFromStage { get; init; }
 }

@@ -16,20 +16,8 @@ public static class InitialWeights
     /// <param name="runsRoot">The runs folder RUN/TRIAL names refer to (the folder holding this trial's run).</param>
     public static string Load(nn.Module module, string initFrom, string? runsRoot)
     {
-        var (store, step, name) = Locate(initFrom, runsRoot);
-        LoadedCheckpoint loaded;
-        try
-        {
-            loaded = step is { } wanted
-                ? store.LoadStepAsync(wanted).GetAwaiter().GetResult()
-                : store.LoadLatestAsync().GetAwaiter().GetResult()
-                  ?? throw new InvalidDataException($"no committed checkpoint under {store.Location}");
-        }
-        catch (InvalidDataException e)
-        {
-            throw new InvalidDataException($"model.init_from {initFrom}: {e.Message}", e);
-        }
-        var source = $"{store.Location}/{loaded.Manifest.Id}/model.safetensors";
+        var (loaded, location, name) = LoadCommitted(initFrom, runsRoot, "model.init_from");
+        var source = $"{location}/{loaded.Manifest.Id}/model.safetensors";
         var (tensors, _) = SafeTensors.Deserialize(loaded.Files["model.safetensors"], source);
         var unused = CopyMatching(module, tensors, $"model.init_from {initFrom} ({source})");
         var skipped = loaded.Skipped.Count > 0 ? $"; skipped {string.Join("; ", loaded.Skipped)}" : "";
@@ -37,17 +25,36 @@ public static class InitialWeights
         return $"{name}@{loaded.Manifest.Id}{left}{skipped}";
     }
 
-    /// <summary>Before any work: does the source name a committed checkpoint (the step, if one is named)? Null when it does,
-    /// else why not. Hashes are verified when the trial loads it.</summary>
-    public static string? Problem(string initFrom, string? runsRoot)
+    /// <summary>The verified checkpoint a source names (the step it asks for, else the newest that verifies), where its
+    /// store is, and the source's short name; every problem is an InvalidDataException that starts with <paramref name="key"/>.</summary>
+    public static (LoadedCheckpoint Checkpoint, string Location, string Name) LoadCommitted(string source, string? runsRoot, string key)
     {
         try
         {
-            var (store, step, _) = Locate(initFrom, runsRoot);
+            var (store, step, name) = Locate(source, runsRoot, key);
+            var loaded = step is { } wanted
+                ? store.LoadStepAsync(wanted).GetAwaiter().GetResult()
+                : store.LoadLatestAsync().GetAwaiter().GetResult()
+                  ?? throw new InvalidDataException($"no committed checkpoint under {store.Location}");
+            return (loaded, store.Location, name);
+        }
+        catch (InvalidDataException e) when (!e.Message.StartsWith(key, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"{key} {source}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Before any work: does the source name a committed checkpoint (the step, if one is named)? Null when it does,
+    /// else why not. Hashes are verified when the trial loads it.</summary>
+    public static string? Problem(string initFrom, string? runsRoot, string key = "model.init_from")
+    {
+        try
+        {
+            var (store, step, _) = Locate(initFrom, runsRoot, key);
             var committed = store.ListAsync().GetAwaiter().GetResult();
-            if (committed.Count == 0) return $"model.init_from {initFrom}: no committed checkpoint under {store.Location}";
+            if (committed.Count == 0) return $"{key} {initFrom}: no committed checkpoint under {store.Location}";
             if (step is { } wanted && committed.All(m => m.Step != wanted))
-                return $"model.init_from {initFrom}: no checkpoint at step {wanted}; committed steps: {string.Join(", ", committed.Select(m => m.Step))}";
+                return $"{key} {initFrom}: no checkpoint at step {wanted}; committed steps: {string.Join(", ", committed.Select(m => m.Step))}";
             return null;
         }
         catch (InvalidDataException e)
@@ -57,14 +64,14 @@ public static class InitialWeights
     }
 
     /// <summary>The checkpoint store a source names, the step it asks for (null: newest), and its short name.</summary>
-    public static (CheckpointStore Store, long? Step, string Name) Locate(string initFrom, string? runsRoot)
+    public static (CheckpointStore Store, long? Step, string Name) Locate(string initFrom, string? runsRoot, string key = "model.init_from")
     {
-        if (initFrom.StartsWith("azure://", StringComparison.Ordinal)) return LocateInBlobStorage(initFrom);
+        if (initFrom.StartsWith("azure://", StringComparison.Ordinal)) return LocateInBlobStorage(initFrom, key);
         if (initFrom.StartsWith('/'))
         {
             var folder = Path.GetFullPath(initFrom.TrimEnd('/'));
             if (!Directory.Exists(folder))
-                throw new InvalidDataException($"model.init_from {initFrom}: no such folder (give a trial's checkpoints folder)");
+                throw new InvalidDataException($"{key} {initFrom}: no such folder (give a trial's checkpoints folder)");
             return (new CheckpointStore(new LocalFolderBlobStore(Path.GetDirectoryName(folder)!), Path.GetFileName(folder)), null, folder);
         }
         var at = initFrom.IndexOf('@');
@@ -73,16 +80,16 @@ public static class InitialWeights
         var slash = name.IndexOf('/');
         var (run, trial) = (name[..slash], name[(slash + 1)..]);
         if (runsRoot is null)
-            throw new InvalidDataException($"model.init_from {initFrom}: RUN/TRIAL needs the runs folder, and this trainer has none");
+            throw new InvalidDataException($"{key} {initFrom}: RUN/TRIAL needs the runs folder, and this trainer has none");
         var runFolder = Path.Combine(runsRoot, run);
         if (!Directory.Exists(Path.Combine(runFolder, "trials", trial)))
-            throw new InvalidDataException($"model.init_from {initFrom}: no trial {trial} in run {run} (runs folder {runsRoot})");
+            throw new InvalidDataException($"{key} {initFrom}: no trial {trial} in run {run} (runs folder {runsRoot})");
         return (new CheckpointStore(new LocalFolderBlobStore(runFolder), $"trials/{trial}/checkpoints"), step, name);
     }
 
     /// <summary>A trial's checkpoints folder in blob storage, <c>azure://ACCOUNT/container/.../checkpoints[@STEP]</c>, read
     /// with this process's credentials; a malformed URI or missing credentials is the source's problem, not a crash.</summary>
-    private static (CheckpointStore Store, long? Step, string Name) LocateInBlobStorage(string initFrom)
+    private static (CheckpointStore Store, long? Step, string Name) LocateInBlobStorage(string initFrom, string key)
     {
         var at = initFrom.LastIndexOf('@');
         var uri = at < 0 ? initFrom : initFrom[..at];
@@ -97,7 +104,7 @@ public static class InitialWeights
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"model.init_from {initFrom}: {e.Message}", e);
+            throw new InvalidDataException($"{key} {initFrom}: {e.Message}", e);
         }
     }
 

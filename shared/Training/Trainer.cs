@@ -20,6 +20,8 @@ namespace Training.Shared.Training;
 /// <param name="Rank">This rank's index in the trial's data-parallel group.</param>
 /// <param name="Collective">Averages gradients across the group; null for a single rank. Its rank and world size
 /// decide which slice of every global batch this trainer takes.</param>
+/// <param name="TaskObjective">Builds the task objective from the trial's tokenizer where it needs more than the spec
+/// (distillation: its teachers); null uses the spec's own objective.</param>
 public sealed record TrainerOptions(
     Trial Trial,
     IBlobStore CheckpointBlobs,
@@ -27,7 +29,8 @@ public sealed record TrainerOptions(
     Action<TrainingEvent> Report,
     Func<bool>? StopRequested = null,
     ICollectiveGroup? Collective = null,
-    string? RunsRoot = null)
+    string? RunsRoot = null,
+    Func<ITokenizer, ITaskObjective>? TaskObjective = null)
 {
     public int Rank => Collective?.Rank ?? 0;
     public int WorldSize => Collective?.WorldSize ?? 1;
@@ -51,16 +54,14 @@ public sealed class Trainer : IDisposable
     private readonly ExperimentSpec _spec;
     private readonly Device _device;
     private readonly ITokenizer _tokenizer;
-    private readonly ITrainingObjective _objective;
+    private readonly ExampleFeed _feed;
     private readonly ILanguageModel _model;
     private readonly nn.Module _module;
     private readonly IOptimizer _optimizer;
     private readonly LearningRateSchedule _schedule;
     private readonly IReadOnlyList<IShardSource> _trainFiles;
     private readonly IReadOnlyList<IShardSource> _evalFiles;
-    private readonly IReadOnlyList<int[]> _evalWindows;
     private readonly CheckpointStore _checkpoints;
-    private PackedExampleStream _stream;
     private long _step;
     private long _completedStep;
     private long _lastCheckpointStep = -1;
@@ -81,15 +82,12 @@ public sealed class Trainer : IDisposable
         _device = ParseDevice(_spec.Resources.Device);
         _tokenizer = TrialComponents.TokenizerForTrial(_spec, options.CheckpointBlobs, options.CheckpointPrefix, _trainFiles);
         if (options.IsLeader) SaveSpecArtifact();
-        _objective = TrialComponents.Objective(_spec, _tokenizer);
-        // Every evaluation uses the same first windows of the eval split: read them once, now, so a damaged eval
-        // shard fails the trial before its first step, and evaluations never re-read parquet.
-        _evalWindows = options.IsLeader ? ReadEvalWindows() : [];
+        // Only the leader evaluates: it alone reads the eval split.
+        _feed = ExampleFeed.For(_spec, _tokenizer, _trainFiles, _evalFiles, readEval: options.IsLeader, options.TaskObjective?.Invoke(_tokenizer));
         _model = ModelFactory.Create(TrialComponents.ModelConfig(_spec, _tokenizer), _spec.Seed, _device);
         _module = (nn.Module)_model;
         _optimizer = OptimizerFactory.Create(_spec.Optimizer, _module.named_parameters());
         _schedule = CreateSchedule(_spec);
-        _stream = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true);
         // Commit retries are trial warnings (worker log, CLI): an outage shows while training goes on.
         _checkpoints = new CheckpointStore(options.CheckpointBlobs, options.CheckpointPrefix, StorageRetryOptions.CheckpointCommit.WithLog(
             message => options.Report(new TrialWarning(options.Trial.Id, _step, $"checkpoint commit: {message}")),
@@ -175,9 +173,7 @@ public sealed class Trainer : IDisposable
         LoadParameters(_module, modelTensors, $"{source}/model.safetensors");
         var (optimizerTensors, _) = SafeTensors.Deserialize(loaded.Files["optimizer.safetensors"], $"{source}/optimizer.safetensors");
         _optimizer.Restore(optimizerTensors, $"{source}/optimizer.safetensors");
-        var resumed = new PackedExampleStream(_trainFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: true, resumeFrom: state.Cursor);
-        _stream.Dispose();
-        _stream = resumed;
+        _feed.ResumeFrom(state.Cursor);
         _step = state.Step;
         _completedStep = state.Step;
         _lastCheckpointStep = state.Step;
@@ -274,8 +270,7 @@ public sealed class Trainer : IDisposable
             // same randomness, and a group of any size applies the same masks to the same examples.
             var globalMicro = (long)_options.Rank * microSteps + micro;
             manual_seed(unchecked((long)ObjectiveMath.ExampleSeed(_spec.Seed * 1_000_003 + globalMicro, _step)));
-            var (windows, indices) = NextMicroBatch(micro);
-            var output = _objective.Compute(_model, windows, indices, _device);
+            var output = _feed.Train(_model, MicroBatchStart(micro), train.MicroBatch, _device);
             (output.Loss / microSteps).backward();
             lossSum += output.Loss.item<float>();
             correct += output.CorrectTokens;
@@ -328,66 +323,44 @@ public sealed class Trainer : IDisposable
         return totals;
     }
 
-    /// <summary>This rank's part of micro-batch <paramref name="micro"/> of the current global batch. Every rank
-    /// reads the whole global stream and keeps its slice, so the examples a step sees do not depend on world size.</summary>
-    private (List<int[]> Windows, List<long> Indices) NextMicroBatch(int micro)
+    /// <summary>The global index of this rank's first example in micro-batch <paramref name="micro"/> of the current
+    /// global batch. Every rank reads the whole global stream and keeps its slice, so the examples a step sees do not
+    /// depend on world size.</summary>
+    private long MicroBatchStart(int micro)
     {
         var train = _spec.Train;
         var perRank = train.GlobalBatch / _options.WorldSize;
-        var batchStart = (_step - 1) * train.GlobalBatch;
-        var sliceStart = batchStart + (long)_options.Rank * perRank + (long)micro * train.MicroBatch;
-        var windows = new List<int[]>(train.MicroBatch);
-        var indices = new List<long>(train.MicroBatch);
-        while (_stream.Cursor.ExamplesServed < sliceStart) _stream.Next();
-        for (var i = 0; i < train.MicroBatch; i++)
-        {
-            indices.Add(_stream.Cursor.ExamplesServed);
-            windows.Add(_stream.Next());
-        }
-        return (windows, indices);
+        return (_step - 1) * train.GlobalBatch + (long)_options.Rank * perRank + (long)micro * train.MicroBatch;
     }
 
-    /// <summary>Mean loss and token accuracy on the first eval_batches micro-batches of the eval split.</summary>
+    /// <summary>Mean loss and token accuracy on the first eval_batches micro-batches of the eval split; for task data
+    /// also the share of them the model generates exactly.</summary>
     public EvalMetrics? Evaluate()
     {
-        if (_evalFiles.Count == 0 || !_options.IsLeader) return null;
+        if (_feed.EvalExamples == 0 || !_options.IsLeader) return null;
         var train = _spec.Train;
         double lossSum = 0;
         long correct = 0, targets = 0;
+        int? exact = null;
         _module.eval();
         using (no_grad())
         {
             for (var batch = 0; batch < train.EvalBatches; batch++)
             {
                 using var scope = NewDisposeScope();
-                var windows = new List<int[]>();
-                var indices = new List<long>();
-                for (var i = 0; i < train.MicroBatch; i++)
-                {
-                    var index = (long)batch * train.MicroBatch + i;
-                    indices.Add(index);
-                    windows.Add(_evalWindows[(int)index]);
-                }
-                var output = _objective.Compute(_model, windows, indices, _device);
+                var first = batch * train.MicroBatch;
+                var output = _feed.Evaluate(_model, first, train.MicroBatch, _device);
                 lossSum += output.Loss.item<float>() * output.TargetTokens;
                 correct += output.CorrectTokens;
                 targets += output.TargetTokens;
+                if (_feed.ExactMatches(_model, first, train.MicroBatch, _device) is { } matches) exact = (exact ?? 0) + matches;
             }
         }
         _module.train();
-        var metrics = new EvalMetrics(_options.Trial.Id, _step, lossSum / Math.Max(1, targets), (double)correct / Math.Max(1, targets), targets);
+        var metrics = new EvalMetrics(_options.Trial.Id, _step, lossSum / Math.Max(1, targets), (double)correct / Math.Max(1, targets), targets,
+            exact is { } n ? (double)n / _feed.EvalExamples : null);
         _options.Report(metrics);
         return metrics;
-    }
-
-    /// <summary>The eval_batches x micro_batch windows every evaluation scores, in order, from the start of the eval split.</summary>
-    private IReadOnlyList<int[]> ReadEvalWindows()
-    {
-        if (_evalFiles.Count == 0) return [];
-        using var stream = new PackedExampleStream(_evalFiles, _tokenizer, _objective.WindowLength, _spec.Seed, shuffle: false);
-        var windows = new int[_spec.Train.EvalBatches * _spec.Train.MicroBatch][];
-        for (var i = 0; i < windows.Length; i++) windows[i] = stream.Next();
-        return windows;
     }
 
     /// <summary>Snapshots the current step into <paramref name="writer"/>; returns how long the training loop was
@@ -401,7 +374,7 @@ public sealed class Trainer : IDisposable
         var model = _module.named_parameters().Select(p => HostTensor.From(p.name, p.parameter)).ToList();
         var optimizer = _optimizer.Snapshot();
         // The cursor holds arrays the stream goes on using: state.json and spec.yaml (small) are written now.
-        var state = JsonSerializer.SerializeToUtf8Bytes(new TrainerState(_step, _stream.Cursor, _spec.Seed, _tokenizer.Name, _tokenizer.VocabSize), Json);
+        var state = JsonSerializer.SerializeToUtf8Bytes(new TrainerState(_step, _feed.Cursor, _spec.Seed, _tokenizer.Name, _tokenizer.VocabSize), Json);
         var spec = Encoding.UTF8.GetBytes(SpecWriter.ToYaml(_spec));
         var (step, trialId) = (_step, _options.Trial.Id);
         writer.Submit(step, () => new Dictionary<string, byte[]>
@@ -421,7 +394,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
-        _stream.Dispose();
+        _feed.Dispose();
         _optimizer.Dispose();
         _module.Dispose();
     }

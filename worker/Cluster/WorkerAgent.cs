@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Training.Shared.Messages;
+using Training.Worker.Teaching;
 using Training.Worker.Training;
 
 namespace Training.Worker.Cluster;
@@ -11,7 +12,8 @@ public sealed record DrainWorker(string Reason);
 
 /// <summary>
 /// The worker's face to the cluster: registers with the coordinator (through the singleton proxy, retrying until it
-/// answers), hosts one <see cref="TrainerRank"/> child per assigned rank, and relays control messages to them. It
+/// answers), hosts one <see cref="TrainerRank"/> child per assigned rank and one <see cref="TeacherHost"/> per trial it
+/// serves a teacher for, and relays control messages to them. It
 /// watches the coordinator it registered with: when that one goes away (the singleton moved or the orchestrator
 /// restarted) it registers again, and if no coordinator answers within <see cref="CoordinatorGrace"/> it asks the
 /// process to join the seed again with a fresh node.
@@ -33,6 +35,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
     private readonly Action<WorkerStop> _shutdown;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, IActorRef> _ranks = new();
+    private readonly Dictionary<string, IActorRef> _teachers = new();
     private IActorRef? _coordinator;
     private DateTime _unregisteredSince = DateTime.UtcNow;
     private bool _draining;
@@ -87,6 +90,20 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             if (_draining) rank.Tell(new StopRank(assign.TrialId, assign.Generation, Abort: false, "the worker is shutting down"));
         });
         Receive<StartTraining>(m => Forward(m.TrialId, m.Generation, m));
+        Receive<TeachersChanged>(m => Forward(m.TrialId, m.Generation, m));
+        Receive<AssignTeacher>(assign =>
+        {
+            if (_teachers.ContainsKey(assign.TrialId)) return;
+            Console.WriteLine($"worker {_workerId}: teacher of trial {assign.TrialId} ({assign.Teacher})");
+            var teacher = Context.ActorOf(TeacherHost.Props(assign, Sender, _workerId, _host, _device),
+                $"teacher-{Uri.EscapeDataString(assign.TrialId)}");
+            Context.Watch(teacher);
+            _teachers[assign.TrialId] = teacher;
+        });
+        Receive<StopTeacher>(m =>
+        {
+            if (_teachers.Remove(m.TrialId, out var teacher)) Context.Stop(teacher);
+        });
         Receive<StopRank>(m => Forward(m.TrialId, m.Generation, m));
         Receive<Terminated>(t =>
         {
@@ -100,6 +117,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
                 return;
             }
             foreach (var key in _ranks.Where(kv => kv.Value.Equals(t.ActorRef)).Select(kv => kv.Key).ToList()) _ranks.Remove(key);
+            foreach (var key in _teachers.Where(kv => kv.Value.Equals(t.ActorRef)).Select(kv => kv.Key).ToList()) _teachers.Remove(key);
         });
         Receive<DrainWorker>(m =>
         {

@@ -1,6 +1,9 @@
 using Akka.Actor;
 using Akka.Event;
 using Training.Shared.Collectives;
+using Training.Shared.Data;
+using Training.Shared.Objectives;
+using Training.Shared.Teaching;
 using Training.Shared.Messages;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
@@ -51,6 +54,12 @@ public sealed class TrainerRank : ReceiveActor
     private ICollectiveGroup? _group;
     private volatile bool _stopRequested;
 
+    // Distillation: the teachers' score streams as the coordinator last announced them, and the pool the trainer
+    // thread scores through (created there at the start; endpoint changes go to it from this actor's thread).
+    private readonly object _teacherLock = new();
+    private IReadOnlyList<string> _teacherEndpoints = [];
+    private TeacherPool? _teachers;
+
     public static Props Props(AssignRank assignment, IActorRef coordinator, string host, string workerDevice) =>
         Akka.Actor.Props.Create(() => new TrainerRank(assignment, coordinator, host, workerDevice));
 
@@ -76,6 +85,14 @@ public sealed class TrainerRank : ReceiveActor
         }
         Receive<StartTraining>(m => m.TrialId == _assignment.TrialId && m.Generation == _assignment.Generation, Start);
         Receive<StopRank>(m => m.TrialId == _assignment.TrialId && m.Generation == _assignment.Generation, Stop);
+        Receive<TeachersChanged>(m => m.TrialId == _assignment.TrialId && m.Generation == _assignment.Generation, m =>
+        {
+            lock (_teacherLock)
+            {
+                _teacherEndpoints = m.Endpoints;
+                _teachers?.UpdateEndpoints(TeacherEndpoints(m.Endpoints));
+            }
+        });
         Receive<TrainingEvent>(e =>
         {
             if (e is TrialWarning w) _log.Warning("trial {0} rank {1}: {2}", w.TrialId, _assignment.Rank, w.Message);
@@ -167,7 +184,8 @@ public sealed class TrainerRank : ReceiveActor
                     _group = group;
                 }
                 trainer = new Trainer(new TrainerOptions(trial, CheckpointBlobs(a), a.CheckpointPrefix,
-                    e => self.Tell(e), () => _stopRequested, group, RunsRoot: Path.GetDirectoryName(a.RunDirectory)));
+                    e => self.Tell(e), () => _stopRequested, group, RunsRoot: Path.GetDirectoryName(a.RunDirectory),
+                    TaskObjective: spec.Objective.Kind == ObjectiveKind.Distill ? tokenizer => Distillation(spec, tokenizer, self) : null));
                 var outcome = trainer.Run();
                 self.Tell(new TrainerDone(outcome, trainer.Step, null));
             }
@@ -180,6 +198,11 @@ public sealed class TrainerRank : ReceiveActor
             finally
             {
                 trainer?.Dispose();
+                lock (_teacherLock)
+                {
+                    _teachers?.Dispose();
+                    _teachers = null;
+                }
                 ProcessMemory.ReleaseAfterTrial();
                 if (ProcessMemory.ResidentBytes() is { } resident)
                     Console.WriteLine($"trial {a.TrialId} rank {a.Rank} generation {a.Generation} done: worker resident memory {resident >> 20} MB");
@@ -189,6 +212,26 @@ public sealed class TrainerRank : ReceiveActor
         lock (RunningTrainers) RunningTrainers.Add(trainerThread);
         trainerThread.ContinueWith(t => { lock (RunningTrainers) RunningTrainers.Remove(t); }, TaskScheduler.Default);
     }
+
+    /// <summary>The distillation objective of this rank, scoring through a pool over the trial's teachers; warnings
+    /// (a teacher lost, requests moved) go to the trial's record.</summary>
+    private DistillationObjective Distillation(ExperimentSpec spec, ITokenizer tokenizer, IActorRef self)
+    {
+        var a = _assignment;
+        var pool = new TeacherPool(TokenizerIds.Of(tokenizer), new TeacherPoolOptions
+        {
+            Log = message => self.Tell(new TrialWarning(a.TrialId, 0, $"teachers: {message}")),
+        });
+        lock (_teacherLock)
+        {
+            _teachers = pool;
+            pool.UpdateEndpoints(TeacherEndpoints(_teacherEndpoints));
+        }
+        return new DistillationObjective(spec, tokenizer.Special, request => pool.ScoreAsync(request, CancellationToken.None).GetAwaiter().GetResult());
+    }
+
+    private static IReadOnlyList<System.Net.IPEndPoint> TeacherEndpoints(IReadOnlyList<string> endpoints) =>
+        endpoints.Select(e => System.Net.IPEndPoint.Parse(e)).ToList();
 
     /// <summary>The run's checkpoint store: the run folder by default, else the storage URI the run was submitted with,
     /// opened with credentials from this worker's environment (never from the message).</summary>

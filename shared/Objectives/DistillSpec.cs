@@ -1,0 +1,38 @@
+namespace Training.Shared.Objectives;
+
+/// <summary>Which divergence between the teacher's and the student's next-token distributions distillation minimises.</summary>
+public enum DistillDivergenceKind { ForwardKl, ReverseKl, Jsd }
+
+/// <summary>How teacher scores travel: every token's log-probability, or the top k with the mass of the rest.</summary>
+public enum TeacherTransportKind { Full, TopK }
+
+/// <summary>MiniEnD: which last-layer attention relations are matched besides the logits (encoder-decoder teachers only).</summary>
+public enum DistillRelations { None, MiniEndD, MiniEndE }
+
+/// <summary>
+/// The <c>distill:</c> section: an encoder-decoder student learns from a frozen teacher on the task's prompts.
+/// Loss = Alpha * divergence(teacher, student) at Temperature (times T^2) + (1 - Alpha) * cross-entropy on the gold target.
+/// OnPolicy is the share of batches whose targets the current student samples (SampleTemperature, SampleTopK,
+/// MaxNewTokens); the others are scored on the gold target (off-policy KD). MaxStaleness: how many optimizer steps the
+/// weights that sampled a batch may lag the weights it trains (0: sample with the current weights).
+/// </summary>
+/// <param name="Teacher">RUN/TRIAL[@STEP], an absolute path to a trial's checkpoints folder or to a Hugging Face Llama
+/// folder (config.json + *.safetensors), or azure://.../checkpoints[@STEP]; null until a stage reference is resolved.</param>
+public sealed record DistillSpec(
+    string? Teacher,
+    double Alpha,
+    DistillDivergenceKind Divergence,
+    double Beta,
+    double Temperature,
+    double OnPolicy,
+    double SampleTemperature,
+    int SampleTopK,
+    int MaxNewTokens,
+    int MaxStaleness,
+    TeacherTransportKind Transport,
+    int TopK,
+    DistillRelations Relations)
+{
+    public static DistillSpec Default { get; } = new(null, 0.9, DistillDivergenceKind.ForwardKl, 0.5, 1.0, 1.0, 0.9, 128, 256, 0,
+        TeacherTransportKind.Full, 64, DistillRelations.None);
+}

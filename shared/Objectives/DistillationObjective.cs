@@ -1,0 +1,99 @@
+using Training.Shared.Models;
+using Training.Shared.Objectives.Distillation;
+using Training.Shared.Spec;
+using Training.Shared.Teaching;
+using static TorchSharp.torch;
+
+namespace Training.Shared.Objectives;
+
+/// <summary>
+/// objective.kind: distill. An encoder-decoder student learns from a frozen decoder-only teacher on the task's prompts:
+/// on an on-policy micro-batch the current student samples each target, otherwise the gold target is used (off-policy
+/// KD). The teacher scores every target token (through <paramref name="scoreWithTeachers"/>: the teachers' socket
+/// streams), aligned as SPEC.md says: teacher input = prompt left-padded to S, then the target; its logits for target
+/// token t sit at S - 1 + t; the student's decoder reads [BOS] + target[:-1]. The loss is
+/// alpha * D(teacher, student) * T^2 over the target tokens (pads masked) + (1 - alpha) * CE on the gold target.
+/// </summary>
+public sealed class DistillationObjective : ITaskObjective
+{
+    private readonly DistillSpec _distill;
+    private readonly SpecialTokens _special;
+    private readonly long _seed;
+    private readonly int _sourceLength;
+    private readonly int _targetLength;
+    private readonly Func<TeacherScoreRequest, TeacherScores> _scoreWithTeachers;
+    private readonly Seq2SeqObjective _gold;
+    private long _requests;
+
+    public DistillationObjective(ExperimentSpec spec, Data.SpecialTokens special, Func<TeacherScoreRequest, TeacherScores> scoreWithTeachers)
+    {
+        _distill = spec.Distill;
+        _special = special;
+        _seed = spec.Seed;
+        _sourceLength = spec.Objective.InputLength;
+        _targetLength = spec.Objective.TargetLength;
+        _scoreWithTeachers = scoreWithTeachers;
+        _gold = new Seq2SeqObjective(special);
+    }
+
+    public string Name => "distill";
+
+    /// <summary>Whether the micro-batch starting at global example <paramref name="firstIndex"/> trains on the student's
+    /// own samples: a function of the seed and the examples, so a resumed or re-split run makes the same choice.</summary>
+    public bool IsOnPolicy(long firstIndex) =>
+        _distill.OnPolicy >= 1 || (_distill.OnPolicy > 0 && ObjectiveMath.ExampleSeed(_seed ^ 0x5EED_D157, firstIndex) % 1_000_000 < _distill.OnPolicy * 1_000_000);
+
+    public ObjectiveOutput Compute(ILanguageModel model, IReadOnlyList<TaskTokens> examples, IReadOnlyList<long> globalIndices, Device device)
+    {
+        if (model is not EncoderDecoderModel student)
+            throw new ArgumentException($"distill trains an encoder-decoder student, not {model.Config.Architecture}");
+        var onPolicy = IsOnPolicy(globalIndices[0]);
+        var targets = onPolicy ? Sample(student, examples, globalIndices[0], device) : examples.Select(e => e.Target).ToList();
+
+        var alignment = examples.Select((e, i) => SequenceAlignment.Align(e.Prompt, targets[i], _sourceLength, _special.Pad, _special.Bos, _special.Eos)).ToList();
+        var request = new TeacherScoreRequest(Interlocked.Increment(ref _requests), alignment.Select(a => a.TeacherInput).ToList(),
+            alignment.Select(a => a.ScoreFrom).ToArray(), alignment.Select(a => a.ScoreCount).ToArray(),
+            _distill.Transport == TeacherTransportKind.TopK ? TeacherTransport.TopK : TeacherTransport.Full, _distill.TopK, (float)_distill.Temperature);
+        var scores = _scoreWithTeachers(request);
+
+        // Student logits at every scored target position, in the teacher's order (row by row).
+        var encoderInput = TaskBatch.RightPadded(examples.Select(e => e.Prompt).ToList(), _special.Pad, device);
+        var decoderInput = TaskBatch.RightPadded(alignment.Select(a => a.StudentDecoderInput).ToList(), _special.Pad, device);
+        var logits = student.forward(encoderInput, decoderInput);               // [B, T, V]
+        var studentLogits = cat(alignment.Select((a, i) => logits[i].narrow(0, 0, a.ScoreCount)).ToArray(), 0); // [N, V]
+        var vocab = Math.Min(studentLogits.shape[1], scores.Vocab);
+        var target = TeacherTargets.FromScores(scores, (int)vocab, device);
+        var mask = ones(studentLogits.shape[0], dtype: ScalarType.Bool, device: device);
+        var divergence = DistillationLoss.Divergence(studentLogits.narrow(1, 0, vocab), target, mask, Divergence, _distill.Beta, _distill.Temperature);
+
+        // Cross-entropy on the gold target: the same forward pass when the targets were the gold ones.
+        var gold = onPolicy ? _gold.Compute(model, examples, globalIndices, device) : GoldFrom(logits, examples, device);
+        var loss = _distill.Alpha * divergence + (1 - _distill.Alpha) * gold.Loss;
+        return gold with { Loss = loss, ProcessedTokens = gold.ProcessedTokens + encoderInput.numel() + decoderInput.numel() };
+    }
+
+    private DistillationDivergence Divergence => _distill.Divergence switch
+    {
+        DistillDivergenceKind.ReverseKl => DistillationDivergence.ReverseKl,
+        DistillDivergenceKind.Jsd => DistillationDivergence.Jsd,
+        _ => DistillationDivergence.ForwardKl,
+    };
+
+    /// <summary>Targets the current student samples (temperature, top-k, up to max_new_tokens and target_length),
+    /// seeded by the micro-batch's first example so the samples do not depend on the world size.</summary>
+    private List<long[]> Sample(EncoderDecoderModel student, IReadOnlyList<TaskTokens> examples, long firstIndex, Device device)
+    {
+        var options = new GenerationOptions(Math.Min(_distill.MaxNewTokens, _targetLength), _distill.SampleTemperature, _distill.SampleTopK,
+            Seed: unchecked((long)ObjectiveMath.ExampleSeed(_seed, firstIndex)));
+        using var encoderInput = TaskBatch.RightPadded(examples.Select(e => e.Prompt).ToList(), _special.Pad, device);
+        return Generator.Generate(student, encoderInput, _special.Bos, _special.Eos, options).Select(s => s.Length == 0 ? [(long)_special.Eos] : s).ToList();
+    }
+
+    private ObjectiveOutput GoldFrom(Tensor logits, IReadOnlyList<TaskTokens> examples, Device device)
+    {
+        var width = (int)logits.shape[1];
+        var labels = ObjectiveMath.ToTensor(examples.Select(e => TaskBatch.Labels(e.Target, width)).ToList(), device);
+        var (loss, correct, counted) = ObjectiveMath.CrossEntropy(logits, labels);
+        return new ObjectiveOutput(loss, correct, counted, 0);
+    }
+}
