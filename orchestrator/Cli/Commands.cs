@@ -32,9 +32,12 @@ public static class Commands
                                                 the dashboard of a runs folder, without a cluster (docs/dashboard.md)
           validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data and init_from sources; list its trials
           inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
-          data import --from DIR|FILE --out DIR|azure://... [--rows-per-shard N] [--format plain|brown]
+          data import --from DIR|FILE --out DIR|azure://... [--rows-per-shard N] [--format plain|brown|task]
                       [--eval-fraction F] [--seed S]
-                                                write text files as FineWeb-Edu parquet shards
+                                                write text files as FineWeb-Edu parquet shards (task: JSONL
+                                                prompt/target lines as task shards)
+          data synth-task --kind reverse|sort|add --out DIR [--train N] [--eval N] [--seed S]
+                                                a synthetic seq2seq task as task shards (train/ and eval/)
 
         --cluster calls send the API token from --token-file, else $ORCHESTRATOR_API_TOKEN, else RUNS/.api-token.
         RUN is a run id, a unique prefix of one, or 'latest'. Runs live under --runs, else $ORCHESTRATOR_RUNS, else ./runs.
@@ -76,6 +79,8 @@ public static class Commands
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
                 "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
                     new HashSet<string> { "from", "out", "rows-per-shard", "format", "eval-fraction", "seed" })),
+                "data" when args.Length > 1 && args[1] == "synth-task" => DataSynthTask(new ArgReader(args.Skip(2),
+                    new HashSet<string> { "kind", "out", "train", "eval", "seed", "rows-per-shard" })),
                 _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(2))}'"),
             };
         }
@@ -379,11 +384,16 @@ public static class Commands
         var format = a.Value("format") ?? "plain";
         var textFormat = format switch
         {
-            "plain" => TextFormat.Plain,
+            "plain" or "task" => TextFormat.Plain,
             "brown" => TextFormat.Brown,
-            _ => throw new UsageException($"--format must be plain or brown, got '{format}'"),
+            _ => throw new UsageException($"--format must be plain, brown or task, got '{format}'"),
         };
         var output = a.Required("out");
+        if (format == "task")
+        {
+            var (train, eval) = TaskImporter.Split(TaskImporter.ReadJsonl(a.Required("from")), a.Double("eval-fraction", 0, 0, 0.9), a.Int("seed", 0));
+            return WriteTaskShards(train, eval, output, a.Int("rows-per-shard", 1000, min: 1));
+        }
         var toBlobs = ShardSources.IsBlobPattern(output);
         // Shards for blob storage are written to a scratch folder first, then uploaded under the URI's prefix.
         var folder = toBlobs ? Path.Combine(Path.GetTempPath(), "orchestrator-import-" + Guid.NewGuid().ToString("N")[..12]) : output;
@@ -398,6 +408,39 @@ public static class Commands
             Console.WriteLine($"imported {result.Documents} documents ({result.Characters:N0} characters): " +
                               $"{result.TrainShards} train shard(s), {result.EvalShards} eval shard(s) under {destination?.ToString() ?? Path.GetFullPath(output)}");
             foreach (var skipped in result.Skipped) Console.WriteLine($"  skipped {skipped}");
+            return 0;
+        }
+        finally
+        {
+            if (toBlobs && Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>data synth-task: a synthetic seq2seq task (train and held-out, disjoint prompts) as task shards.</summary>
+    private static int DataSynthTask(ArgReader a)
+    {
+        var kind = a.Required("kind");
+        var seed = a.Int("seed", 0);
+        var eval = SyntheticTasks.Generate(kind, a.Int("eval", 500, min: 0), seed + 1);
+        var train = SyntheticTasks.Generate(kind, a.Int("train", 4000, min: 1), seed, eval.Select(e => e.Prompt).ToHashSet());
+        return WriteTaskShards(train, eval, a.Required("out"), a.Int("rows-per-shard", 1000, min: 1));
+    }
+
+    private static int WriteTaskShards(IReadOnlyList<TaskExample> train, IReadOnlyList<TaskExample> eval, string output, int rowsPerShard)
+    {
+        var toBlobs = ShardSources.IsBlobPattern(output);
+        var folder = toBlobs ? Path.Combine(Path.GetTempPath(), "orchestrator-import-" + Guid.NewGuid().ToString("N")[..12]) : output;
+        try
+        {
+            var result = TaskImporter.Write(train, eval, folder, rowsPerShard);
+            var where = Path.GetFullPath(output);
+            if (toBlobs)
+            {
+                var destination = BlobLocation.Parse(output);
+                UploadShards(folder, BlobStores.Open(destination));
+                where = destination.ToString();
+            }
+            Console.WriteLine($"wrote {result.Train} train and {result.Eval} held-out task examples ({result.Files.Count} shard(s)) under {where}");
             return 0;
         }
         finally

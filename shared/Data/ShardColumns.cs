@@ -16,6 +16,10 @@ public static class ShardColumns
     public const string Score = "score";
     public const string IntScore = "int_score";
 
+    // Task shards (seq2seq, distillation): a prompt and the target the model should produce.
+    public const string Prompt = "prompt";
+    public const string Target = "target";
+
     // Optional (nullable) columns everywhere, as pyarrow writes the published FineWeb-Edu files.
     internal static readonly DataField<string> TextField = new(Text);
     internal static readonly DataField<string> IdField = new(Id);
@@ -27,6 +31,10 @@ public static class ShardColumns
     internal static readonly DataField<long?> TokenCountField = new(TokenCount);
     internal static readonly DataField<double?> ScoreField = new(Score);
     internal static readonly DataField<long?> IntScoreField = new(IntScore);
+
+    internal static readonly DataField<string> PromptField = new(Prompt);
+    internal static readonly DataField<string> TargetField = new(Target);
+    internal static ParquetSchema TaskSchema { get; } = new(IdField, PromptField, TargetField);
 
     internal static ParquetSchema Schema { get; } = new(
         TextField, IdField, DumpField, UrlField, FilePathField, LanguageField,

@@ -66,7 +66,8 @@ public static class ShardFiles
                 reader.CheckLayout();
                 if (depth == ShardCheckDepth.Full)
                     for (var group = 0; group < reader.RowGroupCount; group++)
-                        reader.ReadRowGroup(group);
+                        if (reader.IsTaskShard) reader.ReadTaskRowGroup(group);
+                        else reader.ReadRowGroup(group);
                 rowGroups += reader.RowGroupCount;
                 rows += reader.RowCount;
             }

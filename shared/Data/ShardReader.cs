@@ -4,8 +4,10 @@ using Parquet.Schema;
 namespace Training.Shared.Data;
 
 /// <summary>
-/// Reads one FineWeb-Edu parquet shard a row group at a time. Only the <c>text</c> column is required; missing
-/// optional columns take defaults. Rows whose text is null are skipped and counted in <see cref="NullTextRowsSkipped"/>.
+/// Reads one parquet shard a row group at a time: a FineWeb-Edu text shard (only the <c>text</c> column is required;
+/// missing optional columns take defaults) or a task shard (<c>prompt</c> and <c>target</c>, optional <c>id</c>; see
+/// <see cref="IsTaskShard"/>). Rows whose text (prompt or target) is null are skipped and counted in
+/// <see cref="NullTextRowsSkipped"/>.
 /// </summary>
 public sealed class ShardReader : IDisposable
 {
@@ -14,7 +16,8 @@ public sealed class ShardReader : IDisposable
 
     private readonly Stream _stream;
     private readonly ParquetReader _reader;
-    private readonly DataField _text;
+    private readonly DataField _text;   // the text column, or a task shard's prompt column
+    private readonly DataField? _target;
     private bool _disposed;
     private readonly DataField? _id, _dump, _url, _filePath, _language, _languageScore, _tokenCount, _score, _intScore;
 
@@ -55,9 +58,19 @@ public sealed class ShardReader : IDisposable
         try
         {
             var fields = _reader.Schema.DataFields;
-            _text = Find(fields, ShardColumns.Text)
-                    ?? throw new ShardFormatException(FilePath,
-                        $"missing required column '{ShardColumns.Text}' (columns: {string.Join(", ", fields.Select(f => f.Name))})");
+            var text = Find(fields, ShardColumns.Text);
+            if (text is null && Find(fields, ShardColumns.Prompt) is { } prompt)
+            {
+                _target = Find(fields, ShardColumns.Target)
+                          ?? throw new ShardFormatException(FilePath,
+                              $"has a '{ShardColumns.Prompt}' column but no '{ShardColumns.Target}' column: a task shard needs both " +
+                              $"(columns: {string.Join(", ", fields.Select(f => f.Name))})");
+                RequireStringColumn(_target);
+                text = prompt;
+            }
+            _text = text ?? throw new ShardFormatException(FilePath,
+                $"missing required column '{ShardColumns.Text}' (or '{ShardColumns.Prompt}' and '{ShardColumns.Target}' for a task shard; " +
+                $"columns: {string.Join(", ", fields.Select(f => f.Name))})");
             RequireStringColumn(_text);
             _id = OptionalString(fields, ShardColumns.Id);
             _dump = OptionalString(fields, ShardColumns.Dump);
@@ -91,6 +104,10 @@ public sealed class ShardReader : IDisposable
 
     /// <summary>The shard's name in messages: the absolute file path, or the blob's store location and path.</summary>
     public string FilePath { get; }
+
+    /// <summary>Whether this is a task shard (prompt/target pairs for seq2seq and distillation) rather than text.</summary>
+    public bool IsTaskShard => _target is not null;
+
     public int RowGroupCount => _reader.RowGroupCount;
 
     /// <summary>Rows in the file as stored, null-text rows included.</summary>
@@ -156,15 +173,15 @@ public sealed class ShardReader : IDisposable
                     throw new ShardFormatException(FilePath,
                         $"column '{name}' claims bytes {start}..{start + column.TotalCompressedSize} but row data lies in bytes " +
                         $"4..{dataEnd} of the file (truncated, or the footer is damaged)", group);
-                if (name != ShardColumns.Text) continue;
+                if (name != _text.Name) continue;
                 text = true;
                 if (column.Type != Parquet.Meta.Type.BYTE_ARRAY)
-                    throw new ShardFormatException(FilePath, $"column '{ShardColumns.Text}' is stored as {column.Type}; expected a string column", group);
+                    throw new ShardFormatException(FilePath, $"column '{_text.Name}' is stored as {column.Type}; expected a string column", group);
                 if (column.NumValues != rowGroup.NumRows)
                     throw new ShardFormatException(FilePath,
-                        $"column '{ShardColumns.Text}' holds {column.NumValues} values for {rowGroup.NumRows} rows", group);
+                        $"column '{_text.Name}' holds {column.NumValues} values for {rowGroup.NumRows} rows", group);
             }
-            if (!text) throw new ShardFormatException(FilePath, $"the row group has no '{ShardColumns.Text}' column chunk", group);
+            if (!text) throw new ShardFormatException(FilePath, $"the row group has no '{_text.Name}' column chunk", group);
         }
         if (rows != metadata.NumRows)
             throw new ShardFormatException(FilePath, $"the row groups hold {rows} rows but the footer says {metadata.NumRows}");
@@ -194,9 +211,51 @@ public sealed class ShardReader : IDisposable
     public IReadOnlyList<FineWebDocument> ReadRowGroup(int index)
     {
         CheckRowGroupIndex(index);
+        if (IsTaskShard)
+            throw new ShardFormatException(FilePath,
+                $"is a task shard ('{ShardColumns.Prompt}', '{ShardColumns.Target}'); this objective reads text shards (column '{ShardColumns.Text}')");
         try
         {
             return SyncOverAsync.Run(() => ReadRowGroupAsync(index));
+        }
+        catch (ShardFormatException)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new ShardFormatException(FilePath, $"cannot read row group ({e.Message})", rowGroup: index, inner: e);
+        }
+    }
+
+    /// <summary>The prompt/target pairs of one row group of a task shard, rows with a null prompt or target left out.</summary>
+    public IReadOnlyList<TaskExample> ReadTaskRowGroup(int index)
+    {
+        CheckRowGroupIndex(index);
+        if (!IsTaskShard)
+            throw new ShardFormatException(FilePath,
+                $"is a text shard; seq2seq and distill read task shards (columns '{ShardColumns.Prompt}' and '{ShardColumns.Target}')");
+        try
+        {
+            return SyncOverAsync.Run(async () =>
+            {
+                var group = _reader.OpenRowGroupReader(index);
+                var rows = checked((int)group.RowCount);
+                var prompts = (await ReadStrings(group, _text, rows))!;
+                var targets = (await ReadStrings(group, _target, rows))!;
+                var ids = await ReadStrings(group, _id, rows);
+                var examples = new List<TaskExample>(rows);
+                for (var row = 0; row < rows; row++)
+                {
+                    if (prompts[row] is not { } prompt || targets[row] is not { } target)
+                    {
+                        NullTextRowsSkipped++;
+                        continue;
+                    }
+                    examples.Add(new TaskExample(ids?[row] ?? "", prompt, target));
+                }
+                return (IReadOnlyList<TaskExample>)examples;
+            });
         }
         catch (ShardFormatException)
         {

@@ -6,8 +6,6 @@ public enum DistillDivergenceKind { ForwardKl, ReverseKl, Jsd }
 /// <summary>How teacher scores travel: every token's log-probability, or the top k with the mass of the rest.</summary>
 public enum TeacherTransportKind { Full, TopK }
 
-/// <summary>MiniEnD: which last-layer attention relations are matched besides the logits (encoder-decoder teachers only).</summary>
-public enum DistillRelations { None, MiniEndD, MiniEndE }
 
 /// <summary>
 /// The <c>distill:</c> section: an encoder-decoder student learns from a frozen teacher on the task's prompts.
@@ -16,8 +14,8 @@ public enum DistillRelations { None, MiniEndD, MiniEndE }
 /// MaxNewTokens); the others are scored on the gold target (off-policy KD). MaxStaleness: how many optimizer steps the
 /// weights that sampled a batch may lag the weights it trains (0: sample with the current weights).
 /// </summary>
-/// <param name="Teacher">RUN/TRIAL[@STEP], an absolute path to a trial's checkpoints folder or to a Hugging Face Llama
-/// folder (config.json + *.safetensors), or azure://.../checkpoints[@STEP]; null until a stage reference is resolved.</param>
+/// <param name="Teacher">RUN/TRIAL[@STEP], an absolute path to a trial's checkpoints folder, or
+/// azure://.../checkpoints[@STEP]; null until a stage reference is resolved.</param>
 public sealed record DistillSpec(
     string? Teacher,
     double Alpha,
@@ -30,9 +28,8 @@ public sealed record DistillSpec(
     int MaxNewTokens,
     int MaxStaleness,
     TeacherTransportKind Transport,
-    int TopK,
-    DistillRelations Relations)
+    int TopK)
 {
     public static DistillSpec Default { get; } = new(null, 0.9, DistillDivergenceKind.ForwardKl, 0.5, 1.0, 1.0, 0.9, 128, 256, 0,
-        TeacherTransportKind.Full, 64, DistillRelations.None);
+        TeacherTransportKind.Full, 64);
 }

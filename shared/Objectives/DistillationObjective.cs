@@ -50,7 +50,7 @@ public sealed class DistillationObjective : ITaskObjective
         var onPolicy = IsOnPolicy(globalIndices[0]);
         var targets = onPolicy ? Sample(student, examples, globalIndices[0], device) : examples.Select(e => e.Target).ToList();
 
-        var alignment = examples.Select((e, i) => SequenceAlignment.Align(e.Prompt, targets[i], _sourceLength, _special.Pad, _special.Bos, _special.Eos)).ToList();
+        var alignment = examples.Select((e, i) => SequenceAlignment.Align(e.Prompt, targets[i], _sourceLength, _special.Pad, _special.Bos)).ToList();
         var request = new TeacherScoreRequest(Interlocked.Increment(ref _requests), alignment.Select(a => a.TeacherInput).ToList(),
             alignment.Select(a => a.ScoreFrom).ToArray(), alignment.Select(a => a.ScoreCount).ToArray(),
             _distill.Transport == TeacherTransportKind.TopK ? TeacherTransport.TopK : TeacherTransport.Full, _distill.TopK, (float)_distill.Temperature);
@@ -61,10 +61,17 @@ public sealed class DistillationObjective : ITaskObjective
         var decoderInput = TaskBatch.RightPadded(alignment.Select(a => a.StudentDecoderInput).ToList(), _special.Pad, device);
         var logits = student.forward(encoderInput, decoderInput);               // [B, T, V]
         var studentLogits = cat(alignment.Select((a, i) => logits[i].narrow(0, 0, a.ScoreCount)).ToArray(), 0); // [N, V]
-        var vocab = Math.Min(studentLogits.shape[1], scores.Vocab);
-        var target = TeacherTargets.FromScores(scores, (int)vocab, device);
-        var mask = ones(studentLogits.shape[0], dtype: ScalarType.Bool, device: device);
-        var divergence = DistillationLoss.Divergence(studentLogits.narrow(1, 0, vocab), target, mask, Divergence, _distill.Beta, _distill.Temperature);
+        // Where the vocabularies differ (same tokenizer, padded differently) both sides are cut to the smaller (SPEC.md).
+        var positions = (int)studentLogits.shape[0];
+        var vocab = (int)Math.Min(studentLogits.shape[1], scores.Vocab);
+        using var teacher = scores.Transport == TeacherTransport.Full
+            ? TeacherTarget.FromArrays(positions, scores.Vocab, scores.Values, device)
+            : TeacherTarget.FromArrays(positions, scores.K, scores.Values, scores.Indices!, scores.Tail!, device);
+        using var truncated = vocab < scores.Vocab ? teacher.TruncatedTo(vocab) : null;
+        // Every scored position is a real target token: the alignment scores exactly each row's target, no padding.
+        var mask = ones(positions, dtype: ScalarType.Bool, device: device);
+        var divergence = DistillationLoss.Divergence(studentLogits.narrow(1, 0, vocab), truncated ?? teacher, mask, Divergence,
+            _distill.Beta, _distill.Temperature);
 
         // Cross-entropy on the gold target: the same forward pass when the targets were the gold ones.
         var gold = onPolicy ? _gold.Compute(model, examples, globalIndices, device) : GoldFrom(logits, examples, device);

@@ -17,8 +17,9 @@ internal sealed record SchemaKey(string Path, ValueRule Rule, object? Default = 
     public string Section => Path.Contains('.') ? Path[..Path.IndexOf('.')] : "";
     public string Leaf => Path.Contains('.') ? Path[(Path.IndexOf('.') + 1)..] : Path;
 
-    /// <summary>Name and seed identify the experiment, data lists are not scalars: everything else can be swept.</summary>
-    public bool Sweepable => Rule is not PathListRule && Path is not ("name" or "seed");
+    /// <summary>The name identifies the experiment and data lists are not scalars: everything else can be swept (a seed
+    /// sweep gives replicates of one configuration).</summary>
+    public bool Sweepable => Rule is not PathListRule && Path is not "name";
 
     /// <summary>The key's value in a resolved spec, to write; null where the spec does not use it (an unset optional,
     /// a key of another architecture).</summary>
@@ -151,8 +152,6 @@ public static partial class SpecSchema
         Distill("transport", ChoiceRule.Of(("full", TeacherTransportKind.Full), ("topk", TeacherTransportKind.TopK)), "full",
             d => d.Transport, (d, v) => d with { Transport = v }),
         Distill("top_k", IntegerRule.AtLeast(1, MaxLength), 64L, d => d.TopK, (d, v) => d with { TopK = v }),
-        Distill("relations", ChoiceRule.Of(("none", DistillRelations.None), ("miniend-d", DistillRelations.MiniEndD), ("miniend-e", DistillRelations.MiniEndE)),
-            "none", d => d.Relations, (d, v) => d with { Relations = v }),
 
         Optimizer("kind", ChoiceRule.Of(("adamw", OptimizerKind.AdamW), ("stable-adamw", OptimizerKind.StableAdamW)), "adamw",
             o => o.Kind, (o, v) => o with { Kind = v }),

@@ -10,8 +10,7 @@ namespace Training.Shared.Training;
 
 /// <summary>
 /// A frozen teacher for distillation: a causal model this system trained (a committed checkpoint of a finished trial,
-/// its architecture and tokenizer read from the spec saved in the checkpoint) or a Hugging Face Llama folder
-/// (config.json + *.safetensors). Eval mode, no gradients, bf16 on CUDA. It scores rows of token ids: the
+/// its architecture and tokenizer read from the spec saved in the checkpoint). Eval mode, no gradients, bf16 on CUDA. It scores rows of token ids: the
 /// log-probabilities of the next token at the positions asked for, in full or as the top k with the mass of the rest.
 /// Not thread-safe: one scoring thread owns it (TorchSharp's grad mode and dispose scopes are per thread).
 /// </summary>
@@ -43,8 +42,9 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
     /// <param name="runsRoot">The runs folder RUN/TRIAL names refer to.</param>
     public static TeacherModel Load(string source, string? runsRoot, Device device)
     {
-        if (source.StartsWith('/') && File.Exists(Path.Combine(source, "config.json")))
-            return LoadLlama(source, device);
+        if (Directory.Exists(source) && File.Exists(Path.Combine(source, "config.json")))
+            throw new InvalidDataException($"distill.teacher {source}: a Hugging Face folder (config.json); teachers from Hugging Face " +
+                                           "weights are not supported yet. Name a checkpoint this system trained (RUN/TRIAL, a stage, or a checkpoints folder).");
         var (checkpoint, location, name) = InitialWeights.LoadCommitted(source, runsRoot, "distill.teacher");
         var where = $"{location}/{checkpoint.Manifest.Id}";
         if (!checkpoint.Files.TryGetValue("spec.yaml", out var specBytes))
@@ -57,7 +57,7 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         if (model is not ICausalLanguageModel causal)
         {
             ((nn.Module)model).Dispose();
-            throw new InvalidDataException($"distill.teacher {source}: a teacher is a causal model (decoder-only, gpt, ettin-decoder, llama), " +
+            throw new InvalidDataException($"distill.teacher {source}: a teacher is a causal model (decoder-only, gpt, ettin-decoder), " +
                                            $"and this checkpoint is {spec.Model.Architecture}");
         }
         var (tensors, _) = SafeTensors.Deserialize(checkpoint.Files["model.safetensors"], $"{where}/model.safetensors");
@@ -65,14 +65,6 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         ToInferencePrecision((nn.Module)model, device);
         return new TeacherModel(causal, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
             $"{name}@{checkpoint.Manifest.Id} ({spec.Model.Architecture}, {((nn.Module)model).parameters().Sum(p => p.numel()):N0} parameters)");
-    }
-
-    private static TeacherModel LoadLlama(string folder, Device device)
-    {
-        var (model, config) = HuggingFaceLlama.Load(folder, device);
-        ToInferencePrecision(model, device);
-        return new TeacherModel(model, device, config.PadTokenId ?? 0, $"llama:{HuggingFaceLlama.ContentHash(folder)}",
-            $"{folder} (llama, {model.parameters().Sum(p => p.numel()):N0} parameters)");
     }
 
     /// <summary>bf16 where the device has fast bf16 (CUDA); float32 on CPU, where bf16 matmuls are slow.</summary>

@@ -587,12 +587,15 @@ public sealed class ExperimentLoaderTests
     }
 
     [Test]
-    public void Parse_SweepOfTheSeed_IsRejected()
+    public void Parse_SweepOfTheSeed_GivesOneTrialPerSeed_AndTheNameStaysFixed()
     {
-        var error = SingleError(SpecFixture.MinimalYaml + "\nsweep:\n  grid:\n    seed: [1, 2]\n");
+        // Seed replicates: the same configuration trained from several seeds, to report a mean and a spread.
+        var trials = TrialComponents.Expand(ExperimentLoader.Parse(SpecFixture.MinimalYaml + "\nsweep:\n  grid:\n    seed: [1, 2]\n", "seeds.yaml"));
+        Assert.That(trials.Select(t => t.Spec.Seed), Is.EqualTo(new long[] { 1, 2 }));
 
-        Assert.That((error.Line, error.Key), Is.EqualTo((10, "sweep.grid.seed")));
-        Assert.That(error.Message, Does.Contain("seed cannot be swept"));
+        var error = SingleError(SpecFixture.MinimalYaml + "\nsweep:\n  grid:\n    name: [a, b]\n");
+        Assert.That((error.Line, error.Key), Is.EqualTo((10, "sweep.grid.name")));
+        Assert.That(error.Message, Does.Contain("name cannot be swept"));
     }
 
     [Test]
