@@ -20,26 +20,25 @@ public static class TaskShardWriter
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         // Written to a temporary name and renamed, so a reader never sees half a shard.
         var partial = path + ".partial";
-        long rows = 0;
-        using (var stream = new FileStream(partial, FileMode.Create, FileAccess.ReadWrite, FileShare.None))
-        using (var writer = SyncOverAsync.Run(() => ParquetWriter.CreateAsync(ShardColumns.TaskSchema, stream)))
+        var rows = SyncOverAsync.Run(async () =>
         {
+            long written = 0;
+            await using var stream = new FileStream(partial, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+            await using var writer = await ParquetWriter.CreateAsync(ShardColumns.TaskSchema, stream);
             foreach (var chunk in examples.Chunk(rowGroupSize))
             {
                 foreach (var e in chunk)
                     if (e.Prompt is null || e.Target is null)
                         throw new ArgumentException($"Task example '{e.Id}' has no prompt or no target.", nameof(examples));
-                SyncOverAsync.Run(async () =>
-                {
-                    using var group = writer.CreateRowGroup();
-                    await group.WriteAsync(ShardColumns.IdField, chunk.Select(e => e.Id ?? "").ToArray());
-                    await group.WriteAsync(ShardColumns.PromptField, chunk.Select(e => e.Prompt).ToArray());
-                    await group.WriteAsync(ShardColumns.TargetField, chunk.Select(e => e.Target).ToArray());
-                    group.CompleteValidate();
-                });
-                rows += chunk.Length;
+                using var group = writer.CreateRowGroup();
+                await group.WriteAsync(ShardColumns.IdField, chunk.Select(e => e.Id ?? "").ToArray());
+                await group.WriteAsync(ShardColumns.PromptField, chunk.Select(e => e.Prompt).ToArray());
+                await group.WriteAsync(ShardColumns.TargetField, chunk.Select(e => e.Target).ToArray());
+                group.CompleteValidate();
+                written += chunk.Length;
             }
-        }
+            return written;
+        });
         File.Move(partial, path, overwrite: true);
         return rows;
     }

@@ -1,8 +1,10 @@
+using Training.Shared.Data;
 using Training.Shared.Models;
 using Training.Shared.Objectives.Distillation;
 using Training.Shared.Spec;
 using Training.Shared.Teaching;
 using static TorchSharp.torch;
+using Generator = Training.Shared.Models.Generator;
 
 namespace Training.Shared.Objectives;
 
@@ -25,7 +27,7 @@ public sealed class DistillationObjective : ITaskObjective
     private readonly Seq2SeqObjective _gold;
     private long _requests;
 
-    public DistillationObjective(ExperimentSpec spec, Data.SpecialTokens special, Func<TeacherScoreRequest, TeacherScores> scoreWithTeachers)
+    public DistillationObjective(ExperimentSpec spec, SpecialTokens special, Func<TeacherScoreRequest, TeacherScores> scoreWithTeachers)
     {
         _distill = spec.Distill;
         _special = special;

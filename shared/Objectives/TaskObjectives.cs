@@ -1,6 +1,7 @@
 using Training.Shared.Data;
 using Training.Shared.Models;
 using static TorchSharp.torch;
+using Generator = Training.Shared.Models.Generator;
 
 namespace Training.Shared.Objectives;
 

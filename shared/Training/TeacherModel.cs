@@ -4,6 +4,7 @@ using Training.Shared.Models;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
 using Training.Shared.Teaching;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Training.Shared.Training;

@@ -60,9 +60,9 @@ public sealed class TaskTrainingTests
         using var scope = NewDisposeScope();
         var tokenizer = new ByteTokenizer(0);
         var examples = DistillationFixture.ReversalExamples(4, 3).Select(e => TaskTokens.From(e, tokenizer, 10, 10)).ToList();
-        var config = new Training.Shared.Models.TransformerConfig(tokenizer.VocabSize, 32, 0, 2, 2, 2, 16, 64)
-            { Architecture = Training.Shared.Models.ModelArchitecture.DecoderOnly }.WithVocabulary(tokenizer.VocabSize, tokenizer.Special.Pad);
-        var model = Training.Shared.Models.ModelFactory.Create(config, 1, CPU);
+        var config = new global::Training.Shared.Models.TransformerConfig(tokenizer.VocabSize, 32, 0, 2, 2, 2, 16, 64)
+            { Architecture = global::Training.Shared.Models.ModelArchitecture.DecoderOnly }.WithVocabulary(tokenizer.VocabSize, tokenizer.Special.Pad);
+        var model = global::Training.Shared.Models.ModelFactory.Create(config, 1, CPU);
 
         var output = new Seq2SeqObjective(tokenizer.Special).Compute(model, examples, [0, 1, 2, 3], CPU);
 

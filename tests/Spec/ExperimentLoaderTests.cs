@@ -590,7 +590,7 @@ public sealed class ExperimentLoaderTests
     public void Parse_SweepOfTheSeed_GivesOneTrialPerSeed_AndTheNameStaysFixed()
     {
         // Seed replicates: the same configuration trained from several seeds, to report a mean and a spread.
-        var trials = TrialComponents.Expand(ExperimentLoader.Parse(SpecFixture.MinimalYaml + "\nsweep:\n  grid:\n    seed: [1, 2]\n", "seeds.yaml"));
+        var trials = global::Training.Shared.Training.TrialComponents.Expand(ExperimentLoader.Parse(SpecFixture.MinimalYaml + "\nsweep:\n  grid:\n    seed: [1, 2]\n", "seeds.yaml"));
         Assert.That(trials.Select(t => t.Spec.Seed), Is.EqualTo(new long[] { 1, 2 }));
 
         var error = SingleError(SpecFixture.MinimalYaml + "\nsweep:\n  grid:\n    name: [a, b]\n");
