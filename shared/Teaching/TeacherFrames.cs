@@ -167,7 +167,7 @@ public static class TeacherFrames
     public static byte[] EncodeScores(TeacherScores scores)
     {
         var n = CheckScoresShape(scores);
-        long body = 25 + 4L * scores.Values.Length + (scores.Transport == TeacherTransport.TopK ? 4L * scores.Indices!.Length + 4L * n : 0);
+        long body = 21 + 4L * scores.Values.Length + (scores.Transport == TeacherTransport.TopK ? 4L * scores.Indices!.Length + 4L * n : 0);
         var frame = NewFrame(TeacherMessageType.Scores, body, out var at);
         PutLong(frame, ref at, scores.RequestId);
         PutInt(frame, ref at, scores.Vocab);

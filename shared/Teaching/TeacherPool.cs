@@ -32,6 +32,9 @@ public sealed class TeacherPool : IDisposable
 {
     private static readonly TimeSpan Backoff = TimeSpan.FromSeconds(2);
 
+    /// <summary>A request whose every send loses its teacher (say it crashes the teacher) fails after this many, instead of looping.</summary>
+    public const int MaxSends = 8;
+
     private readonly string _tokenizerId;
     private readonly TeacherPoolOptions _options;
     private readonly Action<string> _log;
@@ -105,6 +108,8 @@ public sealed class TeacherPool : IDisposable
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellation, _disposing.Token);
         var token = linked.Token;
         TimeSpan? deadline = null;
+        var sends = 0;
+        string? lastLoss = null;
         try
         {
             while (true)
@@ -135,12 +140,16 @@ public sealed class TeacherPool : IDisposable
                     var connection = await Connect(link, token);
                     deadline = null;
                     sending = true;
+                    if (++sends > MaxSends)
+                        throw new TeacherUnavailableException($"request {request.RequestId} lost its teacher on each of {MaxSends} sends; the last: {lastLoss}");
                     var scores = await connection.Request(wireId, frame, token);
                     return scores with { RequestId = request.RequestId };
                 }
-                catch (LinkFailedException)
+                catch (LinkFailedException e)
                 {
-                    if (sending) Interlocked.Increment(ref _retries); // the teacher is marked lost; send it to another
+                    // The teacher is marked lost; send the request to another.
+                    lastLoss = $"{link.Endpoint}: {e.Message}";
+                    if (sending) Interlocked.Increment(ref _retries);
                 }
                 finally
                 {
