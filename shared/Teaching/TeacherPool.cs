@@ -130,7 +130,11 @@ public sealed class TeacherPool : IDisposable
                     deadline ??= now + _options.WaitForTeacher;
                     if (now >= deadline) throw Unavailable();
                     var wait = (wakeAt < deadline.Value ? wakeAt : deadline.Value) - now;
-                    await Task.WhenAny(changed, Task.Delay(wait + TimeSpan.FromMilliseconds(1), token));
+                    using (var sleep = CancellationTokenSource.CreateLinkedTokenSource(token))
+                    {
+                        await Task.WhenAny(changed, Task.Delay(wait + TimeSpan.FromMilliseconds(1), sleep.Token));
+                        sleep.Cancel(); // woken by UpdateEndpoints: drop the timer now, not at the deadline
+                    }
                     continue;
                 }
 

@@ -45,7 +45,9 @@ public sealed class TeacherStreamServer : IDisposable
     public static TeacherStreamServer Start(string host, int port, ITeacherScorer scorer, Action<string>? log = null, TeacherStreamLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(scorer);
-        var address = IPAddress.TryParse(host, out var parsed) ? parsed : Dns.GetHostAddresses(host).First(a => a.AddressFamily == AddressFamily.InterNetwork);
+        var address = IPAddress.TryParse(host, out var parsed) ? parsed
+            : Dns.GetHostAddresses(host).OrderBy(a => a.AddressFamily == AddressFamily.InterNetwork ? 0 : 1).FirstOrDefault()
+              ?? throw new ArgumentException($"teacher stream host {host} has no address");
         var listener = new TcpListener(address, port);
         listener.Start();
         var server = new TeacherStreamServer(listener, scorer, log ?? (_ => { }), limits ?? TeacherStreamLimits.Default);
