@@ -18,12 +18,17 @@ public sealed record RunFinished(string RunId);
 /// ranks on free workers, hands out the collective rendezvous, records metrics into the run store, and restarts a
 /// trial from its latest checkpoint (with a new generation) when one of its workers dies.
 /// </summary>
-public sealed class ExperimentManager : ReceiveActor
+public sealed class ExperimentManager : ReceiveActor, IWithTimers
 {
     public const int MaxRestarts = 3;
 
     /// <summary>Teachers of one trial that may fail to load before no more are tried.</summary>
     public const int MaxTeacherFailures = 3;
+
+    /// <summary>Look at the queue again (a suspect worker may be chosen again).</summary>
+    private sealed record RetrySchedule;
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed record Worker(string Id, IActorRef Ref, string Host, string Role)
     {
@@ -31,6 +36,10 @@ public sealed class ExperimentManager : ReceiveActor
 
         /// <summary>Shutting down (SIGTERM): gets no new ranks.</summary>
         public bool Draining { get; set; }
+
+        /// <summary>A student could not reach this worker's teacher: no new teacher goes here until then (it may be
+        /// dead and not yet downed by the cluster).</summary>
+        public DateTime SuspectUntil { get; set; }
     }
 
     /// <param name="specYaml">The trial's stored spec, read once: every generation's ranks get this same text.</param>
@@ -82,6 +91,8 @@ public sealed class ExperimentManager : ReceiveActor
         Receive<RankFinished>(Finished);
         Receive<TeacherListening>(TeacherUp);
         Receive<TeacherFailed>(TeacherDown);
+        Receive<TeacherUnreachable>(TeacherUnreachable);
+        Receive<RetrySchedule>(_ => Schedule());
         Receive<ShutdownWorkers>(m =>
         {
             foreach (var worker in _workers.Values) worker.Ref.Tell(new ShutdownWorker(m.Reason));
@@ -223,7 +234,10 @@ public sealed class ExperimentManager : ReceiveActor
     }
 
     private IEnumerable<Worker> FreeWorkers(string role) =>
-        _workers.Values.Where(w => w.Trial is null && !w.Draining && w.Role == role).OrderBy(w => w.Id, StringComparer.Ordinal);
+        _workers.Values.Where(w => w.Trial is null && !w.Draining && w.Role == role && w.SuspectUntil <= DateTime.UtcNow)
+            .OrderBy(w => w.Id, StringComparer.Ordinal);
+
+    private static readonly TimeSpan SuspectFor = TimeSpan.FromSeconds(60);
 
     /// <summary>Asks free teacher workers to serve the trial's teacher until it has resources.teachers of them (at the
     /// start, and to replace one that died).</summary>
@@ -265,6 +279,22 @@ public sealed class ExperimentManager : ReceiveActor
         if (placement.Teachers.Count == 0)
             foreach (var rank in placement.Ranks)
                 rank.Ref.Tell(new StopRank(placement.Trial.Id, placement.Generation, Abort: true, $"no teacher is left: {m.Error}"));
+    }
+
+    /// <summary>A student lost a teacher's stream (the process died, or its network did): the cluster notices a dead
+    /// worker only after its failure detector's pause, so the teacher is replaced now, on another free teacher worker.</summary>
+    private void TeacherUnreachable(TeacherUnreachable m)
+    {
+        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Generation != m.Generation) return;
+        var id = placement.TeacherEndpoints.FirstOrDefault(kv => kv.Value == m.Endpoint).Key;
+        if (id is null || placement.Teachers.FirstOrDefault(t => t.Id == id) is not { } worker) return;
+        _log.Warning("trial {0}: a student lost its teacher on {1} at {2} ({3}); a free teacher worker replaces it", m.TrialId, id, m.Endpoint, m.Reason);
+        worker.Ref.Tell(new StopTeacher(m.TrialId));
+        worker.SuspectUntil = DateTime.UtcNow + SuspectFor;
+        DropTeacher(placement, worker);
+        Schedule();
+        // Placement skips suspects: look again once this one may be chosen.
+        Timers.StartSingleTimer($"suspect-{worker.Id}", new RetrySchedule(), SuspectFor);
     }
 
     private void DropTeacher(Placement placement, Worker worker)

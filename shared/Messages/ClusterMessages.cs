@@ -70,6 +70,10 @@ public sealed record TeacherListening(string TrialId, string WorkerId, string Ho
 /// <summary>A teacher could not be loaded or stopped serving; the coordinator fails the trial if no teacher is left.</summary>
 public sealed record TeacherFailed(string TrialId, string WorkerId, string Error) : IClusterMessage;
 
+/// <summary>A student rank lost its connection to the teacher at Endpoint (host:port): the coordinator replaces that
+/// teacher now instead of waiting for the cluster to down a dead worker.</summary>
+public sealed record TeacherUnreachable(string TrialId, int Generation, string Endpoint, string Reason) : IClusterMessage;
+
 /// <summary>The trial no longer needs this worker's teacher.</summary>
 public sealed record StopTeacher(string TrialId) : IClusterMessage;
 

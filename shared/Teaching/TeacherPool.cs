@@ -8,6 +8,10 @@ namespace Training.Shared.Teaching;
 public sealed class TeacherPoolOptions
 {
     public Action<string>? Log { get; init; }
+
+    /// <summary>Called (on a pool thread) when a teacher's connection fails, with its endpoint and the reason: the
+    /// student's coordinator replaces the teacher without waiting for the cluster to notice a dead worker.</summary>
+    public Action<System.Net.IPEndPoint, string>? TeacherLost { get; init; }
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>A teacher that stops answering (a stopped process keeps its socket open) is given up after this long.</summary>
@@ -259,6 +263,7 @@ public sealed class TeacherPool : IDisposable
         }
         Interlocked.Increment(ref _teachersLost);
         _log($"teacher {link.Endpoint} lost: {reason}; its requests move to another teacher, retrying it in {Backoff.TotalSeconds:0} s");
+        _options.TeacherLost?.Invoke(link.Endpoint, reason);
     }
 
     private static void Close(Link link, string reason)

@@ -221,6 +221,7 @@ public sealed class TrainerRank : ReceiveActor
         var pool = new TeacherPool(TokenizerIds.Of(tokenizer), new TeacherPoolOptions
         {
             Log = message => self.Tell(new TrialWarning(a.TrialId, 0, $"teachers: {message}")),
+            TeacherLost = (endpoint, reason) => _coordinator.Tell(new TeacherUnreachable(a.TrialId, a.Generation, endpoint.ToString(), reason)),
         });
         lock (_teacherLock)
         {
