@@ -67,7 +67,8 @@ public sealed class ProgressDisplay
                 case EvalMetrics v:
                     row.EvalLoss = v.Loss;
                     row.EvalAccuracy = v.Accuracy;
-                    line = $"[{e.TrialId}] eval at step {v.Step}: loss {v.Loss:F4} acc {v.Accuracy:P1}";
+                    line = $"[{e.TrialId}] eval at step {v.Step}: loss {v.Loss:F4} acc {v.Accuracy:P1}" +
+                           (v.ExactMatch is { } exact ? $" exact match {exact:P1}" : "");
                     break;
                 case CheckpointCommitted c:
                     line = $"[{e.TrialId}] checkpoint {c.CheckpointId} committed";
@@ -119,6 +120,21 @@ public sealed class ProgressDisplay
     }
 
     /// <summary>"arch / objective" from the trial's stored spec: stages of one pipeline differ in what they train.</summary>
+    /// <summary>A distillation trial's teacher (RUN/TRIAL once its stage has been resolved, "stage X" before); null for
+    /// other trials.</summary>
+    private static string? TeacherOf(TrialRecord trial)
+    {
+        try
+        {
+            var spec = trial.LoadSpec().Spec;
+            return spec.Objective.Kind != Training.Shared.Objectives.ObjectiveKind.Distill ? null : spec.Distill.Teacher ?? "(its stage's pick)";
+        }
+        catch (Exception e) when (e is IOException or Training.Shared.Spec.SpecException)
+        {
+            return null;
+        }
+    }
+
     private static string ModelOf(TrialRecord trial)
     {
         try
@@ -143,20 +159,30 @@ public sealed class ProgressDisplay
         var stages = run.Manifest.Trials.ToDictionary(t => t.Id, t => t.Stage);
         var staged = run.Manifest.Stages is not null;
         if (staged) table.AddColumns("stage", "model", "weights from");
+        // Distillation trials name their teacher; task trials report held-out exact match.
+        var teachers = run.Trials.ToDictionary(t => t.Id, TeacherOf);
+        var distills = teachers.Values.Any(t => t is not null);
+        var exact = trials.Any(t => t.EvalExactMatch is not null);
+        if (distills) table.AddColumn("teacher");
         foreach (var key in sweepKeys) table.AddColumn(key);
-        table.AddColumns("state", "step", "params", "train loss", "eval loss", "eval acc", "tok/s");
+        table.AddColumns("state", "step", "params", "train loss", "eval loss", "eval acc");
+        if (exact) table.AddColumn("exact match");
+        table.AddColumn("tok/s");
         foreach (var t in trials)
         {
             var cells = new List<string> { t.TrialId };
             if (staged) cells.AddRange([stages.GetValueOrDefault(t.TrialId) ?? "-", ModelOf(run.Trial(t.TrialId)),
                 // A trial of this run is named without the run id the title already shows.
                 t.InitializedFrom?.Replace(run.Id + "/", "") ?? "-"]);
+            if (distills) cells.Add(teachers.GetValueOrDefault(t.TrialId)?.Replace(run.Id + "/", "") ?? "-");
             cells.AddRange(sweepKeys.Select(k => t.Overrides.TryGetValue(k, out var v) ? v : "-"));
             cells.AddRange([
                 t.State.ToString().ToLowerInvariant() + (t.Error is null ? "" : $" ({t.Error})"),
                 $"{t.Step}/{t.TotalSteps}", t.Parameters.ToString("N0", CultureInfo.InvariantCulture),
-                F(t.Loss, "F4"), F(t.EvalLoss, "F4"), F(t.EvalAccuracy, "P1"), F(t.TokensPerSecond, "N0"),
+                F(t.Loss, "F4"), F(t.EvalLoss, "F4"), F(t.EvalAccuracy, "P1"),
             ]);
+            if (exact) cells.Add(F(t.EvalExactMatch, "P1"));
+            cells.Add(F(t.TokensPerSecond, "N0"));
             table.AddRow(cells.Select(Markup.Escape).ToArray());
         }
         return table;

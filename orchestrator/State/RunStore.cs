@@ -14,7 +14,7 @@ public sealed record TrialStatus(
     string TrialId, int Index, TrialState State, long Step, long TotalSteps, long Parameters,
     double? Loss, double? EvalLoss, double? EvalAccuracy, double? TokensPerSecond,
     string? LastCheckpoint, string? Error, IReadOnlyDictionary<string, string> Overrides, DateTimeOffset UpdatedAt,
-    string? InitializedFrom = null);
+    string? InitializedFrom = null, double? EvalExactMatch = null);
 
 /// <param name="Stage">The stage the trial belongs to (null without stages).</param>
 /// <param name="InitFrom">The stage whose picked trial gives this trial its weights, once that stage has completed.</param>
@@ -220,7 +220,7 @@ public sealed class TrialRecord(string dir, string id)
     public (ExperimentSpec Spec, string Yaml) LoadSpec()
     {
         var yaml = File.ReadAllText(SpecPath);
-        return (ExperimentLoader.Parse(yaml, SpecPath), yaml);
+        return (ExperimentLoader.ParseStoredTrial(yaml, SpecPath), yaml);
     }
 
     /// <summary>Records that the trial does not run because a stage before it did not complete: a metrics line and the
@@ -258,7 +258,7 @@ public sealed class TrialRecord(string dir, string id)
             var line = e switch
             {
                 StepMetrics s => JsonSerializer.Serialize(new { type = "step", s.Step, s.Loss, s.Accuracy, lr = s.LearningRate, grad_norm = s.GradNorm, tokens_per_second = s.TokensPerSecond, step_seconds = s.StepSeconds, communication_seconds = s.CommunicationSeconds, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                EvalMetrics v => JsonSerializer.Serialize(new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
+                EvalMetrics v => JsonSerializer.Serialize(new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, exact_match = v.ExactMatch, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 CheckpointCommitted c => JsonSerializer.Serialize(new { type = "checkpoint", c.Step, id = c.CheckpointId, c.Location, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 TrialStarted t => JsonSerializer.Serialize(new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, init_from = t.InitializedFrom, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
                 TrialWarning w => JsonSerializer.Serialize(new { type = "warning", w.Step, w.Message, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
@@ -272,7 +272,7 @@ public sealed class TrialRecord(string dir, string id)
                 TrialStarted t => s0 with { State = TrialState.Running, Step = t.StartStep, TotalSteps = t.TotalSteps, Parameters = t.Parameters, Error = null,
                     InitializedFrom = t.InitializedFrom ?? s0.InitializedFrom },
                 StepMetrics s => s0 with { Step = s.Step, Loss = s.Loss, TokensPerSecond = s.TokensPerSecond },
-                EvalMetrics v => s0 with { EvalLoss = v.Loss, EvalAccuracy = v.Accuracy },
+                EvalMetrics v => s0 with { EvalLoss = v.Loss, EvalAccuracy = v.Accuracy, EvalExactMatch = v.ExactMatch },
                 CheckpointCommitted c => s0 with { LastCheckpoint = c.CheckpointId },
                 TrialFinished f => s0 with
                 {

@@ -92,11 +92,23 @@ public static class ExperimentLoader
         return spec!;
     }
 
+    /// <summary>Parse a trial's stored spec.yaml: as <see cref="Parse"/>, except that a distillation teacher still to come
+    /// from an earlier stage may be missing.</summary>
+    public static ExperimentSpec ParseStoredTrial(string yamlText, string sourceFile)
+    {
+        var errors = new ErrorList(sourceFile);
+        var (spec, _) = ParseCore(yamlText, sourceFile, errors, storedTrial: true);
+        errors.ThrowIfAny();
+        return spec!;
+    }
+
     /// <summary>The spec, and the documents whose data patterns must exist (the file, or each of its stages).</summary>
-    private static (ExperimentSpec? Spec, IReadOnlyList<SourceDocument> Documents) ParseCore(string text, string sourceFile, ErrorList errors)
+    private static (ExperimentSpec? Spec, IReadOnlyList<SourceDocument> Documents) ParseCore(string text, string sourceFile, ErrorList errors,
+        bool storedTrial = false)
     {
         var read = SourceReader.Read(text, errors);
         if (read is null) return (null, []);
+        if (storedTrial) read = read with { Document = read.Document.AsStoredTrial() };
         if (read.Stages is not null) return StageReader.Read(read, sourceFile, errors);
         var sweep = read.Sweep is null ? null : SweepReader.Read(read.Sweep, read.SweepPosition, errors);
         // The file is bound knowing which keys its sweep varies (see SourceDocument.WithSweptKeys).

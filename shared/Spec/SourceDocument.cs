@@ -31,6 +31,17 @@ internal sealed class SourceDocument
     /// <summary>The document is one stage of a file with <c>stages:</c> (so init_from may name a stage).</summary>
     public bool InStage { get; private set; }
 
+    /// <summary>The document is a trial's stored spec.yaml, written before its stage sources were resolved: a
+    /// distill.teacher that comes from a stage is filled in when the stage has completed, so it may be missing here.</summary>
+    public bool StoredTrial { get; private set; }
+
+    public SourceDocument AsStoredTrial()
+    {
+        var copy = WithOverrides([]);
+        copy.StoredTrial = true;
+        return copy;
+    }
+
     public SourceValue? Get(string key) => values.GetValueOrDefault(key);
 
     public bool Has(string key) => values.ContainsKey(key);
@@ -77,7 +88,7 @@ internal sealed class SourceDocument
 
     public SourceDocument WithOverrides(IEnumerable<(string Key, SourceScalar Value)> overrides)
     {
-        var copy = new SourceDocument { InStage = InStage };
+        var copy = new SourceDocument { InStage = InStage, StoredTrial = StoredTrial };
         foreach (var (key, value) in values) copy.values[key] = value;
         foreach (var (section, position) in sections) copy.sections[section] = position;
         foreach (var (key, value) in overrides)

@@ -346,9 +346,9 @@ internal sealed class SpecBinder
                     key, "objective.kind");
             return;
         }
-        if (spec.Distill.Teacher is null && spec.TeacherFromStage is null && Valid(TeacherKey))
+        if (spec.Distill.Teacher is null && spec.TeacherFromStage is null && !document.StoredTrial && Valid(TeacherKey))
             Invalid(TeacherKey, document.PositionOf(TeacherKey),
-                "objective.kind: distill needs a teacher: RUN/TRIAL[@STEP], a checkpoints folder, a Hugging Face Llama folder, or {stage: NAME} in a stage");
+                "objective.kind: distill needs a teacher: RUN/TRIAL[@STEP], a checkpoints folder, or {stage: NAME} in a stage");
         if (spec.Resources.Teachers < 1 && Valid("resources.teachers"))
             Conflict("objective.kind: distill scores with teachers served by teacher workers (worker --role teacher): set resources.teachers to 1 or more",
                 "resources.teachers", "objective.kind");
