@@ -1,7 +1,6 @@
 using Training.Shared.Data;
 using Training.Shared.Models;
 using Training.Shared.Objectives.Distillation;
-using Training.Shared.Spec;
 using Training.Shared.Teaching;
 using static TorchSharp.torch;
 using Generator = Training.Shared.Models.Generator;
@@ -27,13 +26,15 @@ public sealed class DistillationObjective : ITaskObjective
     private readonly Seq2SeqObjective _gold;
     private long _requests;
 
-    public DistillationObjective(ExperimentSpec spec, SpecialTokens special, Func<TeacherScoreRequest, TeacherScores> scoreWithTeachers)
+    /// <param name="seed">The experiment's seed (on-policy choices and samples derive from it).</param>
+    public DistillationObjective(DistillSpec distill, ObjectiveSpec objective, long seed, SpecialTokens special,
+        Func<TeacherScoreRequest, TeacherScores> scoreWithTeachers)
     {
-        _distill = spec.Distill;
+        _distill = distill;
         _special = special;
-        _seed = spec.Seed;
-        _sourceLength = spec.Objective.InputLength;
-        _targetLength = spec.Objective.TargetLength;
+        _seed = seed;
+        _sourceLength = objective.InputLength;
+        _targetLength = objective.TargetLength;
         _scoreWithTeachers = scoreWithTeachers;
         _gold = new Seq2SeqObjective(special);
     }

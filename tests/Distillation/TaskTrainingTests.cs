@@ -93,7 +93,7 @@ public sealed class TaskTrainingTests
             pool = new TeacherPool(TokenizerIds.Of(tokenizer), new TeacherPoolOptions());
             pool.UpdateEndpoints([server.Endpoint]);
             var spec = ExperimentLoader.Load(Path.Combine(dir.Path, "experiment.yaml"));
-            return new DistillationObjective(spec, tokenizer.Special, r => pool.ScoreAsync(r, CancellationToken.None).GetAwaiter().GetResult());
+            return new DistillationObjective(spec.Distill, spec.Objective, spec.Seed, tokenizer.Special, r => pool.ScoreAsync(r, CancellationToken.None).GetAwaiter().GetResult());
         });
 
         var steps = events.OfType<StepMetrics>().ToList();
@@ -105,5 +105,24 @@ public sealed class TaskTrainingTests
             Assert.That(pool!.Statistics.Requests, Is.EqualTo(12), "one teacher request per micro-batch");
         });
         pool!.Dispose();
+    }
+
+    [Test]
+    public void OnPolicyShare_IsAFunctionOfTheSeedAndTheExamples()
+    {
+        var special = new ByteTokenizer(0).Special;
+        DistillationObjective With(double share, long seed) => new(DistillSpec.Default with { Teacher = "x", OnPolicy = share },
+            new ObjectiveSpec(ObjectiveKind.Distill, 10, 0, 0, TargetLength: 10), seed, special, _ => throw new InvalidOperationException());
+        var batches = Enumerable.Range(0, 400).Select(i => (long)i * 8).ToList();
+
+        var half = batches.Count(b => With(0.5, 7).IsOnPolicy(b));
+        Assert.Multiple(() =>
+        {
+            Assert.That(half, Is.InRange(160, 240), "about half the micro-batches");
+            Assert.That(batches.Select(b => With(0.5, 7).IsOnPolicy(b)), Is.EqualTo(batches.Select(b => With(0.5, 7).IsOnPolicy(b))), "repeatable");
+            Assert.That(batches.Select(b => With(0.5, 8).IsOnPolicy(b)), Is.Not.EqualTo(batches.Select(b => With(0.5, 7).IsOnPolicy(b))), "seeded");
+            Assert.That(batches.Count(b => With(0, 7).IsOnPolicy(b)), Is.Zero);
+            Assert.That(batches.Count(b => With(1, 7).IsOnPolicy(b)), Is.EqualTo(400));
+        });
     }
 }

@@ -228,7 +228,7 @@ public sealed class TrainerRank : ReceiveActor
             _teachers = pool;
             pool.UpdateEndpoints(TeacherEndpoints(_teacherEndpoints));
         }
-        return new DistillationObjective(spec, tokenizer.Special, request => pool.ScoreAsync(request, CancellationToken.None).GetAwaiter().GetResult());
+        return new DistillationObjective(spec.Distill, spec.Objective, spec.Seed, tokenizer.Special, request => pool.ScoreAsync(request, CancellationToken.None).GetAwaiter().GetResult());
     }
 
     private static IReadOnlyList<System.Net.IPEndPoint> TeacherEndpoints(IReadOnlyList<string> endpoints) =>
