@@ -37,6 +37,9 @@ public class CorruptShardRunTests
 
     private List<long> LoggedSteps(string trial)
     {
+        // While polling, the runs folder can exist before the run's own folder does.
+        var runs = _dir.Combine("runs");
+        if (!Directory.Exists(runs) || Directory.GetDirectories(runs).Length != 1) return [];
         var metrics = Path.Combine(TrialDir(trial), "metrics.jsonl");
         if (!File.Exists(metrics)) return [];
         return File.ReadAllLines(metrics).Select(l => JsonDocument.Parse(l).RootElement)

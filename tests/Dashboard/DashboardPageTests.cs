@@ -125,13 +125,17 @@ public class DashboardPageTests
         await Assertions.Expect(page.Locator("#curve-loss")).ToHaveAttributeAsync("data-points", "8");
         await Assertions.Expect(page.Locator("#curve-eval_loss")).ToHaveAttributeAsync("data-points", "4");
         // checkpoint_every 3 over 8 steps: 3, 6 and the final 8; keep_checkpoints 2 leaves 6 and 8.
+        // The table is filled by a fetch after the page renders: wait for its rows before reading them.
+        await Assertions.Expect(page.Locator("#checkpoints tbody tr")).ToHaveCountAsync(3);
         var checkpoints = await page.Locator("#checkpoints tbody tr").AllInnerTextsAsync();
         Assert.That(checkpoints, Has.Count.EqualTo(3));
         Assert.That(checkpoints[0], Does.Contain("step-00000003").And.Contain("no"));
         Assert.That(checkpoints[2], Does.Contain("step-00000008").And.Contain("yes"));
+        await Assertions.Expect(page.Locator("#attempts tbody tr")).ToHaveCountAsync(1);
         var attempts = await page.Locator("#attempts tbody tr").AllInnerTextsAsync();
         Assert.That(attempts, Has.Count.EqualTo(1));
         Assert.That(attempts[0], Does.Contain("completed"));
+        await Assertions.Expect(page.Locator("#log")).Not.ToBeEmptyAsync();
         var log = await page.Locator("#log").InnerTextAsync();
         Assert.That(log.Split('\n'), Is.EqualTo(File.ReadAllLines(_dir.Combine("runs", _runId, "trials", trial, "metrics.jsonl"))));
         await DashboardBrowser.ScreenshotAsync(page, "trial");
