@@ -137,7 +137,8 @@ public static class DistillationBench
         var ce = Step("  kind: seq2seq\n  input_length: 24\n  target_length: 12", false, 0);
         var off = Step(distillObjective, true, 0);
         var on = Step(distillObjective, true, 1);
-        return new Result(teacher.Description, positions, inProcess, socket, fullBytes, topKBytes, 64, ce, off, on);
+        // Named by its shape, not its scratch folder: results must not hold this machine's paths.
+        return new Result($"decoder-only (d_model 128, 4 layers, {teacher.Parameters:N0} parameters)", positions, inProcess, socket, fullBytes, topKBytes, 64, ce, off, on);
     }
 
     private static void Write(string outDir, Result r)

@@ -31,6 +31,7 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         var module = (nn.Module)model;
         module.eval();
         foreach (var parameter in module.parameters()) parameter.requires_grad = false;
+        Parameters = module.parameters().Sum(p => p.numel());
     }
 
     public int VocabSize => _model.Config.VocabSize;
@@ -38,6 +39,8 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
 
     /// <summary>Where the weights came from and what they are, for logs and the trial's record.</summary>
     public string Description { get; }
+
+    public long Parameters { get; }
 
     /// <summary>Loads the teacher <paramref name="source"/> names (distill.teacher).</summary>
     /// <param name="runsRoot">The runs folder RUN/TRIAL names refer to.</param>
@@ -65,7 +68,7 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         InitialWeights.CopyMatching((nn.Module)model, tensors, $"distill.teacher {source} ({where}/model.safetensors)");
         ToInferencePrecision((nn.Module)model, device);
         return new TeacherModel(causal, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
-            $"{name}@{checkpoint.Manifest.Id} ({spec.Model.Architecture}, {((nn.Module)model).parameters().Sum(p => p.numel()):N0} parameters)");
+            $"{name}@{checkpoint.Manifest.Id} ({SpecWriter.NameOf(spec.Model.Architecture)}, {((nn.Module)model).parameters().Sum(p => p.numel()):N0} parameters)");
     }
 
     /// <summary>bf16 where the device has fast bf16 (CUDA); float32 on CPU, where bf16 matmuls are slow.</summary>
