@@ -30,7 +30,7 @@ public static class Commands
                                                 a long-lived cluster seed, coordinator, HTTP API and dashboard
           dashboard [--runs DIR] [--port N] [--host ADDR] [--token-file FILE]
                                                 the dashboard of a runs folder, without a cluster (docs/dashboard.md)
-          validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data and init_from sources; list its trials
+          validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data, init_from and teacher sources; list its trials
           inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
           data import --from DIR|FILE --out DIR|azure://... [--rows-per-shard N] [--format plain|brown|task]
                       [--eval-fraction F] [--seed S]
@@ -142,15 +142,16 @@ public static class Commands
     }
 
     /// <summary>Every model.init_from and distill.teacher names a committed checkpoint in the runs folder (or a checkpoints
-    /// folder, or a Hugging Face teacher folder).</summary>
+    /// folder).</summary>
     private static bool ValidateInitFrom(IReadOnlyList<Trial> trials, string runsRoot)
     {
         var problems = trials
             .SelectMany(t => new[] { (Key: "model.init_from", Source: t.Spec.Model.InitFrom), (Key: "distill.teacher", Source: t.Spec.Distill.Teacher) })
             .Where(s => s.Source is not null).Distinct()
-            // A Hugging Face folder is checked when the teacher loads it (every tensor's name and shape at once).
-            .Where(s => !(s.Key == "distill.teacher" && File.Exists(Path.Combine(s.Source!, "config.json"))))
-            .Select(s => InitialWeights.Problem(s.Source!, runsRoot, s.Key)).OfType<string>().ToList();
+            .Select(s => s.Key == "distill.teacher" && File.Exists(Path.Combine(s.Source!, "config.json"))
+                ? $"distill.teacher {s.Source}: a Hugging Face folder (config.json); teachers from Hugging Face weights are not supported yet: name a checkpoint this system trained"
+                : InitialWeights.Problem(s.Source!, runsRoot, s.Key))
+            .OfType<string>().ToList();
         foreach (var problem in problems) Console.Error.WriteLine($"orchestrator: {problem}");
         return problems.Count == 0;
     }

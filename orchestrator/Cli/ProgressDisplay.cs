@@ -119,9 +119,8 @@ public sealed class ProgressDisplay
         }
     }
 
-    /// <summary>"arch / objective" from the trial's stored spec: stages of one pipeline differ in what they train.</summary>
-    /// <summary>A distillation trial's teacher (RUN/TRIAL once its stage has been resolved, "stage X" before); null for
-    /// other trials.</summary>
+    /// <summary>A distillation trial's teacher (RUN/TRIAL once its stage has been resolved, a placeholder before); null
+    /// for other trials.</summary>
     private static string? TeacherOf(TrialRecord trial)
     {
         try
@@ -135,6 +134,7 @@ public sealed class ProgressDisplay
         }
     }
 
+    /// <summary>"arch / objective" from the trial's stored spec: stages of one pipeline differ in what they train.</summary>
     private static string ModelOf(TrialRecord trial)
     {
         try
