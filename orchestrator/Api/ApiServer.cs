@@ -105,7 +105,7 @@ public static class ApiServer
         app.MapPost("/api/runs/{id}/resume", (string id) => WithRun(store, id, allowPrefix: true, run =>
         {
             if (run.CancelRequested) run.ClearCancel();
-            coordinator.Manager.Tell(new SubmitRun(run.Dir));
+            coordinator.Manager.Tell(new SubmitRun(run.Id));
             return Results.Ok(Summary(run));
         }));
         if (dashboard is not null) Dashboard.DashboardRoutes.Map(app, dashboard);
@@ -199,7 +199,7 @@ public static class ApiServer
                     return Error(StatusCodes.Status400BadRequest, problem);
             var run = store.Create(trials[0].Spec with { Name = request.Experiment, SourceFile = request.Source }, trials, request.ExperimentYaml,
                 request.Trials.ToDictionary(t => t.Id, t => t.SpecYaml, StringComparer.Ordinal));
-            var accepted = await coordinator.Manager.Ask<RunAccepted>(new SubmitRun(run.Dir), TimeSpan.FromSeconds(30));
+            var accepted = await coordinator.Manager.Ask<RunAccepted>(new SubmitRun(run.Id), TimeSpan.FromSeconds(30));
             return Results.Ok(new SubmitResponse(run.Id, accepted.Trials));
         }
         catch (SpecException e)

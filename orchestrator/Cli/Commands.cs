@@ -47,7 +47,10 @@ public static class Commands
         Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled.
         """;
 
-    private static readonly HashSet<string> RunsOption = ["runs", "cluster", "token-file"];
+    private static readonly HashSet<string> RunsOption = ["runs", "state", "cluster", "token-file"];
+
+    /// <summary>The runs of --runs, with their state in --state (see <see cref="RunStore.FromOption"/>).</summary>
+    private static RunStore Store(ArgReader a, BlobLocation? storage = null) => RunStore.FromOption(a.Value("runs"), storage, a.Value("state"));
 
     /// <summary>The API token a --cluster call sends (see <see cref="ApiClient.FindToken"/>).</summary>
     private static string? ClusterToken(ArgReader a) => ApiClient.FindToken(a.Value("token-file"), RunStore.FromOption(a.Value("runs")).Root);
@@ -70,11 +73,11 @@ public static class Commands
                 "validate" => Validate(new ArgReader(rest, new HashSet<string> { "runs" })),
                 "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
                 "status" => Status(new ArgReader(rest, RunsOption)),
-                "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "trial" })),
-                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "secret", "token-file", "data-root", "storage",
+                "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "state", "trial" })),
+                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "state", "secret", "token-file", "data-root", "storage",
                     "dashboard-port", "tls-cert", "tls-key", "tls-ca" },
                     new HashSet<string> { "public-read" }, environmentPrefix: "ORCHESTRATOR_")),
-                "dashboard" => await Dashboard.DashboardCommand.RunAsync(new ArgReader(rest, new HashSet<string> { "runs", "port", "host", "token-file" })),
+                "dashboard" => await Dashboard.DashboardCommand.RunAsync(new ArgReader(rest, new HashSet<string> { "runs", "state", "port", "host", "token-file" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
                 "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
                 "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
@@ -98,6 +101,11 @@ public static class Commands
         {
             Console.Error.WriteLine($"orchestrator: {e.Message}");
             return 2;
+        }
+        catch (RunStateStoreException e)
+        {
+            Console.Error.WriteLine($"orchestrator: {e.Message}");
+            return 1;
         }
         catch (BlobStoreException e)
         {
@@ -172,7 +180,7 @@ public static class Commands
                 throw new ArgumentException("--storage does not go with --cluster: the cluster's storage is set by `orchestrator serve --storage URI`");
             return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
         }
-        var store = RunStore.FromOption(a.Value("runs"), storage);
+        using var store = Store(a, storage);
         if (!ValidateInitFrom(trials, store.Root)) return 2;
         var run = store.Create(spec, trials, File.ReadAllText(path));
         Console.WriteLine($"run {run.Id}: {trials.Count} trial(s), results in {run.Dir}");
@@ -182,7 +190,8 @@ public static class Commands
     private static async Task<int> ResumeAsync(ArgReader a)
     {
         if (a.Value("cluster") is { } address) return await RemoteCluster.ResumeAsync(address, ClusterToken(a), a.Single("run id"));
-        var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
+        using var store = Store(a);
+        var run = store.Open(a.Single("run id"));
         if (run.CancelRequested) run.ClearCancel();
         var unfinished = run.Trials.Count(t => t.ReadStatus().State != TrialState.Completed);
         Console.WriteLine($"run {run.Id}: resuming {unfinished} unfinished trial(s)");
@@ -215,7 +224,7 @@ public static class Commands
                 var teachers = specs.Max(s => s.Resources.Teachers) * concurrent;
                 Console.WriteLine($"local cluster: coordinator and {workers} worker process(es)" +
                                   (teachers > 0 ? $" and {teachers} teacher worker(s)" : "") + $", logs in {Path.Combine(run.Dir, "workers")}");
-                await using var cluster = await LocalCluster.StartAsync(workers, threads, Path.Combine(run.Dir, "workers"), teachers);
+                await using var cluster = await LocalCluster.StartAsync(run.Store, workers, threads, Path.Combine(run.Dir, "workers"), teachers);
                 await display.ShowWhileAsync(async () =>
                 {
                     await cluster.RunAsync(run, display.Observe, cancel.Token);
@@ -223,7 +232,7 @@ public static class Commands
                 });
             }
             AnsiConsole.Write(ProgressDisplay.Summary(run));
-            Console.WriteLine($"metrics: {Path.Combine(run.Dir, "trials", "<trial>", "metrics.jsonl")}");
+            Console.WriteLine($"metrics: orchestrator logs {run.Id}{(run.Store.Root == Path.GetFullPath("runs") ? "" : $" --runs {run.Store.Root}")}");
             var states = run.Trials.Select(t => t.ReadStatus().State).ToList();
             if (states.Any(s => s is TrialState.Failed or TrialState.Skipped)) return 1;
             if (states.Any(s => s is TrialState.Cancelled or TrialState.Pending or TrialState.Running)) return 130;
@@ -238,7 +247,7 @@ public static class Commands
     private static int Status(ArgReader a)
     {
         if (a.Value("cluster") is { } address) return RemoteCluster.StatusAsync(address, ClusterToken(a), a.Positional.FirstOrDefault()).GetAwaiter().GetResult();
-        var store = RunStore.FromOption(a.Value("runs"));
+        using var store = Store(a);
         if (a.Positional.Count == 0)
         {
             var runs = store.List();
@@ -267,24 +276,23 @@ public static class Commands
 
     private static int Logs(ArgReader a)
     {
-        var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
+        using var store = Store(a);
+        var run = store.Open(a.Single("run id"));
         var only = a.Value("trial");
         var trials = run.Trials.Where(t => only is null || t.Id == only || t.Id.EndsWith(only, StringComparison.Ordinal)).ToList();
         if (trials.Count == 0)
             throw new ArgumentException($"run {run.Id} has no trial '{only}'; trials: {string.Join(", ", run.Trials.Select(t => t.Id))}");
         foreach (var trial in trials)
-        {
-            if (!File.Exists(trial.MetricsPath)) continue;
-            foreach (var line in File.ReadLines(trial.MetricsPath))
-                Console.WriteLine(trials.Count > 1 ? $"{trial.Id} {line}" : line);
-        }
+            foreach (var e in trial.Events())
+                Console.WriteLine(trials.Count > 1 ? $"{trial.Id} {e.Body}" : e.Body);
         return 0;
     }
 
     private static int Cancel(ArgReader a)
     {
         if (a.Value("cluster") is { } address) return RemoteCluster.CancelAsync(address, ClusterToken(a), a.Single("run id")).GetAwaiter().GetResult();
-        var run = RunStore.FromOption(a.Value("runs")).Open(a.Single("run id"));
+        using var store = Store(a);
+        var run = store.Open(a.Single("run id"));
         run.RequestCancel();
         Console.WriteLine($"run {run.Id}: cancel requested; running trials checkpoint and stop at their next step");
         return 0;
@@ -299,7 +307,9 @@ public static class Commands
         var host = a.Value("host") ?? "127.0.0.1";
         var port = a.Int("port", 4053, min: 0);
         var httpPort = a.Int("http-port", 8080, min: 0);
-        var store = RunStore.FromOption(a.Value("runs"), StorageOption(a));
+        using var store = Store(a, StorageOption(a));
+        // Open the state store now: a database that is down or unreachable is a clear error before the cluster starts.
+        Console.WriteLine($"run state: {store.Db.Description}");
         var secret = a.Value("secret") ?? Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable);
         var generated = secret is null;
         secret ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
@@ -311,7 +321,7 @@ public static class Commands
         EnsurePortFree(host, httpPort, "--http-port");
         try
         {
-            coordinator = await CoordinatorHost.StartAsync(host, port, secret, recoverFrom: store, tls: tls);
+            coordinator = await CoordinatorHost.StartAsync(host, port, secret, store, recover: true, tls: tls);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -35,9 +35,10 @@ public sealed class CoordinatorHost : IAsyncDisposable
     /// <summary>HOST:PORT that workers pass as --seed.</summary>
     public string Address { get; }
 
-    /// <param name="recoverFrom">For <c>serve</c>: the runs folder whose unfinished runs the coordinator continues.</param>
+    /// <param name="store">The runs the coordinator reads submissions from and records state into.</param>
+    /// <param name="recover">For <c>serve</c>: continue the store's unfinished runs on start.</param>
     /// <param name="tls">Mutual TLS for the cluster (workers then need certificates from the same authority).</param>
-    public static async Task<CoordinatorHost> StartAsync(string host, int port, string secret, bool serializeAllMessages = false, RunStore? recoverFrom = null,
+    public static async Task<CoordinatorHost> StartAsync(string host, int port, string secret, RunStore store, bool serializeAllMessages = false, bool recover = false,
         ClusterTls? tls = null)
     {
         var builder = Host.CreateApplicationBuilder();
@@ -45,7 +46,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
         builder.Services.AddAkka(ClusterHosting.SystemName(secret), akka =>
         {
             akka.WithTrainingCluster(new ClusterNodeSettings(host, port, secret, ClusterHosting.CoordinatorRole, Seed: null, serializeAllMessages, tls))
-                .WithSingleton<ExperimentManagerKey>(ClusterHosting.ManagerName, ExperimentManager.Props(recoverFrom),
+                .WithSingleton<ExperimentManagerKey>(ClusterHosting.ManagerName, ExperimentManager.Props(store, recover),
                     new ClusterSingletonOptions { Role = ClusterHosting.CoordinatorRole }, createProxyToo: true);
         });
         var app = builder.Build();
@@ -59,7 +60,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
     }
 
     /// <summary>
-    /// Submits a run folder and waits until all its trials have finished, relaying their events to
+    /// Submits a run and waits until all its trials have finished, relaying their events to
     /// <paramref name="observe"/>. Cancelling (Ctrl+C, or the run's cancel marker) asks the trials to checkpoint and
     /// stop. <paramref name="problem"/> is polled: a non-null answer aborts the wait with that message.
     /// </summary>
@@ -69,7 +70,7 @@ public sealed class CoordinatorHost : IAsyncDisposable
         var listener = System.ActorOf(Props.Create(() => new RunListener(run.Id, observe, finished)));
         try
         {
-            var accepted = await Manager.Ask<RunAccepted>(new SubmitRun(run.Dir), TimeSpan.FromSeconds(30));
+            var accepted = await Manager.Ask<RunAccepted>(new SubmitRun(run.Id), TimeSpan.FromSeconds(30));
             if (accepted.Trials == 0) return;
             var cancelSent = false;
             while (!finished.Task.IsCompleted)

@@ -28,10 +28,10 @@ public sealed class LocalCluster : IAsyncDisposable
     public static string WorkerDll => Path.Combine(AppContext.BaseDirectory, "worker.dll");
 
     /// <param name="teachers">Workers with role teacher (distillation) started beside the trainers.</param>
-    public static async Task<LocalCluster> StartAsync(int workers, int threadsPerWorker, string logDirectory, int teachers = 0)
+    public static async Task<LocalCluster> StartAsync(RunStore store, int workers, int threadsPerWorker, string logDirectory, int teachers = 0)
     {
         var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
-        var coordinator = await CoordinatorHost.StartAsync("127.0.0.1", 0, secret);
+        var coordinator = await CoordinatorHost.StartAsync("127.0.0.1", 0, secret, store);
         Directory.CreateDirectory(logDirectory);
         var processes = new List<Process>();
         for (var i = 0; i < workers + teachers; i++)

@@ -59,7 +59,7 @@ public static class DashboardCommand
         }, run =>
         {
             if (run.CancelRequested) run.ClearCancel();
-            coordinator.Manager.Tell(new SubmitRun(run.Dir));
+            coordinator.Manager.Tell(new SubmitRun(run.Id));
             return null;
         }));
 }

@@ -9,9 +9,9 @@ using Training.Shared.Training;
 namespace Training.Orchestrator.Dashboard;
 
 /// <summary>
-/// What the dashboard pages show, read from the run folders through <see cref="RunStore"/> and never written: the
+/// What the dashboard pages show, read from the run-state store through <see cref="RunStore"/> and never written: the
 /// runs list, a run's trials with min/max/best/final values, downsampled curves, and one trial's attempts, checkpoints
-/// and log. Metrics logs are folded once and then only their new lines are read (<see cref="TrialSeries"/>).
+/// and log. Event logs are folded once and then only their new events are read (<see cref="TrialSeries"/>).
 /// </summary>
 public sealed class DashboardData(RunStore store)
 {
@@ -32,7 +32,7 @@ public sealed class DashboardData(RunStore store)
 
     public TrialSeries Series(TrialRecord trial)
     {
-        var series = _series.GetOrAdd(trial.MetricsPath, path => new TrialSeries(path));
+        var series = _series.GetOrAdd(trial.Run.Id + "/" + trial.Id, _ => new TrialSeries(after => trial.Events(after)));
         series.Refresh();
         return series;
     }
@@ -61,7 +61,7 @@ public sealed class DashboardData(RunStore store)
     public static TrialStatus? ReadStatus(TrialRecord trial)
     {
         try { return trial.ReadStatus(); }
-        catch (Exception e) when (e is IOException or JsonException or InvalidDataException) { return null; }
+        catch (Exception e) when (e is IOException or JsonException or InvalidDataException or System.Data.Common.DbException) { return null; }
     }
 
     public IReadOnlyList<RunListItem> Runs() => store.List().Select(run => ListItem(run, run.Trials.Select(t => Row(run, t)).ToList())).Reverse().ToList();
@@ -130,7 +130,7 @@ public sealed class DashboardData(RunStore store)
                 local ? File.Exists(Path.Combine(trial.Dir, "checkpoints", c.Id, "manifest.json")) : null)).ToList();
             var attempts = s.Attempts.Select(a => new AttemptView(a.Number, a.StartStep, a.ResumedFrom, a.StartedAt, a.Seconds, a.Outcome ?? "running", a.EndStep, a.Error)).ToList();
             var warnings = s.Warnings.Select(w => new WarningView(w.Step, w.Message, w.Time)).ToList();
-            return new TrialView(run.Id, row, attempts, checkpoints, warnings, TrialSeries.Tail(trial.MetricsPath, 300), spec, Metrics, XAxes);
+            return new TrialView(run.Id, row, attempts, checkpoints, warnings, trial.Run.Store.Db.TailEvents(trial.Run.Id, trial.Id, 300).Select(e => e.Body).ToList(), spec, Metrics, XAxes);
         }
     }
 
@@ -180,25 +180,19 @@ public sealed class DashboardData(RunStore store)
         return new CurveSet(metric, xAxis, perTrial, raw, Downsampler.Grid(min, max, perTrial), curves);
     }
 
-    /// <summary>Changes whenever a trial's status or metrics log of the run changes (what live updates watch).</summary>
-    public static string Signature(RunRecord run)
-    {
-        var hash = new HashCode();
-        hash.Add(run.CancelRequested);
-        foreach (var trial in run.Trials)
-        {
-            var status = new FileInfo(trial.StatusPath);
-            var metrics = new FileInfo(trial.MetricsPath);
-            hash.Add(status.Exists ? status.LastWriteTimeUtc.Ticks : 0);
-            hash.Add(metrics.Exists ? metrics.Length : 0);
-        }
-        return hash.ToHashCode().ToString("x8", CultureInfo.InvariantCulture);
-    }
+    /// <summary>Changes whenever anything of the run is written: a status, an event, a cancel (what live updates watch).</summary>
+    public static string Signature(RunRecord run) => run.Store.Db.Version(run.Id).ToString("x", CultureInfo.InvariantCulture);
 
+    /// <summary>Changes whenever a run is added or anything of one is written.</summary>
     public string RunsSignature()
     {
+        if (store.List().Count == 0) return "0";
         var hash = new HashCode();
-        foreach (var run in store.List()) hash.Add(Signature(run));
+        foreach (var (id, version) in store.Db.Versions().OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            hash.Add(id);
+            hash.Add(version);
+        }
         return hash.ToHashCode().ToString("x8", CultureInfo.InvariantCulture);
     }
 

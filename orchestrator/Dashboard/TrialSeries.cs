@@ -1,5 +1,5 @@
-using System.Text;
 using System.Text.Json;
+using Training.Orchestrator.State;
 
 namespace Training.Orchestrator.Dashboard;
 
@@ -22,18 +22,18 @@ public sealed record CheckpointEvent(long Step, string Id, string? Location, Dat
 public sealed record WarningEvent(long Step, string Message, DateTimeOffset Time);
 
 /// <summary>
-/// A trial's metrics.jsonl folded into columns, read incrementally: each refresh parses only the bytes appended since
-/// the last one (up to the last complete line), so a live trial costs its new lines, not its whole log.
+/// A trial's events (its metrics log in the run-state store) folded into columns, read incrementally: each refresh
+/// reads only the events committed since the last one, so a live trial costs its new events, not its whole log.
 /// </summary>
 public sealed class TrialSeries
 {
     private readonly object _gate = new();
-    private long _offset;
+    private readonly Func<long, IReadOnlyList<StoredEvent>> _readAfter;
+    private long _lastSequence;
     private DateTimeOffset? _origin;
 
-    public TrialSeries(string metricsPath) => MetricsPath = metricsPath;
-
-    public string MetricsPath { get; }
+    /// <param name="readAfter">The trial's events after a sequence number, oldest first.</param>
+    public TrialSeries(Func<long, IReadOnlyList<StoredEvent>> readAfter) => _readAfter = readAfter;
 
     // Train steps (one entry per logged step line).
     public List<long> Steps { get; } = [];
@@ -54,66 +54,22 @@ public sealed class TrialSeries
     public List<CheckpointEvent> Checkpoints { get; } = [];
     public List<WarningEvent> Warnings { get; } = [];
 
-    /// <summary>Bytes of metrics.jsonl folded in so far (the live-update signature uses it).</summary>
-    public long Offset => _offset;
+    /// <summary>The sequence number of the last event folded in.</summary>
+    public long LastSequence => _lastSequence;
 
     /// <summary>The lock readers hold while they copy columns out (a refresh appends under it).</summary>
     public object Gate => _gate;
 
-    /// <summary>Folds in whatever was appended to the file since the last call.</summary>
+    /// <summary>Folds in whatever was committed since the last call.</summary>
     public void Refresh()
     {
         lock (_gate)
         {
-            FileStream stream;
-            try
-            {
-                stream = new FileStream(MetricsPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
-            }
-            catch (FileNotFoundException) { return; }
-            catch (DirectoryNotFoundException) { return; }
-            using (stream)
-            {
-                // A shorter file was replaced (a trial submitted again under the same folder): read it from the start.
-                if (stream.Length < _offset) Reset();
-                if (stream.Length <= _offset) return;
-                stream.Position = _offset;
-                var buffer = new byte[Math.Min(stream.Length - _offset, 1 << 22)];
-                var carried = 0;
-                int read;
-                while ((read = stream.Read(buffer, carried, buffer.Length - carried)) > 0)
-                {
-                    var filled = carried + read;
-                    var lastNewline = Array.LastIndexOf(buffer, (byte)'\n', filled - 1);
-                    if (lastNewline < 0)
-                    {
-                        // A line longer than the buffer: grow it (a half-written last line waits for its newline).
-                        if (filled == buffer.Length) Array.Resize(ref buffer, buffer.Length * 2);
-                        carried = filled;
-                        continue;
-                    }
-                    var start = 0;
-                    for (var i = 0; i <= lastNewline; i++)
-                    {
-                        if (buffer[i] != (byte)'\n') continue;
-                        if (i > start) FoldLine(buffer.AsMemory(start, i - start));
-                        start = i + 1;
-                    }
-                    _offset += lastNewline + 1;
-                    carried = filled - (lastNewline + 1);
-                    Buffer.BlockCopy(buffer, lastNewline + 1, buffer, 0, carried);
-                }
-            }
+            var events = _readAfter(_lastSequence);
+            if (events.Count == 0) return;
+            foreach (var e in events) FoldLine(System.Text.Encoding.UTF8.GetBytes(e.Body));
+            _lastSequence = events[^1].Sequence;
         }
-    }
-
-    private void Reset()
-    {
-        _offset = 0;
-        _origin = null;
-        foreach (var column in new System.Collections.IList[] { Steps, StepTime, Loss, Accuracy, LearningRate, GradNorm, TokensPerSecond,
-                     EvalSteps, EvalTime, EvalLoss, EvalAccuracy, Attempts, Checkpoints, Warnings })
-            column.Clear();
     }
 
     private void FoldLine(ReadOnlyMemory<byte> line)
@@ -184,29 +140,4 @@ public sealed class TrialSeries
 
     private static float Num(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? (float)v.GetDouble() : float.NaN;
-
-    /// <summary>The last <paramref name="lines"/> lines of the log as written (the trial page's log panel).</summary>
-    public static IReadOnlyList<string> Tail(string path, int lines)
-    {
-        if (!File.Exists(path)) return [];
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        // Read back from the end in blocks until enough newlines are seen: a long log is not read whole.
-        var block = 64 * 1024;
-        var position = stream.Length;
-        var collected = new List<byte[]>();
-        var newlines = 0;
-        while (position > 0 && newlines <= lines)
-        {
-            var size = (int)Math.Min(block, position);
-            position -= size;
-            stream.Position = position;
-            var chunk = new byte[size];
-            stream.ReadExactly(chunk);
-            newlines += chunk.Count(b => b == (byte)'\n');
-            collected.Insert(0, chunk);
-        }
-        var text = Encoding.UTF8.GetString(collected.SelectMany(c => c).ToArray());
-        var all = text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        return all.Length <= lines ? all : all[^lines..];
-    }
 }

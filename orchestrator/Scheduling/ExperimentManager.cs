@@ -72,15 +72,18 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     private readonly Dictionary<string, Placement> _running = new();
     private readonly Dictionary<string, RunRecord> _runs = new();
 
-    private readonly RunStore? _recoverFrom;
+    private readonly RunStore _store;
+    private readonly bool _recover;
 
-    /// <param name="recoverFrom">The runs folder whose unfinished runs this coordinator continues when it starts (serve
-    /// after a crash or restart); null for the embedded local cluster, which only runs what it is given.</param>
-    public static Props Props(RunStore? recoverFrom = null) => Akka.Actor.Props.Create(() => new ExperimentManager(recoverFrom));
+    /// <param name="store">The runs this coordinator reads submissions from and records state into.</param>
+    /// <param name="recover">Continue the store's unfinished runs when starting (serve after a crash or restart); false
+    /// for the embedded local cluster, which only runs what it is given.</param>
+    public static Props Props(RunStore store, bool recover = false) => Akka.Actor.Props.Create(() => new ExperimentManager(store, recover));
 
-    public ExperimentManager(RunStore? recoverFrom = null)
+    public ExperimentManager(RunStore store, bool recover = false)
     {
-        _recoverFrom = recoverFrom;
+        _store = store;
+        _recover = recover;
         Receive<RegisterWorker>(Register);
         Receive<WorkerDraining>(Draining);
         Receive<Terminated>(t => WorkerLost(t.ActorRef));
@@ -102,7 +105,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
-        if (_recoverFrom is not null) Recover(_recoverFrom);
+        if (_recover) Recover(_store);
     }
 
     /// <summary>
@@ -117,9 +120,9 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         {
             runs = store.List();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or System.Data.Common.DbException)
         {
-            _log.Error("cannot read the runs folder {0} to recover unfinished runs: {1}", store.Root, e.Message);
+            _log.Error("cannot read the run-state store {0} to recover unfinished runs: {1}", store.State, e.Message);
             return;
         }
         foreach (var run in runs)
@@ -130,7 +133,8 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
                 var added = Enqueue(run, s => s is TrialState.Running or TrialState.Pending);
                 if (added > 0) _log.Warning("recovering run {0}: {1} unfinished trial(s) continue from their latest checkpoints", run.Id, added);
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException or SpecException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException or SpecException
+                                           or System.Data.Common.DbException)
             {
                 _log.Error("cannot recover run {0}: {1}", run.Id, e.Message);
             }
@@ -143,9 +147,9 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     {
         _runs[run.Id] = run;
         var added = 0;
-        foreach (var trial in run.Trials)
+        var statuses = run.Statuses();
+        foreach (var (trial, status) in run.Trials.Zip(statuses))
         {
-            var status = trial.ReadStatus();
             if (!wanted(status.State) || _running.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
             var (spec, specYaml) = trial.LoadSpec();
             // Queued again (resume, recovery): say so at once, so a follower never reads the previous attempt's outcome.
@@ -179,18 +183,25 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
 
     private void Submit(SubmitRun m)
     {
-        RunRecord run;
+        int added;
+        RunRecord? run;
         try
         {
-            run = RunRecord.Load(m.RunDirectory);
+            run = _store.FindExact(m.RunId);
+            added = run is null ? 0 : Enqueue(run, s => s != TrialState.Completed);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException
+                                       or ArgumentException or SpecException or InvalidOperationException or System.Data.Common.DbException)
         {
             // A bad submission must not restart the manager: that would forget every worker and running trial.
-            Sender.Tell(new Status.Failure(new ArgumentException($"cannot read run folder {m.RunDirectory}: {e.Message}", e)));
+            Sender.Tell(new Status.Failure(new ArgumentException($"cannot read run {m.RunId}: {e.Message}", e)));
             return;
         }
-        var added = Enqueue(run, s => s != TrialState.Completed);
+        if (run is null)
+        {
+            Sender.Tell(new Status.Failure(new ArgumentException($"no run {m.RunId} in {_store.State}")));
+            return;
+        }
         Sender.Tell(new RunAccepted(run.Id, added));
         if (added == 0) Context.System.EventStream.Publish(new RunFinished(run.Id));
         Schedule();
@@ -445,6 +456,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             workers[rank].Ref.Tell(new AssignRank(placement.Run.Id, placement.Run.Dir, placement.Trial.Id, entry.Index, placement.Generation,
                 rank, workers.Count, placement.SpecYaml, placement.Trial.SpecPath, placement.Trial.CheckpointPrefix, placement.Run.Manifest.Storage));
         }
+        placement.Trial.BeginAttempt(placement.Generation, workers.Select(w => w.Id).ToList());
         _log.Info("trial {0} generation {1} placed on {2}", placement.Trial.Id, placement.Generation, string.Join(", ", workers.Select(w => w.Id)));
         if (placement.Spec.Resources.Teachers > 0) PlaceTeachers(placement);
     }
@@ -496,8 +508,9 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             // Stopped without a cancel: a worker is draining. The ranks checkpointed at the same step; run the trial
             // again from there on other workers (not counted as a restart: nothing failed).
             placement.Generation++;
-            _log.Warning("trial {0}: its worker is leaving; continuing as generation {1} from step {2}", placement.Trial.Id, placement.Generation,
-                placement.Finished.Values.Max(f => f.Step));
+            var at = placement.Finished.Values.Max(f => f.Step);
+            placement.Trial.EndAttempt("moved", at, $"a worker is leaving; continuing as generation {placement.Generation} from step {at}");
+            _log.Warning("trial {0}: its worker is leaving; continuing as generation {1} from step {2}", placement.Trial.Id, placement.Generation, at);
             _queue.Insert(0, placement);
             Schedule();
             return;
@@ -559,6 +572,8 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         {
             placement.Generation++;
             placement.Restarts++;
+            placement.Trial.EndAttempt("failed", placement.Trial.ReadStatus().Step,
+                $"worker {worker.Id} was lost; restarting as generation {placement.Generation} from the latest checkpoint (restart {placement.Restarts} of {MaxRestarts})");
             _log.Warning("trial {0}: restarting as generation {1} from its latest checkpoint", placement.Trial.Id, placement.Generation);
             _queue.Insert(0, placement);
         }

@@ -9,7 +9,7 @@ namespace Training.Orchestrator.State;
 /// <summary>Skipped: not run because a stage it runs after did not complete (the status's error says which).</summary>
 public enum TrialState { Pending, Running, Completed, Cancelled, Failed, Skipped }
 
-/// <summary>A trial's latest known state, kept in its status.json.</summary>
+/// <summary>A trial's latest known state (its row in the run-state store).</summary>
 public sealed record TrialStatus(
     string TrialId, int Index, TrialState State, long Step, long TotalSteps, long Parameters,
     double? Loss, double? EvalLoss, double? EvalAccuracy, double? TokensPerSecond,
@@ -22,7 +22,7 @@ public sealed record TrialStatus(
 public sealed record TrialEntry(string Id, int Index, IReadOnlyDictionary<string, string> Overrides, string? Stage = null,
     StageSource? InitFrom = null, StageSource? TeacherFrom = null);
 
-/// <summary>A stage reference as run.json keeps it: the stage and the pick (best-eval, last or a trial index).</summary>
+/// <summary>A stage reference as the run keeps it: the stage and the pick (best-eval, last or a trial index).</summary>
 public sealed record StageSource(string Stage, string Pick)
 {
     public static StageSource? Of(StageReference? reference) => reference is null ? null : new(reference.Stage, reference.Pick.ToString());
@@ -31,17 +31,18 @@ public sealed record StageSource(string Stage, string Pick)
 /// <summary>One stage of a pipeline and the stages it runs after.</summary>
 public sealed record StageEntry(string Name, IReadOnlyList<string> After);
 
-/// <summary>run.json: what was submitted.</summary>
+/// <summary>What was submitted: the run and its trials.</summary>
 /// <param name="Storage">The storage URI of this run's checkpoints (its own folder or prefix there); null for the run folder.</param>
 /// <param name="Stages">The experiment's stages in run order; null for a file without stages.</param>
 public sealed record RunManifest(string Id, string Experiment, string Source, DateTimeOffset CreatedAt, IReadOnlyList<TrialEntry> Trials,
     string? Storage = null, IReadOnlyList<StageEntry>? Stages = null);
 
 /// <summary>
-/// The runs folder: one folder per submitted experiment, holding what was submitted, each trial's resolved spec,
-/// status and metrics log, and (by default) its checkpoints.
+/// The runs: their state in the run-state store (<see cref="IRunStateStore"/>: SQLite in the runs folder by default,
+/// or <c>--state</c>), and per run a folder holding what was submitted (experiment.yaml, each trial's spec.yaml),
+/// worker logs and, by default, checkpoints. State changes are written through <see cref="Writer"/>, in batches.
 /// </summary>
-public sealed class RunStore
+public sealed class RunStore : IDisposable
 {
     internal static readonly JsonSerializerOptions Json = new()
     {
@@ -50,24 +51,51 @@ public sealed class RunStore
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
-    /// <summary>One JSON object per line, for metrics.jsonl.</summary>
+    /// <summary>One JSON object per line: the metrics log's events.</summary>
     internal static readonly JsonSerializerOptions JsonLine = new(Json) { WriteIndented = false };
 
-    public RunStore(string root)
+    private readonly Lazy<IRunStateStore> _db;
+    private readonly Lazy<StateWriter> _writer;
+
+    public RunStore(string root, StateLocation? state = null)
     {
         Root = Path.GetFullPath(root);
+        State = state ?? StateLocation.Default(Root);
+        _db = new Lazy<IRunStateStore>(State.Open, LazyThreadSafetyMode.ExecutionAndPublication);
+        _writer = new Lazy<StateWriter>(() => new StateWriter(Db), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     public string Root { get; }
+
+    /// <summary>Where run state lives (<c>--state</c>).</summary>
+    public StateLocation State { get; }
+
+    /// <summary>The run-state store, opened (and its schema migrated) on first use.</summary>
+    public IRunStateStore Db => _db.Value;
+
+    /// <summary>Batches this process's state changes off the caller's thread.</summary>
+    public StateWriter Writer => _writer.Value;
+
+    /// <summary>Held while a trial's status is read, changed and written back.</summary>
+    internal object StatusGate { get; } = new();
 
     /// <summary>Where new runs keep their checkpoints (<c>--storage</c>): each run gets its own folder or prefix below it.
     /// Null keeps them in the run folder.</summary>
     public BlobLocation? Storage { get; init; }
 
-    /// <summary>The runs folder: <c>--runs</c>, else $ORCHESTRATOR_RUNS, else ./runs.</summary>
+    /// <summary>The runs folder: <c>--runs</c>, else $ORCHESTRATOR_RUNS, else ./runs; the state store: <c>--state</c>, else
+    /// $ORCHESTRATOR_STATE, else sqlite:RUNS/state.db.</summary>
     /// <param name="storage">Where new runs keep their checkpoints (<see cref="Storage"/>).</param>
-    public static RunStore FromOption(string? runs, BlobLocation? storage = null) =>
-        new(runs ?? Environment.GetEnvironmentVariable("ORCHESTRATOR_RUNS") ?? "runs") { Storage = storage };
+    public static RunStore FromOption(string? runs, BlobLocation? storage = null, string? state = null)
+    {
+        var root = runs ?? Environment.GetEnvironmentVariable("ORCHESTRATOR_RUNS") ?? "runs";
+        var stateText = state ?? Environment.GetEnvironmentVariable("ORCHESTRATOR_STATE");
+        return new(root, string.IsNullOrEmpty(stateText) ? null : StateLocation.Parse(stateText)) { Storage = storage };
+    }
+
+    /// <summary>False for an SQLite store whose file was never created (no run was ever submitted here): reads then
+    /// find nothing without creating it.</summary>
+    private bool StateExists => _db.IsValueCreated || State.Backend != StateBackend.Sqlite || File.Exists(State.Target);
 
     /// <param name="trialSpecYaml">Each trial's spec as already serialized (the API's submitted text, validated by its
     /// parse): stored as it came, so a spec is written once on its way to the ranks. Without it each spec is written here.</param>
@@ -81,7 +109,7 @@ public sealed class RunStore
         Directory.CreateDirectory(Root);
         var stamp = DateTimeOffset.UtcNow;
         var id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}";
-        for (var n = 2; Directory.Exists(StoragePaths.Child(Root, id)); n++) id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}-{n}";
+        for (var n = 2; Directory.Exists(StoragePaths.Child(Root, id)) || Db.RunExists(id); n++) id = $"{spec.Name}-{stamp:yyyyMMdd-HHmmss}-{n}";
         StoragePaths.RequireSafeName(id, "the run id");
         var dir = StoragePaths.Child(Root, id);
         Directory.CreateDirectory(dir);
@@ -91,29 +119,20 @@ public sealed class RunStore
                 StageSource.Of(t.InitFromStage), StageSource.Of(t.TeacherFromStage))).ToList(),
             Storage?.Child(id).ToString(),
             spec.Stages?.Stages.Select(s => new StageEntry(s.Name, s.After.ToList())).ToList());
-        var run = new RunRecord(dir, manifest);
+        var run = new RunRecord(this, manifest);
         foreach (var trial in trials)
         {
             var trialRecord = run.Trial(trial.Id);
             Directory.CreateDirectory(trialRecord.Dir);
             File.WriteAllText(trialRecord.SpecPath, trialSpecYaml?.GetValueOrDefault(trial.Id) ?? SpecWriter.ToYaml(trial.Spec));
-            trialRecord.WriteStatus(new TrialStatus(trial.Id, trial.Index, TrialState.Pending, 0, trial.Spec.Train.Steps, 0,
-                null, null, null, null, null, null, trial.Overrides, stamp));
         }
-        // Written last: a run folder without run.json is an interrupted submit, not a run.
-        File.WriteAllText(Path.Combine(dir, "run.json"), JsonSerializer.Serialize(manifest, Json));
+        // Recorded last, in one transaction: a run folder the store does not know is an interrupted submit, not a run.
+        Db.CreateRun(manifest, trials.Select(t => new TrialStatus(t.Id, t.Index, TrialState.Pending, 0, t.Spec.Train.Steps, 0,
+            null, null, null, null, null, null, t.Overrides, stamp)).ToList());
         return run;
     }
 
-    public IReadOnlyList<RunRecord> List()
-    {
-        if (!Directory.Exists(Root)) return [];
-        return Directory.EnumerateDirectories(Root)
-            .Where(d => StoragePaths.IsSafeName(Path.GetFileName(d)) && File.Exists(Path.Combine(d, "run.json")))
-            .Select(d => RunRecord.Load(d))
-            .OrderBy(r => r.Manifest.CreatedAt)
-            .ToList();
-    }
+    public IReadOnlyList<RunRecord> List() => StateExists ? Db.ListRuns().Select(m => new RunRecord(this, m)).ToList() : [];
 
     /// <summary>
     /// A run by its exact id only (what the API uses for state changes): null when there is none. A name that is not
@@ -122,10 +141,7 @@ public sealed class RunStore
     public RunRecord? FindExact(string id)
     {
         StoragePaths.RequireSafeName(id, "a run id");
-        var dir = StoragePaths.Child(Root, id);
-        if (!File.Exists(Path.Combine(dir, "run.json"))) return null;
-        var run = RunRecord.Load(dir);
-        return run.Id == id ? run : null;
+        return StateExists && Db.FindRun(id) is { } manifest ? new RunRecord(this, manifest) : null;
     }
 
     /// <summary>The runs whose id starts with <paramref name="prefix"/> (all runs for "latest" is the caller's business).</summary>
@@ -141,80 +157,98 @@ public sealed class RunStore
         if (id != "latest") StoragePaths.RequireSafeName(id, "a run id");
         var runs = List();
         if (id == "latest")
-            return runs.LastOrDefault() ?? throw new ArgumentException($"no runs under {Root}");
+            return runs.LastOrDefault() ?? throw new ArgumentException($"no runs under {Root} (state in {State})");
         var exact = runs.FirstOrDefault(r => r.Id == id);
         if (exact is not null) return exact;
         var matches = runs.Where(r => r.Id.StartsWith(id, StringComparison.Ordinal)).ToList();
         return matches.Count switch
         {
             1 => matches[0],
-            0 => throw new ArgumentException($"no run '{id}' under {Root}; runs: {(runs.Count == 0 ? "none" : string.Join(", ", runs.Select(r => r.Id)))}"),
+            0 => throw new ArgumentException($"no run '{id}' under {Root} (state in {State}); runs: {(runs.Count == 0 ? "none" : string.Join(", ", runs.Select(r => r.Id)))}"),
             _ => throw new ArgumentException($"'{id}' matches several runs: {string.Join(", ", matches.Select(r => r.Id))}"),
         };
+    }
+
+    /// <summary>Commits what this process queued, then closes the store.</summary>
+    public void Dispose()
+    {
+        if (_writer.IsValueCreated) _writer.Value.Dispose();
+        if (_db.IsValueCreated) _db.Value.Dispose();
     }
 }
 
 public sealed class RunRecord
 {
-    internal RunRecord(string dir, RunManifest manifest)
+    internal RunRecord(RunStore store, RunManifest manifest)
     {
-        Dir = dir;
+        Store = store;
+        Dir = StoragePaths.Child(store.Root, manifest.Id);
         Manifest = manifest;
     }
 
-    public static RunRecord Load(string dir)
-    {
-        var path = Path.Combine(dir, "run.json");
-        var manifest = JsonSerializer.Deserialize<RunManifest>(File.ReadAllText(path), RunStore.Json)
-            ?? throw new InvalidDataException($"{path} is empty");
-        return new RunRecord(dir, manifest);
-    }
+    public RunStore Store { get; }
 
+    /// <summary>The run's folder: experiment.yaml, trial specs, worker logs, checkpoints by default.</summary>
     public string Dir { get; }
     public RunManifest Manifest { get; }
     public string Id => Manifest.Id;
 
-    private string CancelMarker => Path.Combine(Dir, "cancel");
-    public bool CancelRequested => File.Exists(CancelMarker);
-    public void RequestCancel() => File.WriteAllText(CancelMarker, DateTimeOffset.UtcNow.ToString("O"));
-    public void ClearCancel() => File.Delete(CancelMarker);
+    public bool CancelRequested => Store.Db.CancelRequested(Id) is not null;
+    public void RequestCancel() => Store.Db.SetCancelRequested(Id, true);
+    public void ClearCancel() => Store.Db.SetCancelRequested(Id, false);
 
     /// <summary>Checkpoints live in the run folder by default (a blob store rooted here), else where the run's storage
     /// URI points (credentials from this process's environment).</summary>
     public IBlobStore CheckpointBlobs() => Manifest.Storage is { } storage ? BlobStores.Open(BlobLocation.Parse(storage)) : new LocalFolderBlobStore(Dir);
 
-    public TrialRecord Trial(string id) => new(StoragePaths.Child(Dir, "trials", StoragePaths.RequireSafeName(id, "a trial id")), id);
+    public TrialRecord Trial(string id) => new(this, StoragePaths.RequireSafeName(id, "a trial id"));
 
     public IReadOnlyList<TrialRecord> Trials => Manifest.Trials.Select(t => Trial(t.Id)).ToList();
+
+    /// <summary>Every trial's status, in trial order, in one read (this process's uncommitted writes included).</summary>
+    public IReadOnlyList<TrialStatus> Statuses()
+    {
+        var stored = Store.Db.ReadStatuses(Id);
+        return Manifest.Trials.Select(t => Store.Writer.PendingStatus(Id, t.Id) ?? stored.GetValueOrDefault(t.Id)
+            ?? throw new InvalidDataException($"run {Id}: trial {t.Id} has no status in {Store.State}")).ToList();
+    }
 
     /// <summary>The trial entries of one stage, in index order.</summary>
     public IReadOnlyList<TrialEntry> StageTrials(string stage) => Manifest.Trials.Where(t => t.Stage == stage).OrderBy(t => t.Index).ToList();
 }
 
-public sealed class TrialRecord(string dir, string id)
+public sealed class TrialRecord(RunRecord run, string id)
 {
-    private readonly object _gate = new();
-
-    public string Dir { get; } = dir;
+    public RunRecord Run { get; } = run;
     public string Id { get; } = id;
+    private RunStore Store => Run.Store;
+
+    /// <summary>The trial's folder in the run folder (its spec; its checkpoints by default).</summary>
+    public string Dir { get; } = StoragePaths.Child(run.Dir, "trials", id);
     public string SpecPath => Path.Combine(Dir, "spec.yaml");
-    public string StatusPath => Path.Combine(Dir, "status.json");
-    public string MetricsPath => Path.Combine(Dir, "metrics.jsonl");
     public string CheckpointPrefix => $"trials/{Id}/checkpoints";
 
+    /// <exception cref="InvalidDataException">The store has no such trial.</exception>
     public TrialStatus ReadStatus() =>
-        JsonSerializer.Deserialize<TrialStatus>(File.ReadAllText(StatusPath), RunStore.Json)
-        ?? throw new InvalidDataException($"{StatusPath} is empty");
+        Store.Writer.PendingStatus(Run.Id, Id) ?? Store.Db.ReadStatus(Run.Id, Id)
+        ?? throw new InvalidDataException($"run {Run.Id}: trial {Id} has no status in {Store.State}");
 
-    public void WriteStatus(TrialStatus status)
-    {
-        lock (_gate)
-        {
-            var temporary = StatusPath + ".tmp";
-            File.WriteAllText(temporary, JsonSerializer.Serialize(status, RunStore.Json));
-            File.Move(temporary, StatusPath, overwrite: true);
-        }
-    }
+    public void WriteStatus(TrialStatus status) => Store.Writer.Write(new WriteStatus(Run.Id, status), urgent: true);
+
+    /// <summary>The trial's events (its metrics log) after <paramref name="afterSequence"/>, as committed.</summary>
+    public IReadOnlyList<StoredEvent> Events(long afterSequence = 0, int limit = int.MaxValue) => Store.Db.ReadEvents(Run.Id, Id, afterSequence, limit);
+
+    public IReadOnlyList<AttemptRecord> Attempts() => Store.Db.Attempts(Run.Id, Id);
+
+    public IReadOnlyList<CheckpointRecord> Checkpoints() => Store.Db.Checkpoints(Run.Id, Id);
+
+    /// <summary>The coordinator placed the trial: a new attempt begins.</summary>
+    public void BeginAttempt(int generation, IReadOnlyList<string> workers) =>
+        Store.Writer.Write(new BeginAttempt(Run.Id, Id, generation, workers, DateTimeOffset.UtcNow), urgent: true);
+
+    /// <summary>The current attempt ended without finishing the trial (it restarts, or moves off a draining worker).</summary>
+    public void EndAttempt(string outcome, long step, string? reason) =>
+        Store.Writer.Write(new EndAttempt(Run.Id, Id, outcome, step, reason, DateTimeOffset.UtcNow), urgent: true);
 
     /// <summary>The trial's spec as stored (the text that travels to its ranks) and validated once here.</summary>
     public (ExperimentSpec Spec, string Yaml) LoadSpec()
@@ -223,14 +257,15 @@ public sealed class TrialRecord(string dir, string id)
         return (ExperimentLoader.ParseStoredTrial(yaml, SpecPath), yaml);
     }
 
-    /// <summary>Records that the trial does not run because a stage before it did not complete: a metrics line and the
+    /// <summary>Records that the trial does not run because a stage before it did not complete: an event and the
     /// status (state skipped, the reason as its error), so status and the summary say why.</summary>
     public void RecordSkipped(string reason)
     {
-        lock (_gate)
+        var now = DateTimeOffset.UtcNow;
+        lock (Store.StatusGate)
         {
-            File.AppendAllText(MetricsPath, JsonSerializer.Serialize(new { type = "skipped", reason, time = DateTimeOffset.UtcNow }, RunStore.JsonLine) + "\n");
-            WriteStatus(ReadStatus() with { State = TrialState.Skipped, Error = reason, UpdatedAt = DateTimeOffset.UtcNow });
+            Store.Writer.Write(new AppendEvent(Run.Id, Id, "skipped", 0, now, JsonSerializer.Serialize(new { type = "skipped", reason, time = now }, RunStore.JsonLine)));
+            WriteStatus(ReadStatus() with { State = TrialState.Skipped, Error = reason, UpdatedAt = now });
         }
     }
 
@@ -238,7 +273,7 @@ public sealed class TrialRecord(string dir, string id)
     /// every later generation and a resume use the same trial; returns the new spec and its text.</summary>
     public (ExperimentSpec Spec, string Yaml) ResolveStageSource(Func<ExperimentSpec, ExperimentSpec> resolve)
     {
-        lock (_gate)
+        lock (Store.StatusGate)
         {
             var (spec, _) = LoadSpec();
             var resolved = resolve(spec);
@@ -250,22 +285,37 @@ public sealed class TrialRecord(string dir, string id)
         }
     }
 
-    /// <summary>Appends one event to metrics.jsonl and folds it into status.json.</summary>
+    /// <summary>Appends one event to the trial's log and folds it into its status, attempts and checkpoints.</summary>
     public void Record(TrainingEvent e)
     {
-        lock (_gate)
+        var now = DateTimeOffset.UtcNow;
+        var (type, step, body) = e switch
         {
-            var line = e switch
+            StepMetrics s => ("step", s.Step, (object)new { type = "step", s.Step, s.Loss, s.Accuracy, lr = s.LearningRate, grad_norm = s.GradNorm, tokens_per_second = s.TokensPerSecond, step_seconds = s.StepSeconds, communication_seconds = s.CommunicationSeconds, time = now }),
+            EvalMetrics v => ("eval", v.Step, new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, exact_match = v.ExactMatch, time = now }),
+            CheckpointCommitted c => ("checkpoint", c.Step, new { type = "checkpoint", c.Step, id = c.CheckpointId, c.Location, time = now }),
+            TrialStarted t => ("start", t.StartStep, new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, init_from = t.InitializedFrom, time = now }),
+            TrialWarning w => ("warning", w.Step, new { type = "warning", w.Step, w.Message, time = now }),
+            TrialFinished f => ("finish", f.Step, new { type = "finish", outcome = f.Outcome.ToString().ToLowerInvariant(), f.Step, f.Error, time = now }),
+            _ => (null, 0L, null),
+        };
+        // Starts, finishes and commits are written at once; metrics ride the next batch.
+        var urgent = e is TrialStarted or TrialFinished or CheckpointCommitted;
+        lock (Store.StatusGate)
+        {
+            if (type is not null) Store.Writer.Write(new AppendEvent(Run.Id, Id, type, step, now, JsonSerializer.Serialize(body, RunStore.JsonLine)), urgent);
+            switch (e)
             {
-                StepMetrics s => JsonSerializer.Serialize(new { type = "step", s.Step, s.Loss, s.Accuracy, lr = s.LearningRate, grad_norm = s.GradNorm, tokens_per_second = s.TokensPerSecond, step_seconds = s.StepSeconds, communication_seconds = s.CommunicationSeconds, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                EvalMetrics v => JsonSerializer.Serialize(new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, exact_match = v.ExactMatch, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                CheckpointCommitted c => JsonSerializer.Serialize(new { type = "checkpoint", c.Step, id = c.CheckpointId, c.Location, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                TrialStarted t => JsonSerializer.Serialize(new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, init_from = t.InitializedFrom, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                TrialWarning w => JsonSerializer.Serialize(new { type = "warning", w.Step, w.Message, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                TrialFinished f => JsonSerializer.Serialize(new { type = "finish", outcome = f.Outcome.ToString().ToLowerInvariant(), f.Step, f.Error, time = DateTimeOffset.UtcNow }, RunStore.JsonLine),
-                _ => null,
-            };
-            if (line is not null) File.AppendAllText(MetricsPath, line + "\n");
+                case TrialStarted t:
+                    Store.Writer.Write(new AttemptStarted(Run.Id, Id, t.StartStep, t.ResumedFrom), urgent);
+                    break;
+                case CheckpointCommitted c:
+                    Store.Writer.Write(new RecordCheckpoint(Run.Id, Id, c.Step, c.CheckpointId, c.Location, now), urgent);
+                    break;
+                case TrialFinished f:
+                    Store.Writer.Write(new EndAttempt(Run.Id, Id, f.Outcome.ToString().ToLowerInvariant(), f.Step, f.Error, now), urgent);
+                    break;
+            }
             var s0 = ReadStatus();
             var updated = e switch
             {
@@ -282,7 +332,7 @@ public sealed class TrialRecord(string dir, string id)
                 },
                 _ => s0,
             };
-            WriteStatus(updated with { UpdatedAt = DateTimeOffset.UtcNow });
+            Store.Writer.Write(new WriteStatus(Run.Id, updated with { UpdatedAt = now }), urgent);
         }
     }
 }

@@ -37,8 +37,8 @@ public sealed record RankEvent(string TrialId, int Generation, int Rank, string 
 
 public sealed record RankFinished(string TrialId, int Generation, int Rank, TrialOutcome Outcome, long Step, string? Error) : IClusterMessage;
 
-/// <summary>Ask the coordinator to run (or resume) the unfinished trials of a run folder.</summary>
-public sealed record SubmitRun(string RunDirectory) : IClusterMessage;
+/// <summary>Ask the coordinator to run (or resume) the unfinished trials of a run in its run-state store.</summary>
+public sealed record SubmitRun(string RunId) : IClusterMessage;
 
 public sealed record RunAccepted(string RunId, int Trials) : IClusterMessage;
 

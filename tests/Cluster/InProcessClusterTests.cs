@@ -25,9 +25,10 @@ public class InProcessClusterTests
         var path = dir.Combine("tiny.yaml");
         File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "inproc", steps: 4));
         var spec = ExperimentLoader.Load(path);
-        var run = new RunStore(dir.Combine("runs")).Create(spec, TrialComponents.Expand(spec), File.ReadAllText(path));
+        using var store = new RunStore(dir.Combine("runs"));
+        var run = store.Create(spec, TrialComponents.Expand(spec), File.ReadAllText(path));
 
-        await using var coordinator = await CoordinatorHost.StartAsync("127.0.0.1", 0, "in-process-secret", serializeAllMessages: true);
+        await using var coordinator = await CoordinatorHost.StartAsync("127.0.0.1", 0, "in-process-secret", store, serializeAllMessages: true);
         await using var worker = await WorkerHost.StartAsync(
             new ClusterNodeSettings("127.0.0.1", 0, "in-process-secret", ClusterHosting.TrainerRole, coordinator.Address, SerializeAllMessages: true),
             "in-process-worker", "cpu", threads: 1);

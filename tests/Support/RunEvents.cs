@@ -6,20 +6,9 @@ namespace Training.Tests.Support;
 /// <summary>Reading what a run recorded and where the repository is, for tests that drive real processes.</summary>
 public static class RunEvents
 {
-    /// <summary>The events of the first trial's metrics.jsonl under <paramref name="folder"/> (a runs folder or one
-    /// run), oldest first; a line still being written is left out. Empty when nothing is recorded yet.</summary>
-    public static List<JsonElement> Read(string folder)
-    {
-        var file = Directory.Exists(folder)
-            ? Directory.GetFiles(folder, "metrics.jsonl", SearchOption.AllDirectories).Order(StringComparer.Ordinal).FirstOrDefault()
-            : null;
-        if (file is null) return [];
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => { try { return (JsonElement?)JsonDocument.Parse(l).RootElement; } catch (JsonException) { return null; } })
-            .Where(e => e is not null).Select(e => e!.Value).ToList();
-    }
+    /// <summary>The events of the first trial under <paramref name="folder"/> (a runs folder or one run), oldest
+    /// first. Empty when nothing is recorded yet.</summary>
+    public static List<JsonElement> Read(string folder) => RunState.Events(folder);
 
     public static string Type(JsonElement e) => e.GetProperty("type").GetString()!;
 
