@@ -2,11 +2,12 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Training.Orchestrator.State;
 
 namespace Training.Bench;
 
 /// <summary>
-/// The dashboard's run page for a large sweep: synthetic run folders in the run-store format (500 trials x 100k steps,
+/// The dashboard's run page for a large sweep: a synthetic finished sweep in the run-state store (500 trials x 100k steps,
 /// a step line every <c>logEvery</c> steps), served by the real <c>orchestrator dashboard</c> program. Measures the
 /// time until the page's data has arrived (the page, the run JSON and the curves, fetched in that order as the page
 /// does) and the JSON bytes, against the size of the raw metrics logs.
@@ -44,15 +45,15 @@ public static class DashboardBench
             var md = new StringBuilder()
                 .AppendLine("# Dashboard run page: 500 trials x 100k steps")
                 .AppendLine()
-                .AppendLine(CultureInfo.InvariantCulture, $"Machine: {result.machine.cores} cores. Synthetic run folder in the run-store format: {trials} trials x {steps:N0} steps, a step line every {logEvery} steps and an eval every 5,000 ({rawLines:N0} lines, {rawBytes / 1e6:F1} MB of metrics.jsonl).")
+                .AppendLine(CultureInfo.InvariantCulture, $"Machine: {result.machine.cores} cores. Synthetic finished sweep in the run-state store (SQLite): {trials} trials x {steps:N0} steps, a step event every {logEvery} steps and an eval every 5,000 ({rawLines:N0} events, {rawBytes / 1e6:F1} MB of event JSON).")
                 .AppendLine(CultureInfo.InvariantCulture, $"Measured: {result.what}.")
                 .AppendLine()
                 .AppendLine("| measure | value | goal |")
                 .AppendLine("|---|---|---|")
-                .AppendLine(CultureInfo.InvariantCulture, $"| first load after start (reads every log once) | {cold.Seconds * 1000:F0} ms | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| first load after start (reads every event log once) | {cold.Seconds * 1000:F0} ms | |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| **load, logs already folded (median of 5)** | **{median.Seconds * 1000:F0} ms** | < 1 s |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| **JSON bytes (run + curves)** | **{cold.JsonBytes / 1e6:F2} MB** ({cold.RunBytes / 1e6:F2} + {cold.CurvesBytes / 1e6:F2}) | < 2 MB |")
-                .AppendLine(CultureInfo.InvariantCulture, $"| raw metrics logs | {rawBytes / 1e6:F1} MB | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| raw event logs (JSON) | {rawBytes / 1e6:F1} MB | |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| JSON / raw | {result.json_vs_raw:P2} | |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| curve points sent (min/max per bucket) | {cold.Points:N0} | |")
                 .ToString();
@@ -84,61 +85,61 @@ public static class DashboardBench
         return new PageLoad(seconds, run.Length + curves.Length, run.Length, curves.Length, points);
     }
 
-    /// <summary>run.json, and per trial spec.yaml, status.json and metrics.jsonl, as the run store writes them.</summary>
+    /// <summary>A finished sweep as the coordinator records it: the run and its trials' statuses and events in the
+    /// run-state store (SQLite in the runs folder), and per trial its spec.yaml in the run folder.</summary>
     private static (string RunId, long Bytes, long Lines) WriteSyntheticRun(string runs, int trials, long steps, int logEvery)
     {
         var runId = "bench-20260101-000000";
         var dir = Path.Combine(runs, runId);
         Directory.CreateDirectory(dir);
+        using var store = StateLocation.Default(runs).Open();
         var spec = File.ReadAllText(Path.Combine("experiments", "quickstart.yaml"));
         var lrs = new[] { "1.0e-4", "2.0e-4", "5.0e-4", "1.0e-3", "2.0e-3", "5.0e-3", "1.0e-2", "2.0e-2", "5.0e-2", "1.0e-1" };
         var started = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-        var entries = new List<object>();
-        long bytes = 0, lines = 0;
-        var json = new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+        var entries = new List<TrialEntry>();
         for (var t = 0; t < trials; t++)
         {
-            var id = $"bench-t{t:D3}";
             var lr = lrs[t % lrs.Length];
             var seed = (t / lrs.Length).ToString(CultureInfo.InvariantCulture);
-            var overrides = new Dictionary<string, string> { ["optimizer.lr"] = lr, ["seed"] = seed };
-            entries.Add(new { id, index = t, overrides });
-            var trialDir = Path.Combine(dir, "trials", id);
+            entries.Add(new TrialEntry($"bench-t{t:D3}", t, new Dictionary<string, string> { ["optimizer.lr"] = lr, ["seed"] = seed }));
+        }
+        store.CreateRun(new RunManifest(runId, "bench", "experiments/quickstart.yaml", started, entries),
+            entries.Select(e => new TrialStatus(e.Id, e.Index, TrialState.Pending, 0, steps, 0, null, null, null, null, null, null, e.Overrides, started)).ToList());
+        File.WriteAllText(Path.Combine(dir, "experiment.yaml"), spec);
+        long bytes = 0, lines = 0;
+        foreach (var entry in entries)
+        {
+            var (lr, seed) = (entry.Overrides["optimizer.lr"], entry.Overrides["seed"]);
+            var trialDir = Path.Combine(dir, "trials", entry.Id);
             Directory.CreateDirectory(trialDir);
             File.WriteAllText(Path.Combine(trialDir, "spec.yaml"), spec.Replace("lr: 2.0e-3", "lr: " + lr).Replace("seed: 1234", "seed: " + seed)
                 .Replace("steps: 240", $"steps: {steps}").Replace("../data/", "data/"));
-            var rng = new Random(t);
+            var rng = new Random(entry.Index);
             var rate = double.Parse(lr, CultureInfo.InvariantCulture);
-            var metrics = new StringBuilder();
+            var writes = new List<StateWrite>();
             var time = started;
-            metrics.Append(CultureInfo.InvariantCulture, $"{{\"type\":\"start\",\"step\":0,\"total_steps\":{steps},\"parameters\":6000000,\"resumed_from\":null,\"init_from\":null,\"time\":\"{time:O}\"}}\n");
+            void Event(string type, long step, string body)
+            {
+                writes.Add(new AppendEvent(runId, entry.Id, type, step, time, body));
+                bytes += Encoding.UTF8.GetByteCount(body) + 1;
+                lines++;
+            }
+            Event("start", 0, string.Create(CultureInfo.InvariantCulture, $"{{\"type\":\"start\",\"step\":0,\"total_steps\":{steps},\"parameters\":6000000,\"resumed_from\":null,\"init_from\":null,\"time\":\"{time:O}\"}}"));
             double loss = 0;
             for (var step = logEvery; step <= steps; step += logEvery)
             {
                 time = time.AddSeconds(logEvery * 0.05);
                 loss = 2 + 4 * Math.Exp(-step * rate / 20) + 0.05 * rng.NextDouble();
-                metrics.Append(CultureInfo.InvariantCulture,
-                    $"{{\"type\":\"step\",\"step\":{step},\"loss\":{loss:R},\"accuracy\":{0.5 - loss / 20:R},\"lr\":{rate:R},\"grad_norm\":{0.5 + rng.NextDouble():R},\"tokens_per_second\":{20000 + 1000 * rng.NextDouble():R},\"step_seconds\":0.05,\"communication_seconds\":0,\"time\":\"{time:O}\"}}\n");
+                Event("step", step, string.Create(CultureInfo.InvariantCulture,
+                    $"{{\"type\":\"step\",\"step\":{step},\"loss\":{loss:R},\"accuracy\":{0.5 - loss / 20:R},\"lr\":{rate:R},\"grad_norm\":{0.5 + rng.NextDouble():R},\"tokens_per_second\":{20000 + 1000 * rng.NextDouble():R},\"step_seconds\":0.05,\"communication_seconds\":0,\"time\":\"{time:O}\"}}"));
                 if (step % 5000 == 0)
-                    metrics.Append(CultureInfo.InvariantCulture, $"{{\"type\":\"eval\",\"step\":{step},\"loss\":{loss + 0.1:R},\"accuracy\":{0.5 - loss / 20:R},\"tokens\":4096,\"time\":\"{time:O}\"}}\n");
+                    Event("eval", step, string.Create(CultureInfo.InvariantCulture, $"{{\"type\":\"eval\",\"step\":{step},\"loss\":{loss + 0.1:R},\"accuracy\":{0.5 - loss / 20:R},\"tokens\":4096,\"time\":\"{time:O}\"}}"));
             }
-            metrics.Append(CultureInfo.InvariantCulture, $"{{\"type\":\"finish\",\"outcome\":\"completed\",\"step\":{steps},\"error\":null,\"time\":\"{time:O}\"}}\n");
-            var text = metrics.ToString();
-            File.WriteAllText(Path.Combine(trialDir, "metrics.jsonl"), text);
-            bytes += Encoding.UTF8.GetByteCount(text);
-            lines += text.Count(c => c == '\n');
-            var status = new
-            {
-                trial_id = id, index = t, state = "completed", step = steps, total_steps = steps, parameters = 6_000_000L, loss, eval_loss = loss + 0.1,
-                eval_accuracy = 0.4, tokens_per_second = 20500.0, last_checkpoint = (string?)null, error = (string?)null, overrides, updated_at = time,
-            };
-            File.WriteAllText(Path.Combine(trialDir, "status.json"), JsonSerializer.Serialize(status, json));
+            Event("finish", steps, string.Create(CultureInfo.InvariantCulture, $"{{\"type\":\"finish\",\"outcome\":\"completed\",\"step\":{steps},\"error\":null,\"time\":\"{time:O}\"}}"));
+            writes.Add(new WriteStatus(runId, new TrialStatus(entry.Id, entry.Index, TrialState.Completed, steps, steps, 6_000_000L, loss, loss + 0.1, 0.4, 20500.0,
+                null, null, entry.Overrides, time)));
+            store.Apply(writes);
         }
-        File.WriteAllText(Path.Combine(dir, "experiment.yaml"), spec);
-        File.WriteAllText(Path.Combine(dir, "run.json"), JsonSerializer.Serialize(new
-        {
-            id = runId, experiment = "bench", source = "experiments/quickstart.yaml", created_at = started, trials = entries, storage = (string?)null,
-        }, json));
         return (runId, bytes, lines);
     }
 

@@ -29,7 +29,7 @@ public class CliTests
     private string RunDir() => Directory.GetDirectories(_dir.Combine("runs")).Single();
 
     private static JsonElement Status(string runDir, string trial) =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "trials", trial, "status.json"))).RootElement;
+        RunState.Status(runDir, trial);
 
     [Test]
     public async Task Submit_SweepOfTwoTrials_RunsBothAndPrintsComparison()
@@ -49,7 +49,7 @@ public class CliTests
             Assert.That(result.Stdout, Does.Contain("[cli-t000] step 4/4"));
             Assert.That(Status(run, "cli-t000").GetProperty("state").GetString(), Is.EqualTo("completed"));
             Assert.That(Status(run, "cli-t001").GetProperty("state").GetString(), Is.EqualTo("completed"));
-            Assert.That(File.ReadLines(Path.Combine(run, "trials", "cli-t001", "metrics.jsonl")).Count(l => l.Contains("\"type\":\"step\"")), Is.EqualTo(4));
+            Assert.That(RunState.Steps(run, "cli-t001"), Is.EqualTo(4));
             Assert.That(File.Exists(Path.Combine(run, "trials", "cli-t000", "checkpoints", "step-00000004", "manifest.json")), Is.True);
         });
 
@@ -87,11 +87,7 @@ public class CliTests
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (DateTime.UtcNow < deadline)
         {
-            var runs = _dir.Combine("runs");
-            var metrics = Directory.Exists(runs)
-                ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault()
-                : null;
-            if (metrics is not null && File.ReadLines(metrics).Count(l => l.Contains("\"type\":\"step\"")) >= 3) break;
+            if (RunState.Steps(_dir.Combine("runs")) >= 3) break;
             await Task.Delay(100);
         }
         var cancel = await CliProcess.RunAsync(_dir.Path, "cancel", "latest");

@@ -24,10 +24,9 @@ public class ChaosTests
         var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(5));
 
         // Wait for a committed checkpoint, then kill the worker that runs the trial.
-        var metrics = Path.Combine(runs, "*", "trials", "chaos-t000", "metrics.jsonl");
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (DateTime.UtcNow < deadline && !Lines(runs).Any(l => l.Contains("\"type\":\"checkpoint\""))) await Task.Delay(100);
-        Assert.That(Lines(runs).Any(l => l.Contains("\"type\":\"checkpoint\"")), Is.True, $"no checkpoint in {metrics}");
+        Assert.That(Lines(runs).Any(l => l.Contains("\"type\":\"checkpoint\"")), Is.True, "no checkpoint recorded for chaos-t000");
         var victim = first.Output.Contains("trial chaos-t000") ? first : second;
         var survivor = victim == first ? second : first;
         await victim.DisposeAsync();
@@ -36,23 +35,21 @@ public class ChaosTests
         Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.Serve.Output);
         var events = Lines(runs).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         var starts = events.Where(e => e.GetProperty("type").GetString() == "start").ToList();
+        var attempts = RunState.Attempts(runs, "chaos-t000");
         Assert.Multiple(() =>
         {
             Assert.That(survivor.Output, Does.Contain("trial chaos-t000 (generation 2)"), "the trial moved to the surviving worker");
             Assert.That(starts, Has.Count.EqualTo(2));
             Assert.That(starts[1].GetProperty("resumed_from").GetString(), Does.StartWith("step-"), "resumed from a checkpoint, not from scratch");
             Assert.That(events.Last().GetProperty("outcome").GetString(), Is.EqualTo("completed"));
+            // The store keeps both attempts: why the first ended, and where the second started.
+            Assert.That(attempts.Select(a => a.Outcome), Is.EqualTo(new[] { "failed", "completed" }));
+            Assert.That(attempts[0].Reason, Does.Contain("was lost").And.Contain("generation 2"));
+            Assert.That(attempts[1].Generation, Is.EqualTo(2));
+            Assert.That(attempts[1].ResumedFrom, Does.StartWith("step-"));
+            Assert.That(attempts[1].Workers, Is.EqualTo(new[] { System.Text.RegularExpressions.Regex.Match(survivor.Output, @"worker (\S+): joined").Groups[1].Value }));
         });
     }
 
-    private static List<string> Lines(string runs)
-    {
-        var file = Directory.Exists(runs)
-            ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault()
-            : null;
-        if (file is null) return [];
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).ToList();
-    }
+    private static List<string> Lines(string runs) => RunState.Events(runs).Select(e => e.GetRawText()).ToList();
 }

@@ -30,12 +30,7 @@ public class ClusterTests
         return path;
     }
 
-    private static List<JsonElement> Metrics(string runsDirectory, string trial)
-    {
-        var file = Directory.GetFiles(runsDirectory, "metrics.jsonl", SearchOption.AllDirectories)
-            .Single(f => Path.GetFileName(Path.GetDirectoryName(f)) == trial);
-        return File.ReadLines(file).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-    }
+    private static List<JsonElement> Metrics(string runsDirectory, string trial) => RunState.Events(runsDirectory, trial);
 
     private static List<double> StepLosses(string runs, string trial) =>
         Metrics(runs, trial).Where(e => e.GetProperty("type").GetString() == "step").Select(e => e.GetProperty("loss").GetDouble()).ToList();

@@ -6,7 +6,7 @@ namespace Training.Tests.Cluster;
 
 /// <summary>
 /// <c>orchestrator submit</c> on a local cluster (real coordinator and worker processes) with a shard that is bad
-/// before the trial starts, or goes bad while it runs: the trial fails with the file named in status.json, in the
+/// before the trial starts, or goes bad while it runs: the trial fails with the file named in its status, in the
 /// submit summary and in <c>orchestrator status</c>, and its step is the last step it really trained.
 /// </summary>
 [Category("Cluster")]
@@ -33,17 +33,14 @@ public class CorruptShardRunTests
 
     private string TrialDir(string trial) => Directory.GetDirectories(_dir.Combine("runs")).Single() + $"/trials/{trial}";
 
-    private JsonElement Status(string trial) => JsonDocument.Parse(File.ReadAllText(Path.Combine(TrialDir(trial), "status.json"))).RootElement;
+    private JsonElement Status(string trial) => RunState.Status(_dir.Combine("runs"), trial);
 
     private List<long> LoggedSteps(string trial)
     {
         // While polling, the runs folder can exist before the run's own folder does.
         var runs = _dir.Combine("runs");
         if (!Directory.Exists(runs) || Directory.GetDirectories(runs).Length != 1) return [];
-        var metrics = Path.Combine(TrialDir(trial), "metrics.jsonl");
-        if (!File.Exists(metrics)) return [];
-        return File.ReadAllLines(metrics).Select(l => JsonDocument.Parse(l).RootElement)
-            .Where(e => e.GetProperty("type").GetString() == "step").Select(e => e.GetProperty("step").GetInt64()).ToList();
+        return RunState.Events(runs, trial).Where(e => e.GetProperty("type").GetString() == "step").Select(e => e.GetProperty("step").GetInt64()).ToList();
     }
 
     [Test]

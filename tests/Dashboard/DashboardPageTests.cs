@@ -137,7 +137,7 @@ public class DashboardPageTests
         Assert.That(attempts[0], Does.Contain("completed"));
         await Assertions.Expect(page.Locator("#log")).Not.ToBeEmptyAsync();
         var log = await page.Locator("#log").InnerTextAsync();
-        Assert.That(log.Split('\n'), Is.EqualTo(File.ReadAllLines(_dir.Combine("runs", _runId, "trials", trial, "metrics.jsonl"))));
+        Assert.That(log.Split('\n'), Is.EqualTo(RunState.EventLines(_dir.Combine("runs", _runId), trial)));
         await DashboardBrowser.ScreenshotAsync(page, "trial");
         AssertNoScriptErrors(page);
     }

@@ -179,7 +179,7 @@ public sealed class ApiHardeningTests
         var (status, body, _) = await SendAsync(HttpMethod.Post, $"/api/runs/{id}/cancel", token: null);
         Assert.That(status, Is.EqualTo(HttpStatusCode.Unauthorized));
         AssertCleanError(body);
-        Assert.That(File.Exists(Path.Combine(_serve.RunsDirectory, id, "cancel")), Is.False);
+        Assert.That(RunState.CancelRequested(Path.Combine(_serve.RunsDirectory, id)), Is.False);
     }
 
     [Test]
@@ -189,11 +189,11 @@ public sealed class ApiHardeningTests
         var (status, body, _) = await SendAsync(HttpMethod.Post, $"/api/runs/{id[..6]}/cancel");
         Assert.That(status, Is.EqualTo(HttpStatusCode.NotFound), body);
         AssertCleanError(body, id);
-        Assert.That(File.Exists(Path.Combine(_serve.RunsDirectory, id, "cancel")), Is.False);
+        Assert.That(RunState.CancelRequested(Path.Combine(_serve.RunsDirectory, id)), Is.False);
 
         var (exact, exactBody, _) = await SendAsync(HttpMethod.Post, $"/api/runs/{id}/cancel");
         Assert.That(exact, Is.EqualTo(HttpStatusCode.OK), exactBody);
-        Assert.That(File.Exists(Path.Combine(_serve.RunsDirectory, id, "cancel")), Is.True);
+        Assert.That(RunState.CancelRequested(Path.Combine(_serve.RunsDirectory, id)), Is.True);
     }
 
     [Test]
@@ -292,7 +292,7 @@ public sealed class ApiHardeningTests
         var result = await CliProcess.RunAsync(_dir.Path, "cancel", id[..8], "--cluster", _serve.Api, "--token-file", _serve.TokenFile);
         Assert.That(result.ExitCode, Is.EqualTo(2), result.Output);
         Assert.That(result.Stderr, Does.Contain("404"));
-        Assert.That(File.Exists(Path.Combine(_serve.RunsDirectory, id, "cancel")), Is.False);
+        Assert.That(RunState.CancelRequested(Path.Combine(_serve.RunsDirectory, id)), Is.False);
     }
 
     private static int CountOf(string text, string part)

@@ -72,7 +72,7 @@ public class PipelineTests
     private string RunDir() => Directory.GetDirectories(_dir.Combine("runs")).Single();
 
     private static JsonElement Status(string runDir, string trial) =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "trials", trial, "status.json"))).RootElement;
+        RunState.Status(runDir, trial);
 
     private static string State(string runDir, string trial) => Status(runDir, trial).GetProperty("state").GetString()!;
 
@@ -105,8 +105,8 @@ public class PipelineTests
         });
         // The continued trial starts only after every pretrain trial has finished.
         var finishedPretrain = new[] { "pipe-pretrain-t000", "pipe-pretrain-t001" }
-            .Max(t => DateTimeOffset.Parse(JsonDocument.Parse(File.ReadLines(Path.Combine(run, "trials", t, "metrics.jsonl")).Last()).RootElement.GetProperty("time").GetString()!));
-        var startedContinue = DateTimeOffset.Parse(JsonDocument.Parse(File.ReadLines(Path.Combine(run, "trials", "pipe-continue-t000", "metrics.jsonl")).First()).RootElement.GetProperty("time").GetString()!);
+            .Max(t => RunState.Events(run, t).Last().GetProperty("time").GetDateTimeOffset());
+        var startedContinue = RunState.Events(run, "pipe-continue-t000").First().GetProperty("time").GetDateTimeOffset();
         Assert.That(startedContinue, Is.GreaterThanOrEqualTo(finishedPretrain));
     }
 
@@ -156,10 +156,7 @@ public class PipelineTests
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (DateTime.UtcNow < deadline)
         {
-            var metrics = Directory.Exists(_dir.Combine("runs"))
-                ? Directory.GetFiles(_dir.Combine("runs"), "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault(f => f.Contains("pipe-continue-t000"))
-                : null;
-            if (metrics is not null && File.ReadLines(metrics).Count(l => l.Contains("\"type\":\"step\"")) >= 3) break;
+            if (RunState.Steps(_dir.Combine("runs"), "pipe-continue-t000") >= 3) break;
             await Task.Delay(100);
         }
         var cancel = await CliProcess.RunAsync(_dir.Path, "cancel", "latest");
@@ -168,8 +165,7 @@ public class PipelineTests
         Assert.That(cancelled.ExitCode, Is.EqualTo(130), cancelled.Output);
         var run = RunDir();
         Assert.That(State(run, "pipe-continue-t000"), Is.EqualTo("cancelled"));
-        var pretrainLines = Directory.GetFiles(Path.Combine(run, "trials"), "metrics.jsonl", SearchOption.AllDirectories)
-            .Where(f => f.Contains("pipe-pretrain")).ToDictionary(f => f, f => File.ReadLines(f).Count());
+        var pretrainLines = new[] { "pipe-pretrain-t000", "pipe-pretrain-t001" }.ToDictionary(t => t, t => RunState.EventLines(run, t).Count);
 
         var resumed = await CliProcess.RunAsync(_dir.Path, "resume", "latest");
 
@@ -180,7 +176,7 @@ public class PipelineTests
             Assert.That(State(run, "pipe-continue-t000"), Is.EqualTo("completed"));
             Assert.That(Status(run, "pipe-continue-t000").GetProperty("step").GetInt64(), Is.EqualTo(400));
             Assert.That(resumed.Stdout, Does.Contain("[pipe-continue-t000] resumed from step-"));
-            Assert.That(pretrainLines.Select(p => File.ReadLines(p.Key).Count()), Is.EqualTo(pretrainLines.Values), "the first stage did not run again");
+            Assert.That(pretrainLines.Select(p => RunState.EventLines(run, p.Key).Count), Is.EqualTo(pretrainLines.Values), "the first stage did not run again");
         });
     }
 }

@@ -70,4 +70,21 @@ public static class RunState
         using var store = Open(folder);
         return Runs(store, folder).SelectMany(r => r.Trials.Where(t => t.Id == trialId)).Select(t => t.Attempts()).FirstOrDefault() ?? [];
     }
+
+    /// <summary>Whether a cancel of the run in <paramref name="runFolder"/> is requested and not cleared.</summary>
+    public static bool CancelRequested(string runFolder)
+    {
+        using var store = Open(runFolder);
+        return Runs(store, runFolder).Single().CancelRequested;
+    }
+
+    /// <summary>What was submitted for the run in <paramref name="runFolder"/>.</summary>
+    public static RunManifest Manifest(string runFolder)
+    {
+        using var store = Open(runFolder);
+        return Runs(store, runFolder).Single().Manifest;
+    }
+
+    /// <summary>How many step events a trial has recorded so far (0 before anything is).</summary>
+    public static int Steps(string folder, string? trialId = null) => Events(folder, trialId).Count(e => e.GetProperty("type").GetString() == "step");
 }

@@ -24,7 +24,7 @@ public class AzureStorageEndToEndTests
     public void TearDown() => _dir.Dispose();
 
     private static JsonElement Status(string runDir, string trial) =>
-        JsonDocument.Parse(File.ReadAllText(Path.Combine(runDir, "trials", trial, "status.json"))).RootElement;
+        RunState.Status(runDir, trial);
 
     [Test]
     public async Task SubmitCancelResume_AzureStorage_CheckpointsInAzuriteAndResumeContinuesFromThem()
@@ -43,9 +43,7 @@ public class AzureStorageEndToEndTests
         var deadline = DateTime.UtcNow.AddMinutes(2);
         while (DateTime.UtcNow < deadline && !finished.IsCompleted)
         {
-            var runs = _dir.Combine("runs");
-            var metrics = Directory.Exists(runs) ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault() : null;
-            if (metrics is not null && File.ReadLines(metrics).Count(l => l.Contains("\"type\":\"step\"")) >= 3) break;
+            if (RunState.Steps(_dir.Combine("runs")) >= 3) break;
             await Task.Delay(100);
         }
         var cancel = await CliProcess.RunAsync(_dir.Path, "cancel", "latest");
@@ -62,11 +60,11 @@ public class AzureStorageEndToEndTests
         {
             Assert.That(await blobs.GetPropertiesAsync(checkpoint), Is.Not.Null, "the checkpoint is in Azurite");
             Assert.That(Directory.Exists(Path.Combine(run, "trials", "long-t000", "checkpoints")), Is.False, "and not in the run folder");
-            Assert.That(File.ReadAllText(Path.Combine(run, "run.json")), Does.Contain($"{storage}/{runId}").And.Not.Contain(AzuriteService.AccountKey));
+            Assert.That(RunState.Manifest(run).Storage, Is.EqualTo($"{storage}/{runId}"), "the run records where its checkpoints are, without credentials");
             Assert.That(cancelled.Output, Does.Not.Contain(AzuriteService.AccountKey));
         });
 
-        // Resume reads the storage URI from run.json; the workers get the credentials from their environment again.
+        // Resume reads the storage URI from the run-state store; the workers get the credentials from their environment again.
         using var resume = CliProcess.Start(_dir.Path, environment, "resume", "latest");
         var resumed = await CliProcess.FinishAsync(resume, TimeSpan.FromMinutes(3));
         Assert.Multiple(async () =>

@@ -29,7 +29,7 @@ public class PipelineBlobStorageTests
 
         Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
         var run = Directory.GetDirectories(dir.Combine("runs")).Single();
-        var status = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "trials", "pipe-continue-t000", "status.json"))).RootElement;
+        var status = RunState.Status(run, "pipe-continue-t000");
         Assert.That(status.GetProperty("initialized_from").GetString(),
             Does.StartWith($"{storage}/{Path.GetFileName(run)}/trials/pipe-pretrain-t000/checkpoints@step-00000004"));
     }

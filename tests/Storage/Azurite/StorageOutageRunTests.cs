@@ -33,27 +33,8 @@ public class StorageOutageRunTests
 
     private sealed record Line(string Type, long Step, DateTimeOffset Time);
 
-    private static List<Line> Metrics(string runs)
-    {
-        var file = Directory.Exists(runs) ? Directory.GetFiles(runs, "metrics.jsonl", SearchOption.AllDirectories).FirstOrDefault() : null;
-        if (file is null) return [];
-        var lines = new List<Line>();
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        using var reader = new StreamReader(stream);
-        while (reader.ReadLine() is { } text)
-        {
-            try
-            {
-                var e = JsonDocument.Parse(text).RootElement;
-                lines.Add(new Line(e.GetProperty("type").GetString()!, e.GetProperty("step").GetInt64(), e.GetProperty("time").GetDateTimeOffset()));
-            }
-            catch (JsonException)
-            {
-                // A line still being written.
-            }
-        }
-        return lines;
-    }
+    private static List<Line> Metrics(string runs) =>
+        RunState.Events(runs).Select(e => new Line(e.GetProperty("type").GetString()!, e.GetProperty("step").GetInt64(), e.GetProperty("time").GetDateTimeOffset())).ToList();
 
     private static string WorkerLogs(string run) =>
         string.Join("\n", Directory.GetFiles(Path.Combine(run, "workers"), "*.log").Select(File.ReadAllText));
