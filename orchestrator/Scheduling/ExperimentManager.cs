@@ -20,13 +20,17 @@ public sealed record RunFinished(string RunId);
 /// </summary>
 public sealed class ExperimentManager : ReceiveActor, IWithTimers
 {
-    public const int MaxRestarts = 3;
-
     /// <summary>Teachers of one trial that may fail to load before no more are tried.</summary>
     public const int MaxTeacherFailures = 3;
 
     /// <summary>Look at the queue again (a suspect worker may be chosen again).</summary>
     private sealed record RetrySchedule;
+
+    /// <summary>A failed trial's backoff is over: queue it again.</summary>
+    private sealed record RestartDue(string TrialId);
+
+    /// <summary>The wait before restart N after a failure: 1 s, 2 s, 4 s ... up to 30 s (a lost worker restarts at once).</summary>
+    public static TimeSpan RestartBackoff(int restart) => TimeSpan.FromSeconds(Math.Min(30, 1 << Math.Clamp(restart - 1, 0, 5)));
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -55,6 +59,9 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         public string?[] Endpoints { get; set; } = [];
         public byte[]? NcclUniqueId { get; set; }
         public Dictionary<int, RankFinished> Finished { get; } = new();
+
+        /// <summary>The first rank to fail in this generation: its failure decides whether the trial restarts.</summary>
+        public RankFinished? FirstFailure { get; set; }
         public bool Cancelled { get; set; }
 
         /// <summary>Teacher workers serving this trial (distillation), and the score streams of those that are up.</summary>
@@ -70,6 +77,9 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     private readonly Dictionary<string, Worker> _workers = new();
     private readonly List<Placement> _queue = new();
     private readonly Dictionary<string, Placement> _running = new();
+
+    /// <summary>Failed trials waiting out their backoff before they are queued again.</summary>
+    private readonly Dictionary<string, Placement> _backingOff = new();
     private readonly Dictionary<string, RunRecord> _runs = new();
 
     private readonly RunStore _store;
@@ -96,6 +106,12 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         Receive<TeacherFailed>(TeacherDown);
         Receive<TeacherUnreachable>(TeacherUnreachable);
         Receive<RetrySchedule>(_ => Schedule());
+        Receive<RestartDue>(m =>
+        {
+            if (!_backingOff.Remove(m.TrialId, out var placement)) return;
+            _queue.Insert(0, placement);
+            Schedule();
+        });
         Receive<ShutdownWorkers>(m =>
         {
             foreach (var worker in _workers.Values) worker.Ref.Tell(new ShutdownWorker(m.Reason));
@@ -150,7 +166,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         var statuses = run.Statuses();
         foreach (var (trial, status) in run.Trials.Zip(statuses))
         {
-            if (!wanted(status.State) || _running.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
+            if (!wanted(status.State) || _running.ContainsKey(trial.Id) || _backingOff.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
             var (spec, specYaml) = trial.LoadSpec();
             // Queued again (resume, recovery): say so at once, so a follower never reads the previous attempt's outcome.
             if (status.State != TrialState.Pending) trial.WriteStatus(status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
@@ -209,10 +225,13 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
 
     private void Cancel(CancelRun m)
     {
-        foreach (var queued in _queue.Where(p => p.Run.Id == m.RunId).ToList())
+        foreach (var queued in _queue.Where(p => p.Run.Id == m.RunId).Concat(_backingOff.Values.Where(p => p.Run.Id == m.RunId)).ToList())
         {
             _queue.Remove(queued);
-            queued.Trial.Record(new TrialFinished(queued.Trial.Id, TrialOutcome.Cancelled, queued.Trial.ReadStatus().Step, null));
+            _backingOff.Remove(queued.Trial.Id);
+            var cancelled = new TrialFinished(queued.Trial.Id, TrialOutcome.Cancelled, queued.Trial.ReadStatus().Step, null);
+            queued.Trial.Record(cancelled);
+            Context.System.EventStream.Publish(new TrialEventPublished(queued.Run.Id, cancelled));
         }
         foreach (var placement in _running.Values.Where(p => p.Run.Id == m.RunId))
         {
@@ -492,6 +511,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     {
         if (!Current(m.TrialId, m.Generation, out var placement)) return;
         placement.Finished[m.Rank] = m;
+        if (m.Outcome == TrialOutcome.Failed) placement.FirstFailure ??= m;
         if (m.Outcome == TrialOutcome.Failed && placement.Finished.Count < placement.Ranks.Count)
         {
             // One rank failed: the others are blocked in (or headed for) a collective. Abort them now.
@@ -515,7 +535,28 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             Schedule();
             return;
         }
-        var failure = placement.Finished.Values.FirstOrDefault(f => f.Outcome == TrialOutcome.Failed);
+        var failure = placement.FirstFailure;
+        placement.FirstFailure = null;
+        if (failure is { Retryable: true } && !placement.Cancelled && placement.Restarts < placement.Spec.Resources.MaxRestarts)
+        {
+            // Storage down, a collective that failed or timed out, a teacher lost: run it again from its latest
+            // checkpoint after a backoff, on whichever workers are free then.
+            placement.Generation++;
+            placement.Restarts++;
+            var wait = RestartBackoff(placement.Restarts);
+            var at = Math.Max(placement.Finished.Values.Max(f => f.Step), placement.Trial.ReadStatus().Step);
+            var reason = $"rank {failure.Rank} failed: {failure.Error}; restarting as generation {placement.Generation} from the latest checkpoint in {wait.TotalSeconds:F0} s " +
+                         $"(restart {placement.Restarts} of {placement.Spec.Resources.MaxRestarts})";
+            placement.Trial.EndAttempt("failed", at, reason);
+            var warning = new TrialWarning(placement.Trial.Id, at, reason);
+            placement.Trial.Record(warning);
+            Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, warning));
+            _log.Warning("trial {0}: {1}", placement.Trial.Id, reason);
+            _backingOff[placement.Trial.Id] = placement;
+            Timers.StartSingleTimer($"restart-{placement.Trial.Id}", new RestartDue(placement.Trial.Id), wait);
+            Schedule();
+            return;
+        }
         var outcome = failure is not null ? TrialOutcome.Failed
             : placement.Finished.Values.Any(f => f.Outcome == TrialOutcome.Cancelled) ? TrialOutcome.Cancelled
             : TrialOutcome.Completed;
@@ -523,6 +564,8 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         var step = Math.Max(placement.Finished.Values.Max(f => f.Step), placement.Trial.ReadStatus().Step);
         var error = failure?.Error is { } failed && placement.Teachers.Count == 0 && placement.TeacherError is { } teacherError && placement.Spec.Resources.Teachers > 0
             ? $"{failed} (teacher: {teacherError})" : failure?.Error;
+        if (failure is { Retryable: true } && placement.Restarts > 0)
+            error += $" (after {placement.Restarts} restart(s), resources.max_restarts {placement.Spec.Resources.MaxRestarts})";
         var finished = new TrialFinished(m.TrialId, outcome, step, error);
         placement.Trial.Record(finished);
         Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, finished));
@@ -559,11 +602,12 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         }
         _running.Remove(placement.Trial.Id);
         ReleaseTeachers(placement);
-        if (placement.Cancelled || placement.Restarts >= MaxRestarts)
+        var maxRestarts = placement.Spec.Resources.MaxRestarts;
+        if (placement.Cancelled || placement.Restarts >= maxRestarts)
         {
             var outcome = placement.Cancelled ? TrialOutcome.Cancelled : TrialOutcome.Failed;
             var finished = new TrialFinished(placement.Trial.Id, outcome, placement.Trial.ReadStatus().Step,
-                outcome == TrialOutcome.Failed ? $"worker {worker.Id} was lost and the trial used its {MaxRestarts} restarts" : null);
+                outcome == TrialOutcome.Failed ? $"worker {worker.Id} was lost and the trial used its {maxRestarts} restart(s) (resources.max_restarts)" : null);
             placement.Trial.Record(finished);
             Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, finished));
             CheckRunFinished(placement.Run.Id);
@@ -573,7 +617,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             placement.Generation++;
             placement.Restarts++;
             placement.Trial.EndAttempt("failed", placement.Trial.ReadStatus().Step,
-                $"worker {worker.Id} was lost; restarting as generation {placement.Generation} from the latest checkpoint (restart {placement.Restarts} of {MaxRestarts})");
+                $"worker {worker.Id} was lost; restarting as generation {placement.Generation} from the latest checkpoint (restart {placement.Restarts} of {maxRestarts})");
             _log.Warning("trial {0}: restarting as generation {1} from its latest checkpoint", placement.Trial.Id, placement.Generation);
             _queue.Insert(0, placement);
         }
@@ -582,7 +626,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
 
     private void CheckRunFinished(string runId)
     {
-        if (_queue.Any(p => p.Run.Id == runId) || _running.Values.Any(p => p.Run.Id == runId)) return;
+        if (_queue.Any(p => p.Run.Id == runId) || _running.Values.Any(p => p.Run.Id == runId) || _backingOff.Values.Any(p => p.Run.Id == runId)) return;
         Context.System.EventStream.Publish(new RunFinished(runId));
     }
 }

@@ -35,7 +35,9 @@ public sealed record StopRank(string TrialId, int Generation, bool Abort, string
 /// <summary>A training event from a rank, wrapped with the generation it belongs to (stale ones are dropped).</summary>
 public sealed record RankEvent(string TrialId, int Generation, int Rank, string EventType, byte[] Payload) : IClusterMessage;
 
-public sealed record RankFinished(string TrialId, int Generation, int Rank, TrialOutcome Outcome, long Step, string? Error) : IClusterMessage;
+/// <param name="Retryable">A failure that may not happen again (a collective or storage failure, a lost teacher), so the
+/// trial is worth restarting from its checkpoint; false for one that will (bad data, a bad spec).</param>
+public sealed record RankFinished(string TrialId, int Generation, int Rank, TrialOutcome Outcome, long Step, string? Error, bool Retryable = false) : IClusterMessage;
 
 /// <summary>Ask the coordinator to run (or resume) the unfinished trials of a run in its run-state store.</summary>
 public sealed record SubmitRun(string RunId) : IClusterMessage;

@@ -76,8 +76,12 @@ public sealed record TrainSpec(
 
 /// <summary>Device is "cpu", "cuda" or "cuda:N". Workers is the most ranks a trial uses; MinWorkers (null: the same)
 /// the fewest it may start or restart with when fewer workers are free (elastic data parallelism). Teachers: how many
-/// teacher workers (role teacher) serve a distillation trial's teacher; they share its load.</summary>
-public sealed record ResourcesSpec(int Workers, int Threads, string Device, int MaxConcurrentTrials, int? MinWorkers = null, int Teachers = 0)
+/// teacher workers (role teacher) serve a distillation trial's teacher; they share its load. MaxRestarts: how many times
+/// a trial is restarted from its latest checkpoint after a failure (a lost worker, a failed collective, storage down).</summary>
+public sealed record ResourcesSpec(int Workers, int Threads, string Device, int MaxConcurrentTrials, int? MinWorkers = null, int Teachers = 0,
+    int MaxRestarts = ResourcesSpec.DefaultMaxRestarts)
 {
+    public const int DefaultMaxRestarts = 3;
+
     public int MinimumWorkers => MinWorkers ?? Workers;
 }

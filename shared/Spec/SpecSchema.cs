@@ -182,6 +182,8 @@ public static partial class SpecSchema
         Resources("threads", IntegerRule.AtLeast(1, 1_024), 1L, r => r.Threads, (r, v) => r with { Threads = v }),
         Resources("device", new PatternRule(DevicePattern(), "cpu, cuda or cuda:N"), "cpu", r => r.Device, (r, v) => r with { Device = v }),
         Resources("max_concurrent_trials", IntegerRule.AtLeast(1, 4_096), 1L, r => r.MaxConcurrentTrials, (r, v) => r with { MaxConcurrentTrials = v }),
+        WrittenWhen(s => s.Resources.MaxRestarts != ResourcesSpec.DefaultMaxRestarts,
+            Resources("max_restarts", new IntegerRule(0, 1_000), (long)ResourcesSpec.DefaultMaxRestarts, r => r.MaxRestarts, (r, v) => r with { MaxRestarts = v })),
         WrittenWhen(s => s.Resources.Teachers > 0,
             Resources("teachers", new IntegerRule(0, 4_096), 0L, r => r.Teachers, (r, v) => r with { Teachers = v })),
     ];

@@ -18,7 +18,18 @@ namespace Training.Worker.Training;
 /// </summary>
 public sealed class TrainerRank : ReceiveActor
 {
-    private sealed record TrainerDone(TrialOutcome Outcome, long Step, string? Error);
+    private sealed record TrainerDone(TrialOutcome Outcome, long Step, string? Error, bool Retryable = false);
+
+    /// <summary>Failures of the machinery rather than of the trial's input: a restart from the checkpoint may succeed.
+    /// Bad shards, specs and checkpoints fail the same way every time and are not retried.</summary>
+    private static bool Transient(Exception e) => e switch
+    {
+        CollectiveException or TeacherUnavailableException or TimeoutException or System.Net.Sockets.SocketException => true,
+        BlobStoreException storage => storage.Transient,
+        BlobAlreadyExistsException => false,
+        IOException and not FileNotFoundException and not DirectoryNotFoundException => true,
+        _ => false,
+    };
 
     /// <summary>How long a rank waits for a peer in one collective before the trial fails (seconds, not NCCL's 30 min).</summary>
     public static readonly TimeSpan CollectiveTimeout = TimeSpan.FromSeconds(30);
@@ -101,7 +112,7 @@ public sealed class TrainerRank : ReceiveActor
         });
         Receive<TrainerDone>(done =>
         {
-            _coordinator.Tell(new RankFinished(_assignment.TrialId, _assignment.Generation, _assignment.Rank, done.Outcome, done.Step, done.Error));
+            _coordinator.Tell(new RankFinished(_assignment.TrialId, _assignment.Generation, _assignment.Rank, done.Outcome, done.Step, done.Error, done.Retryable));
             Context.Stop(Self);
         });
     }
@@ -130,7 +141,7 @@ public sealed class TrainerRank : ReceiveActor
         }
         catch (CollectiveException e)
         {
-            Self.Tell(new TrainerDone(TrialOutcome.Failed, 0, e.Message));
+            Self.Tell(new TrainerDone(TrialOutcome.Failed, 0, e.Message, Retryable: true));
         }
     }
 
@@ -193,7 +204,7 @@ public sealed class TrainerRank : ReceiveActor
             {
                 // The step is the last one applied, so a trial that fails part-way (a shard damaged mid-run) keeps its
                 // real progress; a trainer that never started reports 0 and the coordinator keeps the recorded step.
-                self.Tell(new TrainerDone(TrialOutcome.Failed, trainer?.CompletedStep ?? 0, $"{e.GetType().Name}: {e.Message}"));
+                self.Tell(new TrainerDone(TrialOutcome.Failed, trainer?.CompletedStep ?? 0, $"{e.GetType().Name}: {e.Message}", Transient(e)));
             }
             finally
             {
