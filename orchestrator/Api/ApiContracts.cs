@@ -10,6 +10,8 @@ public sealed record SubmitRequest(string Experiment, string Source, string Expe
 
 public sealed record SubmitResponse(string RunId, int Trials);
 
-public sealed record RunSummary(string Id, string Experiment, DateTimeOffset CreatedAt, IReadOnlyList<TrialStatus> Trials);
+/// <param name="Attempts">Each trial's attempts (placements), oldest first.</param>
+public sealed record RunSummary(string Id, string Experiment, DateTimeOffset CreatedAt, IReadOnlyList<TrialStatus> Trials,
+    IReadOnlyDictionary<string, IReadOnlyList<AttemptRecord>>? Attempts = null);
 
 public sealed record ApiError(string Error);

@@ -115,7 +115,8 @@ public static class ApiServer
     }
 
     public static RunSummary Summary(RunRecord run) =>
-        new(run.Id, run.Manifest.Experiment, run.Manifest.CreatedAt, run.Trials.Select(t => t.ReadStatus()).ToList());
+        new(run.Id, run.Manifest.Experiment, run.Manifest.CreatedAt, run.Statuses(),
+            run.Trials.ToDictionary(t => t.Id, t => t.Attempts(), StringComparer.Ordinal));
 
     /// <summary>Errors quote what was sent (a run id, a key, U+0000) readably: no \u escapes for +, ' or &lt;.</summary>
     private static readonly JsonSerializerOptions ErrorJson = new(RunStore.Json) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };

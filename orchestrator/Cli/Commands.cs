@@ -270,6 +270,7 @@ public static class Commands
         }
         var run = store.Open(a.Single("run id"));
         AnsiConsole.Write(ProgressDisplay.Summary(run));
+        if (ProgressDisplay.Attempts(ProgressDisplay.AttemptsOf(run)) is { } attempts) AnsiConsole.Write(attempts);
         if (run.CancelRequested) Console.WriteLine("cancel requested");
         return 0;
     }

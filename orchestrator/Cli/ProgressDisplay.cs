@@ -187,4 +187,28 @@ public sealed class ProgressDisplay
         }
         return table;
     }
+
+    /// <summary>Every attempt of every trial: where it ran, which checkpoint it started from, how and why it ended.
+    /// Null when no trial was ever placed.</summary>
+    public static Table? Attempts(IEnumerable<(string Trial, AttemptRecord Attempt)> attempts)
+    {
+        var rows = attempts.ToList();
+        if (rows.Count == 0) return null;
+        var table = new Table().Border(TableBorder.Rounded).Title("attempts")
+            .AddColumns("trial", "#", "generation", "workers", "started", "from", "ended", "outcome", "why");
+        foreach (var (trial, a) in rows)
+            table.AddRow(new[]
+            {
+                trial, a.Number.ToString(CultureInfo.InvariantCulture), a.Generation.ToString(CultureInfo.InvariantCulture), string.Join(", ", a.Workers),
+                a.StartedAt.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture),
+                a.StartStep is null ? "-" : a.ResumedFrom ?? (a.StartStep == 0 ? "scratch" : $"step {a.StartStep}"),
+                a.EndedAt?.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture) ?? "-",
+                a.Outcome ?? "running", a.Reason ?? "",
+            }.Select(Markup.Escape).ToArray());
+        return table;
+    }
+
+    /// <summary>The attempts of a run's trials, in trial order.</summary>
+    public static IEnumerable<(string Trial, AttemptRecord Attempt)> AttemptsOf(RunRecord run) =>
+        run.Trials.SelectMany(t => t.Attempts().Select(a => (t.Id, a)));
 }

@@ -81,7 +81,14 @@ public static class RemoteCluster
         using var client = new ApiClient(address, token);
         var runs = runId is null ? await client.RunsAsync() : [await client.RunAsync(runId)];
         if (runs.Count == 0) Console.WriteLine($"no runs on {address}");
-        foreach (var run in runs) AnsiConsole.Write(Table(run));
+        foreach (var run in runs)
+        {
+            AnsiConsole.Write(Table(run));
+            // One run asked for: where each trial ran and why each attempt ended.
+            if (runId is null || run.Attempts is not { } attempts) continue;
+            var rows = run.Trials.SelectMany(t => (attempts.GetValueOrDefault(t.TrialId) ?? []).Select(a => (t.TrialId, a)));
+            if (ProgressDisplay.Attempts(rows) is { } table) AnsiConsole.Write(table);
+        }
         return 0;
     }
 

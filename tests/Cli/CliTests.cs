@@ -56,6 +56,7 @@ public class CliTests
         var status = await CliProcess.RunAsync(_dir.Path, "status", "latest");
         Assert.That(status.ExitCode, Is.EqualTo(0), status.Output);
         Assert.That(status.Stdout, Does.Contain("completed"));
+        Assert.That(status.Stdout, Does.Contain("attempts").And.Contain("scratch"), "status lists each trial's attempt and where it started");
         var logs = await CliProcess.RunAsync(_dir.Path, "logs", "latest", "--trial", "t001");
         Assert.That(logs.Stdout.Split('\n').Count(l => l.Contains("\"type\":\"step\"")), Is.EqualTo(4));
     }

@@ -36,6 +36,8 @@ public class ChaosTests
         var events = Lines(runs).Select(l => JsonDocument.Parse(l).RootElement).ToList();
         var starts = events.Where(e => e.GetProperty("type").GetString() == "start").ToList();
         var attempts = RunState.Attempts(runs, "chaos-t000");
+        var shown = await CliProcess.RunAsync(dir.Path, "status", Path.GetFileName(Directory.GetDirectories(runs).Single()), "--cluster", cluster.Api,
+            "--token-file", cluster.TokenFile);
         Assert.Multiple(() =>
         {
             Assert.That(survivor.Output, Does.Contain("trial chaos-t000 (generation 2)"), "the trial moved to the surviving worker");
@@ -46,6 +48,7 @@ public class ChaosTests
             Assert.That(attempts.Select(a => a.Outcome), Is.EqualTo(new[] { "failed", "completed" }));
             Assert.That(attempts[0].Reason, Does.Contain("was lost").And.Contain("generation 2"));
             Assert.That(attempts[1].Generation, Is.EqualTo(2));
+            Assert.That(shown.Stdout, Does.Contain("attempts").And.Contain("was lost"), "status over the API shows why the first attempt ended");
             Assert.That(attempts[1].ResumedFrom, Does.StartWith("step-"));
             Assert.That(attempts[1].Workers, Is.EqualTo(new[] { System.Text.RegularExpressions.Regex.Match(survivor.Output, @"worker (\S+): joined").Groups[1].Value }));
         });
