@@ -96,6 +96,19 @@ public class StateWriterTests(string backend)
     }
 
     [Test]
+    public void Flush_OnlyEvents_ReturnsAfterTheyCommit()
+    {
+        var (store, writer) = NewWriter();
+        // Events alone leave no pending status behind: Flush must still wait for the batch in flight, not only the queue.
+        for (var round = 0; round < 10; round++)
+        {
+            for (var i = 0; i < 300; i++) writer.Write(Event("t0", round * 300 + i));
+            writer.Flush();
+            Assert.That(store.ReadEvents("r", "t0"), Has.Count.EqualTo((round + 1) * 300), $"round {round}");
+        }
+    }
+
+    [Test]
     public void PendingStatus_BeforeCommit_IsTheLatest_AndNullAfter()
     {
         var (store, writer) = NewWriter();
