@@ -471,13 +471,17 @@ public class RunStateStoreContractTests(string backend)
         Assert.That(postgres.Target, Is.EqualTo(uri));
         Assert.That(postgres.ToString(), Is.EqualTo("postgres://user:***@db.example:5433/runs?sslmode=disable"));
         Assert.That(StateLocation.Redacted(uri), Does.Not.Contain("s3cr3t-pw").And.Contain("db.example:5433/runs"));
+        // Characters a URI would escape: the password is hidden as written, not only in its escaped form.
+        Assert.That(StateLocation.Parse("postgres://user:s3cr3t pw%@db.example/runs").ToString(), Does.Not.Contain("s3cr3t"));
+        Assert.That(StateLocation.Redacted("postgres://user:s3cr3t-pw@db.example:notaport/runs"), Is.EqualTo("postgres://user:***@db.example:notaport/runs"));
         Assert.That(StateLocation.Parse("postgresql://u@h/d").Backend, Is.EqualTo(StateBackend.Postgres));
 
         foreach (var bad in new[]
                  {
                      "sqlite:", "postgres://user:s3cr3t-pw@db.example:5433", "postgres://user:s3cr3t-pw@db.example:5433/",
                      "postgres://user:s3cr3t-pw@db.example/a/b", "http://user:s3cr3t-pw@db.example/runs", "postgres://user:s3cr3t-pw@db.example/runs?nonsense=1",
-                     "state.db", "",
+                     "postgres://user:s3cr3t-pw@db.example:notaport/runs",
+                     "postgres://user:s3cr3t-pw@/runs", "state.db", "",
                  })
         {
             var error = Assert.Throws<ArgumentException>(() => StateLocation.Parse(bad), bad);
@@ -497,5 +501,19 @@ public class PostgresStoreDownTests
         var error = Assert.Throws<RunStateStoreException>(() => SqlRunStateStore.Open(down));
         Assert.That(clock.Elapsed, Is.LessThan(TimeSpan.FromSeconds(15)));
         Assert.That(error!.Message, Does.Contain("127.0.0.1").And.Not.Contain(":pw@"));
+    }
+}
+
+/// <summary>SQLite only: a file that cannot be created is refused like a server that is down.</summary>
+public class SqliteStoreUnreachableTests
+{
+    [Test]
+    public void Open_FolderCannotBeCreated_ThrowsRunStateStoreException()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.Combine("a-file"), "");
+        var location = StateLocation.Parse("sqlite:" + dir.Combine("a-file", "state.db"));
+        var error = Assert.Throws<RunStateStoreException>(() => SqlRunStateStore.Open(location));
+        Assert.That(error!.Message, Does.Contain(dir.Combine("a-file", "state.db")));
     }
 }
