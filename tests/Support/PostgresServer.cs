@@ -179,16 +179,20 @@ public sealed class PostgresServer : IDisposable
     }
 
     /// <summary>The folder holding initdb, pg_ctl and postgres: $PATH first, then Debian's /usr/lib/postgresql/VERSION/bin (newest).</summary>
-    private static string FindBinaries()
+    private static string FindBinaries() => FindBinaries(Environment.GetEnvironmentVariable("PATH") ?? "", "/usr/lib/postgresql");
+
+    /// <summary><see cref="FindBinaries()"/> over a given search path and Debian root (tested on made-up layouts).</summary>
+    internal static string FindBinaries(string searchPath, string debianRoot)
     {
         static bool Complete(string dir) => new[] { "initdb", "pg_ctl", "postgres" }.All(tool => File.Exists(Path.Combine(dir, tool)));
-        var onPath = (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(Complete);
+        static Version? ParseVersion(string name) => Version.TryParse(name.Contains('.') ? name : name + ".0", out var v) ? v : null;
+        var onPath = searchPath.Split(':', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(Complete);
         if (onPath is not null) return onPath;
-        const string debian = "/usr/lib/postgresql";
-        var versioned = Directory.Exists(debian)
-            ? Directory.GetDirectories(debian)
-                .Select(dir => (Dir: Path.Combine(dir, "bin"), Version: int.TryParse(Path.GetFileName(dir), out var v) ? v : -1))
-                .Where(d => d.Version >= 0 && Complete(d.Dir)).OrderByDescending(d => d.Version).Select(d => d.Dir).FirstOrDefault()
+        // By version number: 15 is newer than 9.6.
+        var versioned = Directory.Exists(debianRoot)
+            ? Directory.GetDirectories(debianRoot)
+                .Select(dir => (Dir: Path.Combine(dir, "bin"), Version: ParseVersion(Path.GetFileName(dir))))
+                .Where(d => d.Version is not null && Complete(d.Dir)).OrderByDescending(d => d.Version).Select(d => d.Dir).FirstOrDefault()
             : null;
         return versioned ?? throw new InvalidOperationException(
             "the PostgreSQL tests need a PostgreSQL server (initdb, pg_ctl, postgres on PATH or under /usr/lib/postgresql/*/bin): " +
