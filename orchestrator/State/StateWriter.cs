@@ -19,6 +19,7 @@ public sealed class StateWriter : IDisposable
     private readonly Dictionary<(string, string), TrialStatus> _inFlightStatus = [];
     private Thread? _thread;
     private bool _stopping;
+    private bool _applying;
     private int _failures;
 
     public StateWriter(IRunStateStore store) => _store = store;
@@ -56,7 +57,8 @@ public sealed class StateWriter : IDisposable
                 throw new TimeoutException($"run-state store {_store.Description}: queued changes did not commit ({LastError ?? "still writing"})");
             lock (_gate)
             {
-                if (_queued.Count == 0 && _queuedStatus.Count == 0 && _inFlightStatus.Count == 0) return;
+                // A batch of events alone leaves nothing queued while it commits: wait for it too.
+                if (_queued.Count == 0 && _queuedStatus.Count == 0 && _inFlightStatus.Count == 0 && !_applying) return;
                 _thread ??= StartThread();
             }
             _wake.Release();
@@ -91,6 +93,7 @@ public sealed class StateWriter : IDisposable
                 batch = _queued;
                 _queued = [];
                 batch.AddRange(_inFlightStatus.Select(kv => new WriteStatus(kv.Key.Item1, kv.Value)));
+                _applying = true;
             }
             try
             {
@@ -102,6 +105,7 @@ public sealed class StateWriter : IDisposable
                     foreach (var write in batch.OfType<WriteStatus>())
                         if (_inFlightStatus.TryGetValue((write.RunId, write.TrialId), out var current) && ReferenceEquals(current, write.Status))
                             _inFlightStatus.Remove((write.RunId, write.TrialId));
+                    _applying = false;
                 }
             }
             catch (Exception e) when (e is not OutOfMemoryException)
@@ -115,6 +119,7 @@ public sealed class StateWriter : IDisposable
                     var writes = batch.Where(w => w is not WriteStatus).ToList();
                     writes.AddRange(_queued);
                     _queued = writes;
+                    _applying = false;
                 }
             }
         }
