@@ -54,7 +54,8 @@ public sealed class ApiClient : IDisposable
 
     public Task<RunSummary> CancelAsync(string id) => SendAsync<RunSummary>(HttpMethod.Post, $"/api/runs/{Uri.EscapeDataString(id)}/cancel", null);
 
-    public Task<RunSummary> ResumeAsync(string id) => SendAsync<RunSummary>(HttpMethod.Post, $"/api/runs/{Uri.EscapeDataString(id)}/resume", null);
+    public Task<RunSummary> ResumeAsync(string id, ResumeRequest? request = null) =>
+        SendAsync<RunSummary>(HttpMethod.Post, $"/api/runs/{Uri.EscapeDataString(id)}/resume", request);
 
     private async Task<T> SendAsync<T>(HttpMethod method, string path, object? body)
     {

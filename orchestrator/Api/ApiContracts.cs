@@ -15,3 +15,7 @@ public sealed record RunSummary(string Id, string Experiment, DateTimeOffset Cre
     IReadOnlyDictionary<string, IReadOnlyList<AttemptRecord>>? Attempts = null);
 
 public sealed record ApiError(string Error);
+
+/// <summary>POST /api/runs/ID/resume (the body is optional): only one trial, and KEY=VALUE changes to the trials' specs
+/// (validated like the file), e.g. <c>train.steps=2000</c>.</summary>
+public sealed record ResumeRequest(string? Trial = null, IReadOnlyList<string>? Set = null);

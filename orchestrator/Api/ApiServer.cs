@@ -102,10 +102,28 @@ public static class ApiServer
             coordinator.Manager.Tell(new CancelRun(run.Id));
             return Results.Ok(Summary(run));
         }));
-        app.MapPost("/api/runs/{id}/resume", (string id) => WithRun(store, id, allowPrefix: true, run =>
+        app.MapPost("/api/runs/{id}/resume", (string id, ResumeRequest? request) => WithRun(store, id, allowPrefix: true, run =>
         {
+            IReadOnlyList<TrialRecord> targets;
+            try
+            {
+                targets = run.PrepareResume(request?.Trial, request?.Set ?? []);
+            }
+            catch (Exception e) when (e is ArgumentException or SpecException)
+            {
+                return Error(StatusCodes.Status400BadRequest, e.Message);
+            }
             if (run.CancelRequested) run.ClearCancel();
-            coordinator.Manager.Tell(new SubmitRun(run.Id));
+            // Answer once the coordinator has queued the trials (their statuses say pending by then), so a follower never
+            // reads the previous attempt's cancelled or failed outcome as this resume's.
+            try
+            {
+                coordinator.Manager.Ask<RunAccepted>(new SubmitRun(run.Id, request?.Trial is null ? null : targets[0].Id), TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+            }
+            catch (Exception e) when (e is Akka.Actor.AskTimeoutException or ArgumentException)
+            {
+                return Error(StatusCodes.Status503ServiceUnavailable, $"the coordinator did not take run {run.Id}: {e.Message}");
+            }
             return Results.Ok(Summary(run));
         }));
         if (dashboard is not null) Dashboard.DashboardRoutes.Map(app, dashboard);

@@ -10,6 +10,7 @@ public sealed class ArgReader
 {
     private readonly List<string> _positional = new();
     private readonly Dictionary<string, string?> _options = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _every = new(StringComparer.Ordinal);
     private readonly string? _environmentPrefix;
     private readonly IReadOnlySet<string> _valueOptions;
     private readonly IReadOnlySet<string> _flags;
@@ -49,6 +50,7 @@ public sealed class ArgReader
                     inlineValue = e.Current;
                 }
                 _options[name] = inlineValue;
+                (_every.TryGetValue(name, out var list) ? list : _every[name] = []).Add(inlineValue);
             }
             else
             {
@@ -86,6 +88,9 @@ public sealed class ArgReader
         return _valueOptions.Contains(name) && VariableFor(name) is { } variable && Environment.GetEnvironmentVariable(variable) is { Length: > 0 } fromEnvironment
             ? fromEnvironment : null;
     }
+
+    /// <summary>Every value an option repeated on the command line was given, in order (<c>--set a=1 --set b=2</c>).</summary>
+    public IReadOnlyList<string> Values(string name) => _every.TryGetValue(name, out var values) ? values : [];
 
     public string Required(string name) =>
         Value(name) ?? throw new UsageException($"missing --{name}{(VariableFor(name) is { } variable ? $" (or {variable})" : "")}");

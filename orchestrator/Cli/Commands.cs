@@ -23,8 +23,10 @@ public static class Commands
           status [RUN] [--runs DIR | --cluster HOST:PORT]   list runs, or one run's trials
           logs RUN [--trial ID] [--runs DIR]    print a run's metrics log (all trials, or one)
           cancel RUN [--runs DIR | --cluster HOST:PORT]     ask a running run to checkpoint and stop
-          resume RUN [--runs DIR | --cluster HOST:PORT]     continue unfinished trials from their latest checkpoints
-          serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--secret S] [--storage URI]
+          resume RUN [--trial ID] [--steps N] [--set KEY=VALUE]... [--runs DIR | --cluster HOST:PORT]
+                                                continue unfinished trials (or one) from their latest checkpoints,
+                                                optionally with changed settings (validated like the file)
+          serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--state URI] [--secret S] [--storage URI]
                 [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read] [--dashboard-port D]
                 [--tls-cert FILE --tls-key FILE --tls-ca FILE]
                                                 a long-lived cluster seed, coordinator, HTTP API and dashboard
@@ -41,6 +43,8 @@ public static class Commands
 
         --cluster calls send the API token from --token-file, else $ORCHESTRATOR_API_TOKEN, else RUNS/.api-token.
         RUN is a run id, a unique prefix of one, or 'latest'. Runs live under --runs, else $ORCHESTRATOR_RUNS, else ./runs.
+        --state URI: where run state is kept (every command that reads runs takes it): sqlite:PATH (default
+        sqlite:RUNS/state.db) or postgres://USER[:PASSWORD]@HOST:PORT/DATABASE; else $ORCHESTRATOR_STATE.
         --storage URI: where checkpoints go (a folder, file:///path or azure://ACCOUNT/container/prefix; each run gets
         its own folder below it); by default the run folder. Credentials come from the workers' environment
         (TRAINING_STORAGE_<ACCOUNT>_CONNECTION_STRING, ..._SAS, ..._ENDPOINT; see docs/operations.md).
@@ -79,7 +83,7 @@ public static class Commands
                     new HashSet<string> { "public-read" }, environmentPrefix: "ORCHESTRATOR_")),
                 "dashboard" => await Dashboard.DashboardCommand.RunAsync(new ArgReader(rest, new HashSet<string> { "runs", "state", "port", "host", "token-file" })),
                 "cancel" => Cancel(new ArgReader(rest, RunsOption)),
-                "resume" => await ResumeAsync(new ArgReader(rest, RunsOption)),
+                "resume" => await ResumeAsync(new ArgReader(rest, new HashSet<string>(RunsOption) { "trial", "steps", "set" })),
                 "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
                     new HashSet<string> { "from", "out", "rows-per-shard", "format", "eval-fraction", "seed" })),
                 "data" when args.Length > 1 && args[1] == "synth-task" => DataSynthTask(new ArgReader(args.Skip(2),
@@ -187,21 +191,43 @@ public static class Commands
         return await ExecuteAsync(run);
     }
 
+    /// <summary><c>--steps N</c> and every <c>--set KEY=VALUE</c> of a resume, as KEY=VALUE settings.</summary>
+    private static List<string> ResumeSettings(ArgReader a)
+    {
+        var settings = new List<string>();
+        if (a.Value("steps") is not null) settings.Add($"train.steps={a.Int("steps", 0, min: 1)}");
+        settings.AddRange(a.Values("set"));
+        return settings;
+    }
+
     private static async Task<int> ResumeAsync(ArgReader a)
     {
-        if (a.Value("cluster") is { } address) return await RemoteCluster.ResumeAsync(address, ClusterToken(a), a.Single("run id"));
+        var settings = ResumeSettings(a);
+        if (a.Value("cluster") is { } address)
+            return await RemoteCluster.ResumeAsync(address, ClusterToken(a), a.Single("run id"), new ResumeRequest(a.Value("trial"), settings));
         using var store = Store(a);
         var run = store.Open(a.Single("run id"));
+        IReadOnlyList<TrialRecord> targets;
+        try
+        {
+            targets = run.PrepareResume(a.Value("trial"), settings);
+        }
+        catch (SpecException e)
+        {
+            // A setting came from the command line, not from a place in the file: say so, without the file:line form.
+            throw new ArgumentException("resume: " + string.Join("; ", e.Errors.Select(x => $"{x.Key}: {x.Message}")), e);
+        }
         if (run.CancelRequested) run.ClearCancel();
-        var unfinished = run.Trials.Count(t => t.ReadStatus().State != TrialState.Completed);
-        Console.WriteLine($"run {run.Id}: resuming {unfinished} unfinished trial(s)");
-        return await ExecuteAsync(run);
+        Console.WriteLine($"run {run.Id}: resuming {targets.Count} unfinished trial(s)" +
+                          (settings.Count == 0 ? "" : $" with {string.Join(", ", settings)}"));
+        return await ExecuteAsync(run, a.Value("trial") is null ? null : targets[0].Id);
     }
 
     /// <summary>Runs a run's unfinished trials on a local cluster (coordinator here, worker processes beside it).</summary>
-    private static async Task<int> ExecuteAsync(RunRecord run)
+    /// <param name="onlyTrial">Run only this trial (a resume of one trial).</param>
+    private static async Task<int> ExecuteAsync(RunRecord run, string? onlyTrial = null)
     {
-        var pending = run.Trials.Where(t => t.ReadStatus().State != TrialState.Completed).ToList();
+        var pending = run.Trials.Where(t => (onlyTrial is null || t.Id == onlyTrial) && t.ReadStatus().State != TrialState.Completed).ToList();
         var display = new ProgressDisplay(run.Trials.Select(t => t.Id));
         using var cancel = new CancellationTokenSource();
         // Ctrl+C checkpoints and stops the trials; a second Ctrl+C is left to kill the process.
@@ -227,7 +253,7 @@ public static class Commands
                 await using var cluster = await LocalCluster.StartAsync(run.Store, workers, threads, Path.Combine(run.Dir, "workers"), teachers);
                 await display.ShowWhileAsync(async () =>
                 {
-                    await cluster.RunAsync(run, display.Observe, cancel.Token);
+                    await cluster.RunAsync(run, display.Observe, cancel.Token, onlyTrial);
                     return 0;
                 });
             }

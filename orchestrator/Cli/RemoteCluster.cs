@@ -18,11 +18,11 @@ public static class RemoteCluster
         return await FollowAsync(client, accepted.RunId);
     }
 
-    public static async Task<int> ResumeAsync(string address, string? token, string runId)
+    public static async Task<int> ResumeAsync(string address, string? token, string runId, ResumeRequest? request = null)
     {
         using var client = new ApiClient(address, token);
-        var run = await client.ResumeAsync(runId);
-        Console.WriteLine($"run {run.Id}: resuming on {address}");
+        var run = await client.ResumeAsync(runId, request);
+        Console.WriteLine($"run {run.Id}: resuming on {address}" + (request?.Set is { Count: > 0 } set ? $" with {string.Join(", ", set)}" : ""));
         return await FollowAsync(client, run.Id);
     }
 
@@ -66,10 +66,10 @@ public static class RemoteCluster
                 lastStep[t.TrialId] = t.Step;
                 Console.WriteLine($"[{t.TrialId}] {t.State.ToString().ToLowerInvariant()} step {t.Step}/{t.TotalSteps} loss {t.Loss?.ToString("F4") ?? "-"} eval {t.EvalLoss?.ToString("F4") ?? "-"}");
             }
-            if (run.Trials.All(t => t.State is TrialState.Completed or TrialState.Failed or TrialState.Cancelled))
+            if (run.Trials.All(t => t.State is TrialState.Completed or TrialState.Failed or TrialState.Cancelled or TrialState.Skipped))
             {
                 AnsiConsole.Write(Table(run));
-                if (run.Trials.Any(t => t.State == TrialState.Failed)) return 1;
+                if (run.Trials.Any(t => t.State is TrialState.Failed or TrialState.Skipped)) return 1;
                 return run.Trials.Any(t => t.State == TrialState.Cancelled) ? 130 : 0;
             }
             await Task.Delay(1000);

@@ -61,16 +61,17 @@ public sealed class CoordinatorHost : IAsyncDisposable
 
     /// <summary>
     /// Submits a run and waits until all its trials have finished, relaying their events to
-    /// <paramref name="observe"/>. Cancelling (Ctrl+C, or the run's cancel marker) asks the trials to checkpoint and
+    /// <paramref name="observe"/>. Cancelling (Ctrl+C, or a cancel request recorded for the run) asks the trials to checkpoint and
     /// stop. <paramref name="problem"/> is polled: a non-null answer aborts the wait with that message.
     /// </summary>
-    public async Task RunAsync(RunRecord run, Action<TrainingEvent> observe, CancellationToken cancel, Func<string?>? problem = null)
+    /// <param name="onlyTrial">Run only this trial of the run (a resume of one trial).</param>
+    public async Task RunAsync(RunRecord run, Action<TrainingEvent> observe, CancellationToken cancel, Func<string?>? problem = null, string? onlyTrial = null)
     {
         var finished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var listener = System.ActorOf(Props.Create(() => new RunListener(run.Id, observe, finished)));
         try
         {
-            var accepted = await Manager.Ask<RunAccepted>(new SubmitRun(run.Id), TimeSpan.FromSeconds(30));
+            var accepted = await Manager.Ask<RunAccepted>(new SubmitRun(run.Id, onlyTrial), TimeSpan.FromSeconds(30));
             if (accepted.Trials == 0) return;
             var cancelSent = false;
             while (!finished.Task.IsCompleted)

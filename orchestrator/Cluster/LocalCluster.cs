@@ -64,10 +64,10 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>Runs a run folder's unfinished trials on this cluster; see <see cref="CoordinatorHost.RunAsync"/>.</summary>
-    public Task RunAsync(RunRecord run, Action<TrainingEvent> observe, CancellationToken cancel) =>
+    public Task RunAsync(RunRecord run, Action<TrainingEvent> observe, CancellationToken cancel, string? onlyTrial = null) =>
         _coordinator.RunAsync(run, observe, cancel, () => _workers.All(w => w.HasExited)
             ? $"every worker process exited; see the logs in {Path.Combine(run.Dir, "workers")}"
-            : null);
+            : null, onlyTrial);
 
     public async ValueTask DisposeAsync()
     {

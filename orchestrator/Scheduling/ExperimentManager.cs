@@ -60,6 +60,9 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         public byte[]? NcclUniqueId { get; set; }
         public Dictionary<int, RankFinished> Finished { get; } = new();
 
+        /// <summary>Asked to stop at its next step so it can continue on more workers (elastic, below resources.workers).</summary>
+        public int? GrowingTo { get; set; }
+
         /// <summary>The first rank to fail in this generation: its failure decides whether the trial restarts.</summary>
         public RankFinished? FirstFailure { get; set; }
         public bool Cancelled { get; set; }
@@ -159,14 +162,14 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
 
     /// <summary>Queues the trials of <paramref name="run"/> whose recorded state passes <paramref name="wanted"/> and
     /// that are not already queued or running; returns how many.</summary>
-    private int Enqueue(RunRecord run, Func<TrialState, bool> wanted)
+    private int Enqueue(RunRecord run, Func<TrialState, bool> wanted, string? onlyTrial = null)
     {
         _runs[run.Id] = run;
         var added = 0;
         var statuses = run.Statuses();
         foreach (var (trial, status) in run.Trials.Zip(statuses))
         {
-            if (!wanted(status.State) || _running.ContainsKey(trial.Id) || _backingOff.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
+            if ((onlyTrial is not null && trial.Id != onlyTrial) || !wanted(status.State) || _running.ContainsKey(trial.Id) || _backingOff.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
             var (spec, specYaml) = trial.LoadSpec();
             // Queued again (resume, recovery): say so at once, so a follower never reads the previous attempt's outcome.
             if (status.State != TrialState.Pending) trial.WriteStatus(status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
@@ -204,7 +207,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         try
         {
             run = _store.FindExact(m.RunId);
-            added = run is null ? 0 : Enqueue(run, s => s != TrialState.Completed);
+            added = run is null ? 0 : Enqueue(run, s => s != TrialState.Completed, m.TrialId);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Text.Json.JsonException or InvalidDataException
                                        or ArgumentException or SpecException or InvalidOperationException or System.Data.Common.DbException)
@@ -261,6 +264,38 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         }
         foreach (var running in _running.Values.Where(p => p.Teachers.Count < p.Spec.Resources.Teachers).ToList())
             PlaceTeachers(running);
+        GrowElasticTrials();
+    }
+
+    /// <summary>
+    /// An elastic trial running on fewer ranks than resources.workers, while no queued trial waits for workers, grows
+    /// back: its ranks stop at their next step (voted in that step's all-reduce, rank 0 checkpoints it) and it continues
+    /// from there on the free workers too. Nothing is trained twice and it is not counted as a restart.
+    /// </summary>
+    private void GrowElasticTrials()
+    {
+        if (_queue.Any(StageReadyWithoutSideEffects)) return;
+        var free = FreeWorkers(ClusterHosting.TrainerRole).Count();
+        foreach (var placement in _running.Values.Where(p => p.GrowingTo is null && !p.Cancelled && p.Ranks.Count < p.Spec.Resources.Workers
+                     && p.Endpoints.All(e => e is not null)).OrderBy(p => p.Trial.Id, StringComparer.Ordinal).ToList())
+        {
+            if (free == 0) return;
+            var to = Math.Min(placement.Spec.Resources.Workers, placement.Ranks.Count + free);
+            free -= to - placement.Ranks.Count;
+            placement.GrowingTo = to;
+            _log.Info("trial {0}: growing from {1} to {2} worker(s) at its next step", placement.Trial.Id, placement.Ranks.Count, to);
+            foreach (var rank in placement.Ranks)
+                rank.Ref.Tell(new StopRank(placement.Trial.Id, placement.Generation, Abort: false, $"growing to {to} workers"));
+        }
+    }
+
+    /// <summary>Whether a queued trial could be placed now (its stages are done), without skipping or resolving anything.</summary>
+    private bool StageReadyWithoutSideEffects(Placement placement)
+    {
+        var entry = placement.Run.Manifest.Trials.Single(t => t.Id == placement.Trial.Id);
+        if (entry.Stage is null || placement.Run.Manifest.Stages?.SingleOrDefault(s => s.Name == entry.Stage) is not { } stage) return true;
+        return stage.After.SelectMany(placement.Run.StageTrials).All(t => !_running.ContainsKey(t.Id) && !_queue.Any(q => q.Trial.Id == t.Id)
+            && placement.Run.Trial(t.Id).ReadStatus().State == TrialState.Completed);
     }
 
     private IEnumerable<Worker> FreeWorkers(string role) =>
@@ -467,6 +502,9 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         placement.Endpoints = new string?[workers.Count];
         placement.NcclUniqueId = null;
         placement.Finished.Clear();
+        placement.GrowingTo = null;
+        // A failure of an earlier generation (its group broke when a worker was lost) says nothing about this one.
+        placement.FirstFailure = null;
         _running[placement.Trial.Id] = placement;
         var entry = placement.Run.Manifest.Trials.Single(t => t.Id == placement.Trial.Id);
         for (var rank = 0; rank < workers.Count; rank++)
@@ -529,8 +567,11 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             // again from there on other workers (not counted as a restart: nothing failed).
             placement.Generation++;
             var at = placement.Finished.Values.Max(f => f.Step);
-            placement.Trial.EndAttempt("moved", at, $"a worker is leaving; continuing as generation {placement.Generation} from step {at}");
-            _log.Warning("trial {0}: its worker is leaving; continuing as generation {1} from step {2}", placement.Trial.Id, placement.Generation, at);
+            var why = placement.GrowingTo is { } to
+                ? $"growing from {placement.Ranks.Count} to {to} worker(s); continuing as generation {placement.Generation} from step {at}"
+                : $"a worker is leaving; continuing as generation {placement.Generation} from step {at}";
+            placement.Trial.EndAttempt(placement.GrowingTo is null ? "moved" : "grown", at, why);
+            _log.Warning("trial {0}: {1}", placement.Trial.Id, why);
             _queue.Insert(0, placement);
             Schedule();
             return;

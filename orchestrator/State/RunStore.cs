@@ -44,7 +44,7 @@ public sealed record RunManifest(string Id, string Experiment, string Source, Da
 /// </summary>
 public sealed class RunStore : IDisposable
 {
-    internal static readonly JsonSerializerOptions Json = new()
+    public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -52,7 +52,7 @@ public sealed class RunStore : IDisposable
     };
 
     /// <summary>One JSON object per line: the metrics log's events.</summary>
-    internal static readonly JsonSerializerOptions JsonLine = new(Json) { WriteIndented = false };
+    public static readonly JsonSerializerOptions JsonLine = new(Json) { WriteIndented = false };
 
     private readonly Lazy<IRunStateStore> _db;
     private readonly Lazy<StateWriter> _writer;
@@ -213,6 +213,40 @@ public sealed class RunRecord
             ?? throw new InvalidDataException($"run {Id}: trial {t.Id} has no status in {Store.State}")).ToList();
     }
 
+    /// <summary>
+    /// Prepares a resume: the trials it continues (every one not completed, or only <paramref name="trialId"/>: its id or
+    /// the end of it), with <c>KEY=VALUE</c> changes (<paramref name="settings"/>) written into their specs once every
+    /// one of them validates, so a bad value changes nothing.
+    /// </summary>
+    /// <exception cref="ArgumentException">No such trial, nothing to resume, or a setting without '='.</exception>
+    /// <exception cref="SpecException">A setting names an unknown or fixed key, or gives a bad value.</exception>
+    public IReadOnlyList<TrialRecord> PrepareResume(string? trialId, IReadOnlyList<string> settings)
+    {
+        var overrides = settings.Select(text => text.IndexOf('=') is var eq and > 0
+            ? (text[..eq].Trim(), text[(eq + 1)..].Trim())
+            : throw new ArgumentException($"--set '{text}': expected KEY=VALUE, for example train.steps=2000")).ToList();
+        var trials = Trials.Zip(Statuses()).ToList();
+        List<TrialRecord> targets;
+        if (trialId is null)
+        {
+            targets = trials.Where(t => t.Second.State != TrialState.Completed).Select(t => t.First).ToList();
+            if (targets.Count == 0) throw new ArgumentException($"run {Id} has no unfinished trial to resume");
+        }
+        else
+        {
+            var matches = trials.Where(t => t.First.Id == trialId || t.First.Id.EndsWith(trialId, StringComparison.Ordinal)).ToList();
+            if (matches.Count != 1)
+                throw new ArgumentException($"run {Id} has {(matches.Count == 0 ? "no" : "several")} trial(s) '{trialId}'; trials: {string.Join(", ", trials.Select(t => t.First.Id))}");
+            if (matches[0].Second.State == TrialState.Completed) throw new ArgumentException($"trial {matches[0].First.Id} has completed; there is nothing to resume");
+            targets = [matches[0].First];
+        }
+        if (overrides.Count == 0) return targets;
+        // Every trial's change is checked before any is written.
+        foreach (var trial in targets) ExperimentLoader.ParseStoredTrial(File.ReadAllText(trial.SpecPath), trial.SpecPath, overrides, "--set");
+        foreach (var trial in targets) trial.ApplyOverrides(overrides, "--set");
+        return targets;
+    }
+
     /// <summary>The trial entries of one stage, in index order.</summary>
     public IReadOnlyList<TrialEntry> StageTrials(string stage) => Manifest.Trials.Where(t => t.Stage == stage).OrderBy(t => t.Index).ToList();
 }
@@ -255,6 +289,23 @@ public sealed class TrialRecord(RunRecord run, string id)
     {
         var yaml = File.ReadAllText(SpecPath);
         return (ExperimentLoader.ParseStoredTrial(yaml, SpecPath), yaml);
+    }
+
+    /// <summary>Changes the trial's stored spec with <c>KEY=VALUE</c> overrides (resume), validated like the file; the
+    /// status takes the new step count. Returns the new spec.</summary>
+    /// <exception cref="SpecException">An override names an unknown or fixed key, or gives a bad value.</exception>
+    public ExperimentSpec ApplyOverrides(IReadOnlyList<(string Key, string Value)> overrides, string origin)
+    {
+        lock (Store.StatusGate)
+        {
+            var (_, yaml) = LoadSpec();
+            var changed = ExperimentLoader.ParseStoredTrial(yaml, SpecPath, overrides, origin);
+            var temporary = SpecPath + ".tmp";
+            File.WriteAllText(temporary, SpecWriter.ToYaml(changed));
+            File.Move(temporary, SpecPath, overwrite: true);
+            WriteStatus(ReadStatus() with { TotalSteps = changed.Train.Steps, UpdatedAt = DateTimeOffset.UtcNow });
+            return changed;
+        }
     }
 
     /// <summary>Records that the trial does not run because a stage before it did not complete: an event and the

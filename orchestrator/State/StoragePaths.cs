@@ -3,7 +3,7 @@ using Training.Shared.Spec;
 namespace Training.Orchestrator.State;
 
 /// <summary>
-/// The one place that turns names from outside (an API request, a run.json, a command line) into storage paths:
+/// The one place that turns names from outside (an API request, the run-state store, a command line) into storage paths:
 /// names must match the experiment-name pattern, and every resolved path must stay under its root.
 /// </summary>
 public static class StoragePaths

@@ -39,8 +39,9 @@ public sealed record RankEvent(string TrialId, int Generation, int Rank, string 
 /// trial is worth restarting from its checkpoint; false for one that will (bad data, a bad spec).</param>
 public sealed record RankFinished(string TrialId, int Generation, int Rank, TrialOutcome Outcome, long Step, string? Error, bool Retryable = false) : IClusterMessage;
 
-/// <summary>Ask the coordinator to run (or resume) the unfinished trials of a run in its run-state store.</summary>
-public sealed record SubmitRun(string RunId) : IClusterMessage;
+/// <summary>Ask the coordinator to run (or resume) the unfinished trials of a run in its run-state store (only
+/// <paramref name="TrialId"/> when given).</summary>
+public sealed record SubmitRun(string RunId, string? TrialId = null) : IClusterMessage;
 
 public sealed record RunAccepted(string RunId, int Trials) : IClusterMessage;
 

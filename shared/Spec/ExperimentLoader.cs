@@ -102,6 +102,41 @@ public static class ExperimentLoader
         return spec!;
     }
 
+    /// <summary>
+    /// A trial's stored spec.yaml with <c>KEY=VALUE</c> overrides on top (<c>orchestrator resume --set</c>), validated as
+    /// if the values were written in the file. A key must be one a sweep may vary; errors name it and say it came from
+    /// <paramref name="origin"/>.
+    /// </summary>
+    public static ExperimentSpec ParseStoredTrial(string yamlText, string sourceFile, IReadOnlyList<(string Key, string Value)> overrides, string origin)
+    {
+        var errors = new ErrorList(sourceFile);
+        var read = SourceReader.Read(yamlText, errors);
+        var document = read?.Document.AsStoredTrial();
+        foreach (var (key, _) in overrides)
+        {
+            switch (SpecSchema.Find(key))
+            {
+                case { Sweepable: true }:
+                    break;
+                case { }:
+                    errors.Add(SourcePosition.Unknown, key, $"{origin}: {key} cannot be changed on resume: it identifies the experiment or its data");
+                    break;
+                default:
+                    errors.Add(SourcePosition.Unknown, key, $"{origin}: unknown key \"{key}\"; nearest allowed keys: {string.Join(", ", Suggest.Closest(key, SpecSchema.SweepableKeys, 5))}");
+                    break;
+            }
+        }
+        if (document is not null && errors.Count == 0)
+        {
+            var changed = document.WithOverrides(overrides.Select(o => (o.Key, new SourceScalar(o.Value, false, SourcePosition.Unknown))));
+            var spec = SpecBinder.Bind(changed, sourceFile, errors);
+            errors.ThrowIfAny();
+            return spec!;
+        }
+        errors.ThrowIfAny();
+        throw new InvalidDataException($"{sourceFile}: cannot be read"); // unreachable: an unreadable file has errors
+    }
+
     /// <summary>The spec, and the documents whose data patterns must exist (the file, or each of its stages).</summary>
     private static (ExperimentSpec? Spec, IReadOnlyList<SourceDocument> Documents) ParseCore(string text, string sourceFile, ErrorList errors,
         bool storedTrial = false)

@@ -100,13 +100,31 @@ public class CliTests
         Assert.That(Status(run, "long-t000").GetProperty("state").GetString(), Is.EqualTo("cancelled"));
         Assert.That(stoppedAt, Is.LessThan(400));
 
-        var resumed = await CliProcess.RunAsync(_dir.Path, "resume", "latest");
+        // Changed settings are validated like the file: a bad one changes nothing and runs nothing.
+        var specBefore = File.ReadAllText(Path.Combine(run, "trials", "long-t000", "spec.yaml"));
+        var refused = await CliProcess.RunAsync(_dir.Path, "resume", "latest", "--set", "optimizer.lr=fast", "--set", "optimizer.lrr=1");
+        Assert.Multiple(() =>
+        {
+            Assert.That(refused.ExitCode, Is.EqualTo(2), refused.Output);
+            Assert.That(refused.Stderr, Does.Contain("optimizer.lrr").And.Contain("unknown key"), refused.Output);
+            Assert.That(File.ReadAllText(Path.Combine(run, "trials", "long-t000", "spec.yaml")), Is.EqualTo(specBefore));
+            Assert.That(Status(run, "long-t000").GetProperty("state").GetString(), Is.EqualTo("cancelled"));
+        });
+        var badValue = await CliProcess.RunAsync(_dir.Path, "resume", "latest", "--set", "optimizer.lr=fast");
+        Assert.That(badValue.ExitCode, Is.EqualTo(2), badValue.Output);
+        Assert.That(badValue.Stderr, Does.Contain("optimizer.lr"), badValue.Output);
+
+        // Continue with fewer steps than first planned: the trial ends at the new count.
+        var target = stoppedAt + 6;
+        var resumed = await CliProcess.RunAsync(_dir.Path, "resume", "latest", "--steps", target.ToString());
         Assert.Multiple(() =>
         {
             Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.Output);
-            Assert.That(resumed.Stdout, Does.Contain($"resumed from step-{stoppedAt:D8} at step {stoppedAt}/400"));
+            Assert.That(resumed.Stdout, Does.Contain($"with train.steps={target}"));
+            Assert.That(resumed.Stdout, Does.Contain($"resumed from step-{stoppedAt:D8} at step {stoppedAt}/{target}"));
             Assert.That(Status(run, "long-t000").GetProperty("state").GetString(), Is.EqualTo("completed"));
-            Assert.That(Status(run, "long-t000").GetProperty("step").GetInt64(), Is.EqualTo(400));
+            Assert.That(Status(run, "long-t000").GetProperty("step").GetInt64(), Is.EqualTo(target));
+            Assert.That(File.ReadAllText(Path.Combine(run, "trials", "long-t000", "spec.yaml")), Does.Contain($"steps: {target}"));
         });
     }
 

@@ -13,10 +13,14 @@ public class RecoveryTests
 {
     private const int Steps = 1500;
 
-    [Test]
-    public async Task ServeKilledMidRun_RestartedServeContinuesTheTrialWithoutResume_AndRecomputedStepsMatch()
+    /// <param name="backend">Where serve keeps run state: the default SQLite file, or a real PostgreSQL server (a shared
+    /// deployment), which outlives serve as it would in production.</param>
+    [TestCase("sqlite")]
+    [TestCase("postgres")]
+    public async Task ServeKilledMidRun_RestartedServeContinuesTheTrialWithoutResume_AndRecomputedStepsMatch(string backend)
     {
         using var dir = new TempDirectory();
+        using var postgres = backend == "postgres" ? PostgresServer.Start() : null;
         TestCorpus.Write(dir.Path);
         var path = dir.Combine("recover.yaml");
         // Slow enough (tens of ms a step) that the worker is still training when the cluster notices serve is gone.
@@ -24,7 +28,14 @@ public class RecoveryTests
             .Replace("checkpoint_every: 3", "checkpoint_every: 40").Replace("input_length: 32", "input_length: 128")
             .Replace("global_batch: 4", "global_batch: 16").Replace("micro_batch: 2", "micro_batch: 8"));
         var runs = dir.Combine("served");
-        await using var cluster = await ServedCluster.StartAsync(runs);
+        string[] stateArgs = [];
+        if (postgres is not null)
+        {
+            var state = postgres.Uri(postgres.CreateDatabase());
+            stateArgs = ["--state", state];
+            RunState.Use(runs, global::Training.Orchestrator.State.StateLocation.Parse(state));
+        }
+        await using var cluster = await ServedCluster.StartAsync(runs, extraArgs: stateArgs);
         var worker = await cluster.AddWorkerAsync();
         using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         var submitted = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(8));
@@ -55,6 +66,9 @@ public class RecoveryTests
             Assert.That(starts[1].GetProperty("step").GetInt64(), Is.InRange(stepsBeforeKill, Steps - 1), "continued mid-run, from no earlier than the last step recorded");
             Assert.That(finish.GetProperty("outcome").GetString(), Is.EqualTo("completed"), cluster.AllServeOutput);
             Assert.That(finish.GetProperty("step").GetInt64(), Is.EqualTo(Steps));
+            Assert.That(cluster.Serve.Output, Does.Contain(postgres is null ? "run state: sqlite:" : $"run state: postgres://postgres@127.0.0.1:{postgres.Port}/"));
+            // The attempt the kill cut short is closed when the restarted coordinator places the trial again.
+            Assert.That(RunState.Attempts(runs, "recover-t000").Select(a => a.Outcome), Is.EqualTo(new[] { "interrupted", "completed" }));
         });
 
         // The same experiment, uninterrupted, on the same cluster: every step recorded by the interrupted run (before

@@ -40,46 +40,87 @@ public class TrialRestartTests
     }
 
     /// <summary>The outcome rank 0 reports in generation <c>g</c> (1-based): failed or completed, and whether retryable.</summary>
-    private sealed record Outcome(TrialOutcome Result, bool Retryable, string? Error = null);
-
-    private sealed class ProtocolWorker : ReceiveActor
+    private sealed record Outcome(TrialOutcome Result, bool Retryable, string? Error = null)
     {
-        private readonly IActorRef _manager;
+        /// <summary>Keep training until the coordinator asks the rank to stop; then report a checkpointed stop.</summary>
+        public static readonly Outcome UntilStopped = new(TrialOutcome.Cancelled, false, "until stopped");
+    }
 
-        public ProtocolWorker(IActorRef manager, Func<int, Outcome> outcomeOf)
+    /// <summary>A worker that follows the protocol: registers, listens, and when training starts reports a start and the
+    /// outcome <c>outcomeOf(generation, rank)</c> gives; a null outcome makes it die instead (a lost worker).</summary>
+    private sealed class ProtocolWorker : ReceiveActor, IWithTimers
+    {
+        public ITimerScheduler Timers { get; set; } = null!;
+
+        private readonly IActorRef _manager;
+        private readonly string _id;
+        private int _rank;
+        private int _generation;
+
+        public ProtocolWorker(IActorRef manager, string id, Func<int, int, Outcome?> outcomeOf)
         {
             _manager = manager;
+            _id = id;
             Receive<WorkerRegistered>(_ => { });
-            Receive<AssignRank>(a => Sender.Tell(new RankListening(a.TrialId, a.Generation, a.Rank, "127.0.0.1", 1)));
+            Receive<AssignRank>(a =>
+            {
+                _rank = a.Rank;
+                Sender.Tell(new RankListening(a.TrialId, a.Generation, a.Rank, "127.0.0.1", 1));
+            });
             Receive<StartTraining>(start =>
             {
+                var outcome = outcomeOf(start.Generation, _rank);
+                if (outcome is null)
+                {
+                    // Dies a moment later, as a killed process is noticed after its peers' rings have failed.
+                    Timers.StartSingleTimer("die", PoisonPill.Instance, TimeSpan.FromMilliseconds(300));
+                    return;
+                }
                 var step = (start.Generation - 1) * 2L;
-                var started = new TrialStarted(start.TrialId, step, 6, 1000, step == 0 ? null : $"step-{step:D8}", null);
-                var (type, payload) = MessagePackAkkaSerializer.Pack(started);
-                Sender.Tell(new RankEvent(start.TrialId, start.Generation, 0, type, payload));
-                var outcome = outcomeOf(start.Generation);
-                Sender.Tell(new RankFinished(start.TrialId, start.Generation, 0, outcome.Result, outcome.Result == TrialOutcome.Completed ? 6 : step + 2,
+                _generation = start.Generation;
+                if (_rank == 0)
+                {
+                    var started = new TrialStarted(start.TrialId, step, 6, 1000, step == 0 ? null : $"step-{step:D8}", null);
+                    var (type, payload) = MessagePackAkkaSerializer.Pack(started);
+                    Sender.Tell(new RankEvent(start.TrialId, start.Generation, 0, type, payload));
+                }
+                if (ReferenceEquals(outcome, Outcome.UntilStopped)) return;
+                Sender.Tell(new RankFinished(start.TrialId, start.Generation, _rank, outcome.Result, outcome.Result == TrialOutcome.Completed ? 6 : step + 2,
                     outcome.Error, outcome.Retryable));
             });
+            // A stop (not an abort) is voted at the next step, which rank 0 checkpoints: every rank reports it stopped there.
+            Receive<StopRank>(stop => stop.Generation == _generation && !stop.Abort, stop =>
+                Sender.Tell(new RankFinished(stop.TrialId, stop.Generation, _rank, TrialOutcome.Cancelled, _generation * 2L, null)));
             ReceiveAny(_ => { });
         }
 
-        protected override void PreStart() => _manager.Tell(new RegisterWorker("protocol-worker", "127.0.0.1", ClusterHosting.TrainerRole, "cpu", 1));
+        protected override void PreStart() => _manager.Tell(new RegisterWorker(_id, "127.0.0.1", ClusterHosting.TrainerRole, "cpu", 1));
     }
 
-    private async Task<(RunRecord Run, TrialStatus Status, IReadOnlyList<AttemptRecord> Attempts)> RunAsync(Func<int, Outcome> outcomeOf, int? maxRestarts = null)
+    private Task<(RunRecord Run, TrialStatus Status, IReadOnlyList<AttemptRecord> Attempts)> RunAsync(Func<int, Outcome> outcomeOf, int? maxRestarts = null) =>
+        RunAsync((g, _) => outcomeOf(g), maxRestarts is { } n ? $"resources:\n  max_restarts: {n}" : null, workers: 1);
+
+    private async Task<(RunRecord Run, TrialStatus Status, IReadOnlyList<AttemptRecord> Attempts)> RunAsync(Func<int, int, Outcome?> outcomeOf,
+        string? resources, int workers, Func<IActorRef, Task>? whileRunning = null)
     {
         var path = _dir.Combine("restart.yaml");
         var yaml = TestCorpus.TinyExperiment(_dir.Path, "restart", steps: 6);
-        if (maxRestarts is { } n) yaml = yaml.Replace("  log_every: 1", $"  log_every: 1\nresources:\n  max_restarts: {n}");
+        if (resources is not null) yaml = yaml.Replace("  log_every: 1", "  log_every: 1\n" + resources);
         File.WriteAllText(path, yaml);
         var spec = ExperimentLoader.Load(path);
         var run = _store.Create(spec, TrialComponents.Expand(spec), yaml);
         var manager = _system.ActorOf(ExperimentManager.Props(_store));
-        _system.ActorOf(Props.Create(() => new ProtocolWorker(manager, outcomeOf)));
+        for (var w = 0; w < workers; w++)
+        {
+            var id = $"protocol-worker-{w}";
+            _system.ActorOf(Props.Create(() => new ProtocolWorker(manager, id, outcomeOf)));
+        }
+        // Every worker registers before the run is submitted, so the first placement sees all of them.
+        await Task.Delay(200);
         var accepted = await manager.Ask<RunAccepted>(new SubmitRun(run.Id), TimeSpan.FromSeconds(10));
         Assert.That(accepted.Trials, Is.EqualTo(1));
         var trial = run.Trial("restart-t000");
+        if (whileRunning is not null) await whileRunning(manager);
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (DateTime.UtcNow < deadline && trial.ReadStatus().State is TrialState.Pending or TrialState.Running) await Task.Delay(50);
         _store.Writer.Flush();
@@ -100,7 +141,7 @@ public class TrialRestartTests
             Assert.That(attempts[0].Reason, Does.Contain("rank 0 failed: CollectiveTimeoutException").And.Contain("generation 2").And.Contain("restart 1 of 3"));
             Assert.That(attempts[1].ResumedFrom, Is.EqualTo("step-00000002"), "the second attempt starts from the checkpoint");
             Assert.That(attempts[1].StartedAt - attempts[0].EndedAt!.Value, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(900)), "after the 1 s backoff");
-            Assert.That(attempts[1].Workers, Is.EqualTo(new[] { "protocol-worker" }));
+            Assert.That(attempts[1].Workers, Is.EqualTo(new[] { "protocol-worker-0" }));
         });
     }
 
@@ -127,6 +168,49 @@ public class TrialRestartTests
             Assert.That(status.State, Is.EqualTo(TrialState.Failed));
             Assert.That(status.Error, Does.Contain("storage did not answer").And.Contain("after 1 restart(s), resources.max_restarts 1"));
             Assert.That(attempts.Select(a => a.Outcome), Is.EqualTo(new[] { "failed", "failed" }));
+        });
+    }
+
+    [Test]
+    public async Task WorkerLostAfterItsPeerFailed_NextGenerationCompletes_WithoutAnotherRestart()
+    {
+        // Generation 1 on two workers: worker 1 dies, so rank 0's ring fails (retryable) and the lost worker restarts the
+        // trial on the survivor alone (min_workers 1). The survivor completes generation 2; the old generation's failure
+        // must not restart it again.
+        var (_, status, attempts) = await RunAsync((g, rank) => (g, rank) switch
+        {
+            (1, 1) => null,
+            (1, 0) => new Outcome(TrialOutcome.Failed, true, "CollectiveException: peer closed the connection"),
+            _ => new Outcome(TrialOutcome.Completed, false),
+        }, "resources:\n  workers: 2\n  min_workers: 1", workers: 2);
+        Assert.Multiple(() =>
+        {
+            Assert.That(status.State, Is.EqualTo(TrialState.Completed), status.Error);
+            Assert.That(attempts.Select(a => a.Outcome), Is.EqualTo(new[] { "failed", "completed" }));
+            Assert.That(attempts[0].Reason, Does.Contain("was lost"));
+            Assert.That(attempts[1].Workers, Has.Count.EqualTo(1));
+        });
+    }
+
+    [Test]
+    public async Task ElasticTrialOnFewerWorkers_GrowsBackWhenAWorkerJoins_FromTheStepItStoppedAt()
+    {
+        // workers: 2, min_workers: 1 and one worker: the trial starts 1-way. A second worker joins: the trial stops at its
+        // next step and continues 2-way as generation 2 (not a restart).
+        var (_, status, attempts) = await RunAsync((g, _) => g == 1 ? Outcome.UntilStopped : new Outcome(TrialOutcome.Completed, false),
+            "resources:\n  workers: 2\n  min_workers: 1\n  max_restarts: 0", workers: 1, whileRunning: async manager =>
+            {
+                await Task.Delay(300);
+                _system.ActorOf(Props.Create(() => new ProtocolWorker(manager, "late-worker", (g, _) => new Outcome(TrialOutcome.Completed, false))));
+            });
+        Assert.Multiple(() =>
+        {
+            Assert.That(status.State, Is.EqualTo(TrialState.Completed), status.Error);
+            Assert.That(attempts.Select(a => a.Outcome), Is.EqualTo(new[] { "grown", "completed" }));
+            Assert.That(attempts[0].Workers, Has.Count.EqualTo(1));
+            Assert.That(attempts[0].Reason, Does.Contain("growing from 1 to 2 worker(s)"));
+            Assert.That(attempts[1].Workers, Is.EquivalentTo(new[] { "protocol-worker-0", "late-worker" }));
+            Assert.That(attempts[1].Generation, Is.EqualTo(2));
         });
     }
 

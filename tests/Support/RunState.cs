@@ -16,11 +16,19 @@ public static class RunState
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, StateLocation> Elsewhere = new();
+
+    /// <summary>Reads of <paramref name="runsFolder"/> (and the run folders in it) go to <paramref name="state"/> (a test
+    /// that runs serve with <c>--state postgres://...</c>).</summary>
+    public static void Use(string runsFolder, StateLocation state) => Elsewhere[Path.GetFullPath(runsFolder)] = state;
+
     /// <summary>The runs of a runs folder, or of the runs folder above a run folder; opened each call (another process
     /// may be writing it).</summary>
     private static RunStore Open(string folder)
     {
         var full = Path.GetFullPath(folder);
+        if (Elsewhere.TryGetValue(full, out var state)) return new RunStore(full, state);
+        if (Elsewhere.TryGetValue(Path.GetDirectoryName(full)!, out var parentState)) return new RunStore(Path.GetDirectoryName(full)!, parentState);
         var root = File.Exists(Path.Combine(full, "state.db")) || !File.Exists(Path.Combine(Path.GetDirectoryName(full)!, "state.db"))
             ? full : Path.GetDirectoryName(full)!;
         return new RunStore(root);

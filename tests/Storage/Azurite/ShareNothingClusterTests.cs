@@ -93,6 +93,7 @@ public class ShareNothingClusterTests
 
         var resumed = await CliProcess.RunAsync(_dir.Path, "resume", runId, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
         Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.Output + Context());
+        Assert.That(resumed.Stdout, Does.Not.Contain("] cancelled"), "the follower never reads the cancelled attempt's outcome as the resume's");
 
         var trialPrefix = $"runs/{runId}/trials/apart-t000/checkpoints";
         var blobs = await data.ListAsync(trialPrefix);
