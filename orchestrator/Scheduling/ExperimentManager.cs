@@ -29,6 +29,16 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     /// <summary>A failed trial's backoff is over: queue it again.</summary>
     private sealed record RestartDue(string TrialId);
 
+    /// <summary>Ranks of a generation that had not reported when its first failure was this long ago.</summary>
+    private sealed record RanksSilent(string TrialId, int Generation);
+
+    /// <summary>
+    /// How long the other ranks of a trial have to report after one failed (their collectives are aborted, so a live
+    /// rank answers in well under a second). One that is silent longer is on a dead or hung worker: the trial restarts
+    /// without waiting for the cluster's failure detector (about 20 s) to down it.
+    /// </summary>
+    public static readonly TimeSpan SilentRankTimeout = TimeSpan.FromSeconds(5);
+
     /// <summary>The wait before restart N after a failure: 1 s, 2 s, 4 s ... up to 30 s (a lost worker restarts at once).</summary>
     public static TimeSpan RestartBackoff(int restart) => TimeSpan.FromSeconds(Math.Min(30, 1 << Math.Clamp(restart - 1, 0, 5)));
 
@@ -109,6 +119,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         Receive<TeacherFailed>(TeacherDown);
         Receive<TeacherUnreachable>(TeacherUnreachable);
         Receive<RetrySchedule>(_ => Schedule());
+        Receive<RanksSilent>(Silent);
         Receive<RestartDue>(m =>
         {
             if (!_backingOff.Remove(m.TrialId, out var placement)) return;
@@ -552,9 +563,12 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         if (m.Outcome == TrialOutcome.Failed) placement.FirstFailure ??= m;
         if (m.Outcome == TrialOutcome.Failed && placement.Finished.Count < placement.Ranks.Count)
         {
-            // One rank failed: the others are blocked in (or headed for) a collective. Abort them now.
+            // One rank failed: the others are blocked in (or headed for) a collective. Abort them now, and give them a
+            // few seconds to say so.
             foreach (var (rank, index) in placement.Ranks.Select((r, i) => (r, i)).Where(x => !placement.Finished.ContainsKey(x.i)))
                 rank.Ref.Tell(new StopRank(m.TrialId, m.Generation, Abort: true, $"rank {m.Rank} failed: {m.Error}"));
+            if (ReferenceEquals(placement.FirstFailure, m))
+                Timers.StartSingleTimer($"silent-{m.TrialId}", new RanksSilent(m.TrialId, m.Generation), SilentRankTimeout);
         }
         if (placement.Finished.Count < placement.Ranks.Count) return;
 
@@ -612,6 +626,24 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, finished));
         CheckRunFinished(placement.Run.Id);
         Schedule();
+    }
+
+    /// <summary>Ranks that stayed silent after their trial's first failure count as failed on a lost worker: the worker
+    /// is kept out of placement for a while (it may be dead, or hung) and the trial goes on without waiting for it.</summary>
+    private void Silent(RanksSilent m)
+    {
+        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Generation != m.Generation || placement.FirstFailure is not { } first) return;
+        var silent = placement.Ranks.Select((worker, rank) => (worker, rank)).Where(x => !placement.Finished.ContainsKey(x.rank)).ToList();
+        foreach (var (worker, rank) in silent)
+        {
+            worker.SuspectUntil = DateTime.UtcNow + SuspectFor;
+            Timers.StartSingleTimer($"suspect-{worker.Id}", new RetrySchedule(), SuspectFor);
+            _log.Warning("trial {0}: rank {1} on worker {2} did not answer within {3} s of rank {4}'s failure; going on without it",
+                m.TrialId, rank, worker.Id, SilentRankTimeout.TotalSeconds, first.Rank);
+        }
+        foreach (var (worker, rank) in silent)
+            Finished(new RankFinished(m.TrialId, m.Generation, rank, TrialOutcome.Failed, 0,
+                $"rank {rank} on worker {worker.Id} did not answer within {SilentRankTimeout.TotalSeconds:F0} s", Retryable: true));
     }
 
     private void WorkerLost(IActorRef actor)

@@ -44,6 +44,9 @@ public class TrialRestartTests
     {
         /// <summary>Keep training until the coordinator asks the rank to stop; then report a checkpointed stop.</summary>
         public static readonly Outcome UntilStopped = new(TrialOutcome.Cancelled, false, "until stopped");
+
+        /// <summary>Never answer again (a hung worker: alive for the cluster, silent for the trial).</summary>
+        public static readonly Outcome Silent = new(TrialOutcome.Failed, false, "silent");
     }
 
     /// <summary>A worker that follows the protocol: registers, listens, and when training starts reports a start and the
@@ -85,6 +88,11 @@ public class TrialRestartTests
                     Sender.Tell(new RankEvent(start.TrialId, start.Generation, 0, type, payload));
                 }
                 if (ReferenceEquals(outcome, Outcome.UntilStopped)) return;
+                if (ReferenceEquals(outcome, Outcome.Silent))
+                {
+                    Become(() => ReceiveAny(_ => { }));
+                    return;
+                }
                 Sender.Tell(new RankFinished(start.TrialId, start.Generation, _rank, outcome.Result, outcome.Result == TrialOutcome.Completed ? 6 : step + 2,
                     outcome.Error, outcome.Retryable));
             });
@@ -211,6 +219,30 @@ public class TrialRestartTests
             Assert.That(attempts[0].Reason, Does.Contain("growing from 1 to 2 worker(s)"));
             Assert.That(attempts[1].Workers, Is.EquivalentTo(new[] { "protocol-worker-0", "late-worker" }));
             Assert.That(attempts[1].Generation, Is.EqualTo(2));
+        });
+    }
+
+    [Test]
+    public async Task PeerSilentAfterARankFailed_TrialRestartsInSecondsWithoutIt()
+    {
+        // Two ranks of three workers: rank 0's collective fails, rank 1's worker hangs (never answers, never leaves the
+        // cluster). The trial does not wait for the failure detector: after the silence timeout it restarts on the
+        // other two workers.
+        var (_, status, attempts) = await RunAsync((g, rank) => (g, rank) switch
+        {
+            (1, 1) => Outcome.Silent,
+            (1, 0) => new Outcome(TrialOutcome.Failed, true, "CollectiveException: peer closed the connection"),
+            _ => new Outcome(TrialOutcome.Completed, false),
+        }, "resources:\n  workers: 2", workers: 3);
+        Assert.Multiple(() =>
+        {
+            Assert.That(status.State, Is.EqualTo(TrialState.Completed), status.Error);
+            Assert.That(attempts.Select(a => a.Outcome), Is.EqualTo(new[] { "failed", "completed" }));
+            Assert.That(attempts[0].Workers, Is.EqualTo(new[] { "protocol-worker-0", "protocol-worker-1" }));
+            Assert.That(attempts[1].Workers, Is.EqualTo(new[] { "protocol-worker-0", "protocol-worker-2" }), "the silent worker is left out");
+            var recovery = attempts[1].StartedAt - attempts[0].StartedAt;
+            Assert.That(recovery, Is.GreaterThanOrEqualTo(ExperimentManager.SilentRankTimeout).And.LessThan(TimeSpan.FromSeconds(10)),
+                "silence timeout plus the first backoff, not the failure detector's pause");
         });
     }
 
