@@ -54,5 +54,47 @@ public class ChaosTests
         });
     }
 
+    [Test]
+    public async Task WorkerOfTwoRankTrialKilled_TrialTrainsAgainWithinFifteenSeconds_FromItsCheckpoint()
+    {
+        using var dir = new TempDirectory();
+        TestCorpus.Write(dir.Path);
+        var path = dir.Combine("fast.yaml");
+        // Slow enough (tens of ms a step) that the trial is mid-run when a worker is killed.
+        File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "fast", steps: 600)
+            .Replace("checkpoint_every: 3", "checkpoint_every: 20").Replace("input_length: 32", "input_length: 128")
+            .Replace("global_batch: 4", "global_batch: 16").Replace("micro_batch: 2", "micro_batch: 8")
+            .Replace("  log_every: 1", "  log_every: 1\nresources:\n  workers: 2"));
+        var runs = dir.Combine("served");
+        await using var cluster = await ServedCluster.StartAsync(runs);
+        var workers = new[] { await cluster.AddWorkerAsync(), await cluster.AddWorkerAsync(), await cluster.AddWorkerAsync() };
+        using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
+        var finished = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(6));
+
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline && !Lines(runs).Any(l => l.Contains("\"type\":\"checkpoint\""))) await Task.Delay(100);
+        var victim = workers.First(w => w.Output.Contains("trial fast-t000"));
+        victim.KillHard();
+        var killedAt = DateTimeOffset.UtcNow;
+
+        var result = await finished;
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.Serve.Output);
+        var events = Lines(runs).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        var restart = events.FindLastIndex(e => e.GetProperty("type").GetString() == "start");
+        var firstStepAfter = events.Skip(restart).First(e => e.GetProperty("type").GetString() == "step");
+        var recovery = firstStepAfter.GetProperty("time").GetDateTimeOffset() - killedAt;
+        TestContext.Out.WriteLine($"worker killed -> next completed step: {recovery.TotalSeconds:F1} s");
+        var attempts = RunState.Attempts(runs, "fast-t000");
+        Assert.Multiple(() =>
+        {
+            Assert.That(events.Count(e => e.GetProperty("type").GetString() == "start"), Is.EqualTo(2));
+            Assert.That(events[restart].GetProperty("resumed_from").GetString(), Does.StartWith("step-"));
+            Assert.That(recovery, Is.LessThan(TimeSpan.FromSeconds(15)), "from the kill to the next completed step" + cluster.Serve.Output);
+            Assert.That(attempts.Select(a => a.Outcome), Is.EqualTo(new[] { "failed", "completed" }));
+            Assert.That(attempts[1].Workers, Has.Count.EqualTo(2));
+            Assert.That(cluster.Serve.Output, Does.Contain("did not answer within 5 s"), "the silent rank was given up on, not waited for");
+        });
+    }
+
     private static List<string> Lines(string runs) => RunState.Events(runs).Select(e => e.GetRawText()).ToList();
 }
