@@ -140,6 +140,53 @@ public class RecoveryTests
         Assert.That(result.Output, Does.Contain("completed"));
     }
 
+    [Test]
+    public async Task ServeAndTheTrialsWorkerKilledTogether_RestartedServeContinuesOnTheOtherWorker_RecomputedStepsMatch()
+    {
+        using var dir = new TempDirectory();
+        TestCorpus.Write(dir.Path);
+        var path = dir.Combine("both.yaml");
+        File.WriteAllText(path, TestCorpus.TinyExperiment(dir.Path, "both", steps: 400)
+            .Replace("checkpoint_every: 3", "checkpoint_every: 40").Replace("input_length: 32", "input_length: 128")
+            .Replace("global_batch: 4", "global_batch: 16").Replace("micro_batch: 2", "micro_batch: 8"));
+        var runs = dir.Combine("served");
+        await using var cluster = await ServedCluster.StartAsync(runs);
+        var first = await cluster.AddWorkerAsync();
+        var second = await cluster.AddWorkerAsync();
+        using var submit = CliProcess.Start(dir.Path, "submit", path, "--cluster", cluster.Api, "--token-file", cluster.TokenFile);
+        var submitted = CliProcess.FinishAsync(submit, TimeSpan.FromMinutes(8));
+
+        await WaitUntil(() => RunEvents.Read(runs).Any(e => RunEvents.Type(e) == "checkpoint"), TimeSpan.FromMinutes(2), "a committed checkpoint");
+        // Some steps past the checkpoint, so the restart computes them again.
+        await WaitUntil(() => RunEvents.Read(runs).Count(e => RunEvents.Type(e) == "step") >= 50, TimeSpan.FromMinutes(2), "50 steps");
+        var victim = first.Output.Contains("trial both-t000") ? first : second;
+        var survivor = victim == first ? second : first;
+        cluster.Serve.KillHard();
+        victim.KillHard();
+        await cluster.Serve.WaitForExitAsync(TimeSpan.FromSeconds(20));
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await cluster.RestartServeAsync();
+
+        var result = await submitted;
+        var events = RunEvents.Read(runs);
+        var restart = events.FindLastIndex(e => RunEvents.Type(e) == "start");
+        var before = Losses(events.Take(restart).ToList());
+        var after = Losses(events.Skip(restart).ToList());
+        var both = before.Keys.Intersect(after.Keys).ToList();
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.ExitCode, Is.EqualTo(0), result.Output + cluster.AllServeOutput + survivor.Output);
+            Assert.That(events.Count(e => RunEvents.Type(e) == "start"), Is.EqualTo(2), cluster.AllServeOutput);
+            Assert.That(events[restart].GetProperty("resumed_from").GetString(), Does.StartWith("step-"), "continued from a checkpoint");
+            Assert.That(survivor.Output, Does.Contain("trial both-t000"), "the surviving worker took the trial");
+            Assert.That(events.Last(e => RunEvents.Type(e) == "finish").GetProperty("step").GetInt64(), Is.EqualTo(400));
+            Assert.That(RunState.Attempts(runs, "both-t000").Select(a => a.Outcome), Is.EqualTo(new[] { "interrupted", "completed" }));
+            // Steps trained before the kill and again after it (past the checkpoint) give the same loss, bit for bit.
+            Assert.That(both, Is.Not.Empty, "some steps were computed twice");
+            Assert.That(both.Where(step => before[step] != after[step]), Is.Empty, "steps whose recomputed loss differs");
+        });
+    }
+
     private static Dictionary<long, double> Losses(List<JsonElement> events) => events.Where(e => RunEvents.Type(e) == "step")
         .GroupBy(e => e.GetProperty("step").GetInt64()).ToDictionary(g => g.Key, g => g.Last().GetProperty("loss").GetDouble());
 
