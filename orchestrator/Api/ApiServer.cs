@@ -102,7 +102,20 @@ public static class ApiServer
             coordinator.Manager.Tell(new CancelRun(run.Id));
             return Results.Ok(Summary(run));
         }));
-        app.MapPost("/api/runs/{id}/resume", (string id, ResumeRequest? request) => WithRun(store, id, allowPrefix: true, run =>
+        app.MapPost("/api/runs/{id}/resume", async (string id, HttpRequest http) =>
+        {
+            var (request, problem) = await ReadResumeAsync(http, options.MaxBodyBytes);
+            return problem ?? Resume(coordinator, store, id, request);
+        });
+        if (dashboard is not null) Dashboard.DashboardRoutes.Map(app, dashboard);
+        app.MapFallback((HttpContext context) => Error(StatusCodes.Status404NotFound,
+            $"no such endpoint: {context.Request.Method} (see docs/operations.md for the API)"));
+        return app;
+    }
+
+    /// <summary>Resumes a run (or one trial, with changed settings) and answers once the coordinator has queued it.</summary>
+    private static IResult Resume(CoordinatorHost coordinator, RunStore store, string id, ResumeRequest? request) =>
+        WithRun(store, id, allowPrefix: true, run =>
         {
             IReadOnlyList<TrialRecord> targets;
             try
@@ -125,12 +138,7 @@ public static class ApiServer
                 return Error(StatusCodes.Status503ServiceUnavailable, $"the coordinator did not take run {run.Id}: {e.Message}");
             }
             return Results.Ok(Summary(run));
-        }));
-        if (dashboard is not null) Dashboard.DashboardRoutes.Map(app, dashboard);
-        app.MapFallback((HttpContext context) => Error(StatusCodes.Status404NotFound,
-            $"no such endpoint: {context.Request.Method} (see docs/operations.md for the API)"));
-        return app;
-    }
+        });
 
     public static RunSummary Summary(RunRecord run) =>
         new(run.Id, run.Manifest.Experiment, run.Manifest.CreatedAt, run.Statuses(),
@@ -150,6 +158,39 @@ public static class ApiServer
         return CryptographicOperations.FixedTimeEquals(given, token);
     }
 
+    /// <summary>The request body, read to at most <paramref name="limit"/> bytes; or the error to answer.</summary>
+    private static async Task<(MemoryStream Body, IResult? Problem)> ReadBodyAsync(HttpRequest http, long limit)
+    {
+        var buffer = new MemoryStream();
+        var chunk = new byte[64 * 1024];
+        int n;
+        while ((n = await http.Body.ReadAsync(chunk)) > 0)
+        {
+            if (buffer.Length + n > limit)
+                return (buffer, Error(StatusCodes.Status413PayloadTooLarge, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is larger than {limit:N0} bytes")));
+            buffer.Write(chunk, 0, n);
+        }
+        return (buffer, null);
+    }
+
+    /// <summary>A resume's optional body (no body: resume every unfinished trial as it was); or the error to answer.</summary>
+    private static async Task<(ResumeRequest? Request, IResult? Problem)> ReadResumeAsync(HttpRequest http, long limit)
+    {
+        var (buffer, tooLarge) = await ReadBodyAsync(http, limit);
+        if (tooLarge is not null) return (null, tooLarge);
+        if (buffer.Length == 0) return (null, null);
+        if (!IsJson(http.ContentType))
+            return (null, Error(StatusCodes.Status415UnsupportedMediaType, "the request body must be application/json"));
+        try
+        {
+            return (JsonSerializer.Deserialize<ResumeRequest>(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), SubmitJson), null);
+        }
+        catch (JsonException)
+        {
+            return (null, Error(StatusCodes.Status400BadRequest, "the request body is not a resume in JSON ({\"trial\": \"ID\", \"set\": [\"KEY=VALUE\"]})"));
+        }
+    }
+
     /// <summary>The submit body, read to at most <paramref name="limit"/> bytes; or the error to answer.</summary>
     private static async Task<(SubmitRequest? Request, IResult? Problem)> ReadSubmitAsync(HttpRequest http, long limit)
     {
@@ -157,15 +198,8 @@ public static class ApiServer
             return (null, Error(StatusCodes.Status413PayloadTooLarge, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is {http.ContentLength:N0} bytes; at most {limit:N0} are accepted")));
         if (!IsJson(http.ContentType))
             return (null, Error(StatusCodes.Status415UnsupportedMediaType, "the request body must be application/json"));
-        var buffer = new MemoryStream();
-        var chunk = new byte[64 * 1024];
-        int n;
-        while ((n = await http.Body.ReadAsync(chunk)) > 0)
-        {
-            if (buffer.Length + n > limit)
-                return (null, Error(StatusCodes.Status413PayloadTooLarge, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"the request body is larger than {limit:N0} bytes")));
-            buffer.Write(chunk, 0, n);
-        }
+        var (buffer, tooLarge) = await ReadBodyAsync(http, limit);
+        if (tooLarge is not null) return (null, tooLarge);
         SubmitRequest? request;
         try
         {
