@@ -14,86 +14,74 @@ public sealed record TrialEventPublished(string RunId, TrainingEvent Event);
 public sealed record RunFinished(string RunId);
 
 /// <summary>
-/// The coordinator (a cluster singleton): keeps the worker registry, queues submitted trials, places each trial's
-/// ranks on free workers, hands out the collective rendezvous, records metrics into the run store, and restarts a
-/// trial from its latest checkpoint (with a new generation) when one of its workers dies.
+/// The coordinator (a cluster singleton): keeps the worker registry and the queue of submitted trials, lends free
+/// workers to trials, and records queue-level outcomes (a skipped stage, a cancel before placement) into the run store.
+/// Each trial on the cluster is a child <see cref="TrialCoordinator"/> that owns its placement, rendezvous, generations
+/// and restarts; this actor supervises them (a child that throws is restarted and its trial continues from its
+/// checkpoint), so one trial's failure never touches another trial or the registry.
 /// </summary>
 public sealed class ExperimentManager : ReceiveActor, IWithTimers
 {
-    /// <summary>Teachers of one trial that may fail to load before no more are tried.</summary>
-    public const int MaxTeacherFailures = 3;
-
     /// <summary>Look at the queue again (a suspect worker may be chosen again).</summary>
     private sealed record RetrySchedule;
 
-    /// <summary>A failed trial's backoff is over: queue it again.</summary>
-    private sealed record RestartDue(string TrialId);
-
-    /// <summary>Ranks of a generation that had not reported when its first failure was this long ago.</summary>
-    private sealed record RanksSilent(string TrialId, int Generation);
-
-    /// <summary>
-    /// How long the other ranks of a trial have to report after one failed (their collectives are aborted, so a live
-    /// rank answers in well under a second). One that is silent longer is on a dead or hung worker: the trial restarts
-    /// without waiting for the cluster's failure detector (about 20 s) to down it.
-    /// </summary>
-    public static readonly TimeSpan SilentRankTimeout = TimeSpan.FromSeconds(5);
-
-    /// <summary>The wait before restart N after a failure: 1 s, 2 s, 4 s ... up to 30 s (a lost worker restarts at once).</summary>
-    public static TimeSpan RestartBackoff(int restart) => TimeSpan.FromSeconds(Math.Min(30, 1 << Math.Clamp(restart - 1, 0, 5)));
+    private static readonly TimeSpan SuspectFor = TimeSpan.FromSeconds(60);
 
     public ITimerScheduler Timers { get; set; } = null!;
 
     private sealed record Worker(string Id, IActorRef Ref, string Host, string Role)
     {
+        /// <summary>The trial (its slot key) this worker is lent to, if any.</summary>
         public string? Trial { get; set; }
 
         /// <summary>Shutting down (SIGTERM): gets no new ranks.</summary>
         public bool Draining { get; set; }
 
-        /// <summary>A student could not reach this worker's teacher: no new teacher goes here until then (it may be
-        /// dead and not yet downed by the cluster).</summary>
+        /// <summary>Silent in a failed generation, or a student could not reach its teacher: nothing new goes here
+        /// until then (it may be dead or hung and not yet downed by the cluster).</summary>
         public DateTime SuspectUntil { get; set; }
     }
 
-    /// <param name="specYaml">The trial's stored spec, read once: every generation's ranks get this same text.</param>
-    private sealed class Placement(RunRecord run, TrialRecord trial, ExperimentSpec spec, string specYaml, int generation, int restarts)
+    /// <summary>A trial this coordinator is responsible for: queued, on the cluster, or waiting out a restart backoff.</summary>
+    private sealed class TrialSlot(RunRecord run, TrialRecord trial, ExperimentSpec spec, string specYaml)
     {
         public RunRecord Run { get; } = run;
         public TrialRecord Trial { get; } = trial;
+        public string Key { get; } = SlotKey(run.Id, trial.Id);
+        public bool Staged { get; } = run.Entry(trial.Id).Stage is not null;
         public ExperimentSpec Spec { get; set; } = spec;
         public string SpecYaml { get; set; } = specYaml;
-        public int Generation { get; set; } = generation;
-        public int Restarts { get; set; } = restarts;
-        public List<Worker> Ranks { get; } = new();
-        public string?[] Endpoints { get; set; } = [];
-        public byte[]? NcclUniqueId { get; set; }
-        public Dictionary<int, RankFinished> Finished { get; } = new();
 
-        /// <summary>Asked to stop at its next step so it can continue on more workers (elastic, below resources.workers).</summary>
-        public int? GrowingTo { get; set; }
+        /// <summary>Its coordinator, from its first placement on (null while it has never run under this manager).</summary>
+        public IActorRef? Actor { get; set; }
+        public bool Queued { get; set; }
 
-        /// <summary>The first rank to fail in this generation: its failure decides whether the trial restarts.</summary>
-        public RankFinished? FirstFailure { get; set; }
+        /// <summary>Workers lent to it (ranks and teachers).</summary>
+        public HashSet<string> Lent { get; } = new(StringComparer.Ordinal);
+        public bool HoldsRanks { get; set; }
+
+        /// <summary>All its ranks were told to train, on this many workers (an elastic trial may grow from here).</summary>
+        public int? TrainingRanks { get; set; }
+        public bool Growing { get; set; }
         public bool Cancelled { get; set; }
-
-        /// <summary>Teacher workers serving this trial (distillation), and the score streams of those that are up.</summary>
-        public List<Worker> Teachers { get; } = new();
-        public Dictionary<string, string> TeacherEndpoints { get; } = new();
-
-        /// <summary>Why the last teacher failed, for the trial's error when none is left, and how many have failed.</summary>
-        public string? TeacherError { get; set; }
-        public int TeacherFailures { get; set; }
+        public int LentTeachers { get; set; }
+        public bool TeachersExhausted { get; set; }
     }
 
-    private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly Dictionary<string, Worker> _workers = new();
-    private readonly List<Placement> _queue = new();
-    private readonly Dictionary<string, Placement> _running = new();
+    private static string SlotKey(string runId, string trialId) => $"{runId}/{trialId}";
 
-    /// <summary>Failed trials waiting out their backoff before they are queued again.</summary>
-    private readonly Dictionary<string, Placement> _backingOff = new();
-    private readonly Dictionary<string, RunRecord> _runs = new();
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    /// <summary>Ordered by id, so placement is deterministic without sorting on every pass.</summary>
+    private readonly SortedDictionary<string, Worker> _workers = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TrialSlot> _slots = new(StringComparer.Ordinal);
+    private readonly List<TrialSlot> _queue = new();
+    private int _stagedQueued;
+    private readonly HashSet<TrialSlot> _holding = new();
+    private readonly Dictionary<string, int> _holdingByRun = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _liveByRun = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, string> _children = new();
+    private long _childCount;
 
     private readonly RunStore _store;
     private readonly bool _recover;
@@ -109,23 +97,28 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         _recover = recover;
         Receive<RegisterWorker>(Register);
         Receive<WorkerDraining>(Draining);
-        Receive<Terminated>(t => WorkerLost(t.ActorRef));
+        Receive<Terminated>(t =>
+        {
+            if (_children.Remove(t.ActorRef, out var key)) ChildStopped(key);
+            else WorkerLost(t.ActorRef);
+        });
         Receive<SubmitRun>(Submit);
         Receive<CancelRun>(Cancel);
-        Receive<RankListening>(Listening);
-        Receive<RankEvent>(RankEventReceived);
-        Receive<RankFinished>(Finished);
-        Receive<TeacherListening>(TeacherUp);
-        Receive<TeacherFailed>(TeacherDown);
-        Receive<TeacherUnreachable>(TeacherUnreachable);
-        Receive<RetrySchedule>(_ => Schedule());
-        Receive<RanksSilent>(Silent);
-        Receive<RestartDue>(m =>
+        Receive<TrialReleased>(Released);
+        Receive<RanksWanted>(m =>
         {
-            if (!_backingOff.Remove(m.TrialId, out var placement)) return;
-            _queue.Insert(0, placement);
+            if (!_slots.TryGetValue(m.Key, out var slot) || slot.Queued || slot.HoldsRanks) return;
+            Enqueue(slot, front: true);
             Schedule();
         });
+        Receive<RanksTraining>(m =>
+        {
+            if (!_slots.TryGetValue(m.Key, out var slot) || !slot.HoldsRanks) return;
+            slot.TrainingRanks = m.Ranks;
+            GrowElasticTrials();
+        });
+        Receive<TeacherReleased>(TeacherReleased);
+        Receive<RetrySchedule>(_ => Schedule());
         Receive<ShutdownWorkers>(m =>
         {
             foreach (var worker in _workers.Values) worker.Ref.Tell(new ShutdownWorker(m.Reason));
@@ -133,15 +126,26 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
         });
     }
 
+    /// <summary>
+    /// A trial coordinator that throws is restarted (it aborts its generation and continues the trial from the latest
+    /// checkpoint, counted against resources.max_restarts); one that keeps throwing is stopped and its trial fails.
+    /// The manager itself, its registry and the other trials carry on either way.
+    /// </summary>
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(10, TimeSpan.FromMinutes(1), e =>
+    {
+        _log.Error(e, "a trial coordinator failed: {0}", e.Message);
+        return e is ActorInitializationException ? Directive.Stop : Directive.Restart;
+    });
+
     protected override void PreStart()
     {
         if (_recover) Recover(_store);
     }
 
     /// <summary>
-    /// Queues every trial of the runs folder that was queued or running when the previous coordinator stopped (a
-    /// crash, a restart): each runs again from its latest committed checkpoint, with no user action. Runs whose cancel
-    /// was requested, and finished trials, stay as they are.
+    /// Queues every trial of the store that was queued or running when the previous coordinator stopped (a crash, a
+    /// restart): each runs again from its latest committed checkpoint, with no user action. Runs whose cancel was
+    /// requested, and finished trials, stay as they are.
     /// </summary>
     private void Recover(RunStore store)
     {
@@ -172,22 +176,55 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     }
 
     /// <summary>Queues the trials of <paramref name="run"/> whose recorded state passes <paramref name="wanted"/> and
-    /// that are not already queued or running; returns how many.</summary>
+    /// that this coordinator does not already have; returns how many.</summary>
     private int Enqueue(RunRecord run, Func<TrialState, bool> wanted, string? onlyTrial = null)
     {
-        _runs[run.Id] = run;
         var added = 0;
         var statuses = run.Statuses();
         foreach (var (trial, status) in run.Trials.Zip(statuses))
         {
-            if ((onlyTrial is not null && trial.Id != onlyTrial) || !wanted(status.State) || _running.ContainsKey(trial.Id) || _backingOff.ContainsKey(trial.Id) || _queue.Any(p => p.Trial.Id == trial.Id)) continue;
+            if ((onlyTrial is not null && trial.Id != onlyTrial) || !wanted(status.State) || _slots.ContainsKey(SlotKey(run.Id, trial.Id))) continue;
             var (spec, specYaml) = trial.LoadSpec();
             // Queued again (resume, recovery): say so at once, so a follower never reads the previous attempt's outcome.
             if (status.State != TrialState.Pending) trial.WriteStatus(status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
-            _queue.Add(new Placement(run, trial, spec, specYaml, generation: 1, restarts: 0));
+            var slot = new TrialSlot(run, trial, spec, specYaml);
+            _slots[slot.Key] = slot;
+            _liveByRun[run.Id] = _liveByRun.GetValueOrDefault(run.Id) + 1;
+            Enqueue(slot, front: false);
             added++;
         }
         return added;
+    }
+
+    private void Enqueue(TrialSlot slot, bool front)
+    {
+        if (front) _queue.Insert(0, slot);
+        else _queue.Add(slot);
+        slot.Queued = true;
+        if (slot.Staged) _stagedQueued++;
+    }
+
+    private void DequeueAt(int index)
+    {
+        var slot = _queue[index];
+        _queue.RemoveAt(index);
+        slot.Queued = false;
+        if (slot.Staged) _stagedQueued--;
+    }
+
+    private void Dequeue(TrialSlot slot)
+    {
+        var index = _queue.IndexOf(slot);
+        if (index >= 0) DequeueAt(index);
+    }
+
+    /// <summary>The trial is no longer this coordinator's (finished, skipped, cancelled).</summary>
+    private void Forget(TrialSlot slot)
+    {
+        if (slot.Queued) Dequeue(slot);
+        _slots.Remove(slot.Key);
+        _liveByRun[slot.Run.Id] = _liveByRun.GetValueOrDefault(slot.Run.Id) - 1;
+        CheckRunFinished(slot.Run.Id);
     }
 
     private void Draining(WorkerDraining m)
@@ -239,44 +276,101 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
 
     private void Cancel(CancelRun m)
     {
-        foreach (var queued in _queue.Where(p => p.Run.Id == m.RunId).Concat(_backingOff.Values.Where(p => p.Run.Id == m.RunId)).ToList())
+        foreach (var slot in _slots.Values.Where(s => s.Run.Id == m.RunId).ToList())
         {
-            _queue.Remove(queued);
-            _backingOff.Remove(queued.Trial.Id);
-            var cancelled = new TrialFinished(queued.Trial.Id, TrialOutcome.Cancelled, queued.Trial.ReadStatus().Step, null);
-            queued.Trial.Record(cancelled);
-            Context.System.EventStream.Publish(new TrialEventPublished(queued.Run.Id, cancelled));
-        }
-        foreach (var placement in _running.Values.Where(p => p.Run.Id == m.RunId))
-        {
-            placement.Cancelled = true;
-            foreach (var rank in placement.Ranks) rank.Ref.Tell(new StopRank(placement.Trial.Id, placement.Generation, Abort: false, "cancelled"));
+            if (slot.Actor is null)
+            {
+                // Never placed: nothing runs, so it ends here.
+                var cancelled = new TrialFinished(slot.Trial.Id, TrialOutcome.Cancelled, slot.Trial.ReadStatus().Step, null);
+                slot.Trial.Record(cancelled);
+                Context.System.EventStream.Publish(new TrialEventPublished(slot.Run.Id, cancelled));
+                Forget(slot);
+                continue;
+            }
+            // Queued again or backing off: it ends when its coordinator hears (and gives back anything in flight).
+            if (slot.Queued) Dequeue(slot);
+            slot.Cancelled = true;
+            slot.Actor.Tell(new CancelTrial());
         }
         CheckRunFinished(m.RunId);
     }
 
-    /// <summary>Places queued trials, oldest first, while enough free trainer workers exist and each run stays
-    /// within its max_concurrent_trials. A trial of a stage waits until the stages it runs after have completed.</summary>
+    /// <summary>Places queued trials, oldest first (a trial continuing after a failure or a move goes first), while
+    /// enough free trainer workers exist and each run stays within its max_concurrent_trials. A trial of a stage waits
+    /// until the stages it runs after have completed. Then trials short of teachers get free teacher workers.</summary>
     private void Schedule()
     {
-        foreach (var placement in _queue.ToList())
+        var now = DateTime.UtcNow;
+        var freeTrainers = FreeWorkers(ClusterHosting.TrainerRole, now);
+        var freeTeachers = FreeWorkers(ClusterHosting.TeacherRole, now);
+        for (var i = 0; i < _queue.Count; i++)
         {
-            if (!StageReady(placement)) continue;
-            var resources = placement.Spec.Resources;
-            var concurrent = _running.Values.Count(p => p.Run.Id == placement.Run.Id);
-            if (concurrent >= resources.MaxConcurrentTrials) continue;
+            // Only a stage's trials can leave the queue without workers (skipped, or failed for want of a pick).
+            if (freeTrainers.Count == 0 && _stagedQueued == 0) break;
+            var slot = _queue[i];
+            if (slot.Actor is null && slot.Staged)
+            {
+                var ready = StageReady(slot);
+                if (ready == Readiness.Removed)
+                {
+                    i--;
+                    continue;
+                }
+                if (ready == Readiness.Waiting) continue;
+            }
+            var resources = slot.Spec.Resources;
+            if (_holdingByRun.GetValueOrDefault(slot.Run.Id) >= resources.MaxConcurrentTrials) continue;
             // Elastic: as many ranks as are free, up to workers, and at least min_workers.
-            var free = FreeWorkers(ClusterHosting.TrainerRole).Take(resources.Workers).ToList();
-            if (free.Count < resources.MinimumWorkers) continue;
+            if (freeTrainers.Count < resources.MinimumWorkers) continue;
             // A distillation trial starts with at least one teacher; more join as teacher workers become free.
-            if (resources.Teachers > 0 && !FreeWorkers(ClusterHosting.TeacherRole).Any()) continue;
-            _queue.Remove(placement);
-            Place(placement, free);
+            if (resources.Teachers > 0 && freeTeachers.Count == 0) continue;
+            DequeueAt(i--);
+            var take = Math.Min(resources.Workers, freeTrainers.Count);
+            var ranks = freeTrainers.GetRange(0, take);
+            freeTrainers.RemoveRange(0, take);
+            Place(slot, ranks);
         }
-        foreach (var running in _running.Values.Where(p => p.Teachers.Count < p.Spec.Resources.Teachers).ToList())
-            PlaceTeachers(running);
+        foreach (var slot in _holding.Where(s => s.Spec.Resources.Teachers > s.LentTeachers && !s.TeachersExhausted))
+        {
+            if (freeTeachers.Count == 0) break;
+            var take = Math.Min(slot.Spec.Resources.Teachers - slot.LentTeachers, freeTeachers.Count);
+            var teachers = freeTeachers.GetRange(0, take);
+            freeTeachers.RemoveRange(0, take);
+            Lend(slot, teachers);
+            slot.LentTeachers += take;
+            slot.Actor!.Tell(new TeachersGranted(teachers.Select(w => new LentWorker(w.Id, w.Ref)).ToList()));
+        }
         GrowElasticTrials();
     }
+
+    private void Place(TrialSlot slot, List<Worker> workers)
+    {
+        if (slot.Actor is null)
+        {
+            slot.Actor = Context.ActorOf(TrialCoordinator.Props(slot.Run, slot.Trial, slot.Spec, slot.SpecYaml, slot.Key),
+                $"trial-{Uri.EscapeDataString(slot.Trial.Id)}-{++_childCount}");
+            Context.Watch(slot.Actor);
+            _children[slot.Actor] = slot.Key;
+        }
+        Lend(slot, workers);
+        slot.HoldsRanks = true;
+        _holding.Add(slot);
+        _holdingByRun[slot.Run.Id] = _holdingByRun.GetValueOrDefault(slot.Run.Id) + 1;
+        slot.Actor.Tell(new RanksGranted(workers.Select(w => new LentWorker(w.Id, w.Ref)).ToList()));
+    }
+
+    private static void Lend(TrialSlot slot, List<Worker> workers)
+    {
+        foreach (var worker in workers)
+        {
+            worker.Trial = slot.Key;
+            slot.Lent.Add(worker.Id);
+        }
+    }
+
+    /// <summary>Free workers of a role, in id order.</summary>
+    private List<Worker> FreeWorkers(string role, DateTime now) =>
+        _workers.Values.Where(w => w.Trial is null && !w.Draining && w.Role == role && w.SuspectUntil <= now).ToList();
 
     /// <summary>
     /// An elastic trial running on fewer ranks than resources.workers, while no queued trial waits for workers, grows
@@ -285,135 +379,140 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     /// </summary>
     private void GrowElasticTrials()
     {
-        if (_queue.Any(StageReadyWithoutSideEffects)) return;
-        var free = FreeWorkers(ClusterHosting.TrainerRole).Count();
-        foreach (var placement in _running.Values.Where(p => p.GrowingTo is null && !p.Cancelled && p.Ranks.Count < p.Spec.Resources.Workers
-                     && p.Endpoints.All(e => e is not null)).OrderBy(p => p.Trial.Id, StringComparer.Ordinal).ToList())
+        var candidates = _holding.Where(s => s.TrainingRanks is { } ranks && ranks < s.Spec.Resources.Workers && !s.Growing && !s.Cancelled).ToList();
+        if (candidates.Count == 0 || _queue.Any(StageReadyWithoutSideEffects)) return;
+        var free = FreeWorkers(ClusterHosting.TrainerRole, DateTime.UtcNow).Count;
+        foreach (var slot in candidates.OrderBy(s => s.Key, StringComparer.Ordinal))
         {
             if (free == 0) return;
-            var to = Math.Min(placement.Spec.Resources.Workers, placement.Ranks.Count + free);
-            free -= to - placement.Ranks.Count;
-            placement.GrowingTo = to;
-            _log.Info("trial {0}: growing from {1} to {2} worker(s) at its next step", placement.Trial.Id, placement.Ranks.Count, to);
-            foreach (var rank in placement.Ranks)
-                rank.Ref.Tell(new StopRank(placement.Trial.Id, placement.Generation, Abort: false, $"growing to {to} workers"));
+            var ranks = slot.TrainingRanks!.Value;
+            var to = Math.Min(slot.Spec.Resources.Workers, ranks + free);
+            free -= to - ranks;
+            slot.Growing = true;
+            slot.Actor!.Tell(new GrowTrial(to));
         }
     }
 
-    /// <summary>Whether a queued trial could be placed now (its stages are done), without skipping or resolving anything.</summary>
-    private bool StageReadyWithoutSideEffects(Placement placement)
+    /// <summary>A trial gave its workers back: free them, and queue it again or forget it.</summary>
+    private void Released(TrialReleased m)
     {
-        var entry = placement.Run.Manifest.Trials.Single(t => t.Id == placement.Trial.Id);
-        if (entry.Stage is null || placement.Run.Manifest.Stages?.SingleOrDefault(s => s.Name == entry.Stage) is not { } stage) return true;
-        return stage.After.SelectMany(placement.Run.StageTrials).All(t => !_running.ContainsKey(t.Id) && !_queue.Any(q => q.Trial.Id == t.Id)
-            && placement.Run.Trial(t.Id).ReadStatus().State == TrialState.Completed);
-    }
-
-    private IEnumerable<Worker> FreeWorkers(string role) =>
-        _workers.Values.Where(w => w.Trial is null && !w.Draining && w.Role == role && w.SuspectUntil <= DateTime.UtcNow)
-            .OrderBy(w => w.Id, StringComparer.Ordinal);
-
-    private static readonly TimeSpan SuspectFor = TimeSpan.FromSeconds(60);
-
-    /// <summary>Asks free teacher workers to serve the trial's teacher until it has resources.teachers of them (at the
-    /// start, and to replace one that died).</summary>
-    private void PlaceTeachers(Placement placement)
-    {
-        // A teacher that fails to load will fail on the next worker too: stop trying after a few.
-        if (placement.TeacherFailures >= MaxTeacherFailures) return;
-        var wanted = placement.Spec.Resources.Teachers - placement.Teachers.Count;
-        foreach (var worker in FreeWorkers(ClusterHosting.TeacherRole).Take(wanted).ToList())
+        if (!_slots.TryGetValue(m.Key, out var slot)) return;
+        FreeAll(slot);
+        var until = DateTime.UtcNow + SuspectFor;
+        foreach (var id in m.Suspects)
         {
-            worker.Trial = placement.Trial.Id;
-            placement.Teachers.Add(worker);
-            worker.Ref.Tell(new AssignTeacher(placement.Run.Id, placement.Run.Dir, placement.Trial.Id, placement.Spec.Distill.Teacher!,
-                placement.Spec.Resources.Device, placement.Spec.Resources.Threads, placement.Run.Manifest.Storage));
-            _log.Info("trial {0}: teacher on {1}", placement.Trial.Id, worker.Id);
+            if (!_workers.TryGetValue(id, out var worker)) continue;
+            worker.SuspectUntil = until;
+            // Placement skips suspects: look again once this one may be chosen.
+            Timers.StartSingleTimer($"suspect-{id}", new RetrySchedule(), SuspectFor);
         }
+        switch (m.Then)
+        {
+            case AfterRelease.Requeue when !slot.Cancelled && !slot.Queued:
+                Enqueue(slot, front: true);
+                break;
+            case AfterRelease.Done:
+                _children.Remove(Sender);
+                Forget(slot);
+                break;
+        }
+        Schedule();
     }
 
-    private void TeacherUp(TeacherListening m)
+    private void FreeAll(TrialSlot slot)
     {
-        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Teachers.All(t => t.Id != m.WorkerId))
+        foreach (var id in slot.Lent)
+            if (_workers.TryGetValue(id, out var worker) && worker.Trial == slot.Key) worker.Trial = null;
+        slot.Lent.Clear();
+        if (slot.HoldsRanks)
         {
-            Sender.Tell(new StopTeacher(m.TrialId));
+            slot.HoldsRanks = false;
+            _holding.Remove(slot);
+            _holdingByRun[slot.Run.Id]--;
+        }
+        slot.TrainingRanks = null;
+        slot.Growing = false;
+        slot.LentTeachers = 0;
+    }
+
+    private void TeacherReleased(TeacherReleased m)
+    {
+        if (!_slots.TryGetValue(m.Key, out var slot)) return;
+        if (slot.Lent.Remove(m.WorkerId))
+        {
+            slot.LentTeachers--;
+            if (_workers.TryGetValue(m.WorkerId, out var worker) && worker.Trial == slot.Key)
+            {
+                worker.Trial = null;
+                if (m.Suspect)
+                {
+                    worker.SuspectUntil = DateTime.UtcNow + SuspectFor;
+                    Timers.StartSingleTimer($"suspect-{worker.Id}", new RetrySchedule(), SuspectFor);
+                }
+            }
+        }
+        if (!m.WantsAnother) slot.TeachersExhausted = true;
+        Schedule();
+    }
+
+    /// <summary>A trial coordinator stopped without finishing its trial (it kept throwing): the trial fails with the
+    /// reason, and its workers are free.</summary>
+    private void ChildStopped(string key)
+    {
+        if (!_slots.TryGetValue(key, out var slot)) return;
+        FreeAll(slot);
+        var failed = new TrialFinished(slot.Trial.Id, TrialOutcome.Failed, slot.Trial.ReadStatus().Step,
+            "the trial's coordinator failed repeatedly and was stopped (see the orchestrator's log)");
+        slot.Trial.Record(failed);
+        Context.System.EventStream.Publish(new TrialEventPublished(slot.Run.Id, failed));
+        Forget(slot);
+        Schedule();
+    }
+
+    private void WorkerLost(IActorRef actor)
+    {
+        var worker = _workers.Values.FirstOrDefault(w => w.Ref.Equals(actor));
+        if (worker is null) return;
+        _workers.Remove(worker.Id);
+        if (worker.Trial is null || !_slots.TryGetValue(worker.Trial, out var slot))
+        {
+            _log.Info("worker {0} left the cluster", worker.Id);
             return;
         }
-        placement.TeacherEndpoints[m.WorkerId] = $"{m.Host}:{m.Port}";
-        _log.Info("trial {0}: teacher {1} serves at {2}:{3} ({4})", m.TrialId, m.WorkerId, m.Host, m.Port, m.Description);
-        AnnounceTeachers(placement);
-    }
-
-    private void TeacherDown(TeacherFailed m)
-    {
-        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Teachers.FirstOrDefault(t => t.Id == m.WorkerId) is not { } worker) return;
-        _log.Warning("trial {0}: teacher on {1} failed: {2}", m.TrialId, m.WorkerId, m.Error);
-        placement.TeacherError = m.Error;
-        placement.TeacherFailures++;
-        DropTeacher(placement, worker);
+        slot.Lent.Remove(worker.Id);
+        if (worker.Role == ClusterHosting.TeacherRole) slot.LentTeachers--;
+        // Its trial decides: a teacher is replaced, a rank's group restarts from the checkpoint.
+        slot.Actor?.Tell(new WorkerLeft(worker.Id));
         Schedule();
-        if (placement.Teachers.Count == 0)
-            foreach (var rank in placement.Ranks)
-                rank.Ref.Tell(new StopRank(placement.Trial.Id, placement.Generation, Abort: true, $"no teacher is left: {m.Error}"));
     }
 
-    /// <summary>A student lost a teacher's stream (the process died, or its network did): the cluster notices a dead
-    /// worker only after its failure detector's pause, so the teacher is replaced now, on another free teacher worker.</summary>
-    private void TeacherUnreachable(TeacherUnreachable m)
-    {
-        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Generation != m.Generation) return;
-        var id = placement.TeacherEndpoints.FirstOrDefault(kv => kv.Value == m.Endpoint).Key;
-        if (id is null || placement.Teachers.FirstOrDefault(t => t.Id == id) is not { } worker) return;
-        _log.Warning("trial {0}: a student lost its teacher on {1} at {2} ({3}); a free teacher worker replaces it", m.TrialId, id, m.Endpoint, m.Reason);
-        worker.Ref.Tell(new StopTeacher(m.TrialId));
-        worker.SuspectUntil = DateTime.UtcNow + SuspectFor;
-        DropTeacher(placement, worker);
-        Schedule();
-        // Placement skips suspects: look again once this one may be chosen.
-        Timers.StartSingleTimer($"suspect-{worker.Id}", new RetrySchedule(), SuspectFor);
-    }
+    private enum Readiness { Ready, Waiting, Removed }
 
-    private void DropTeacher(Placement placement, Worker worker)
+    /// <summary>Whether a queued trial could be placed now (its stages are done), without skipping or resolving anything.</summary>
+    private bool StageReadyWithoutSideEffects(TrialSlot slot)
     {
-        placement.Teachers.Remove(worker);
-        placement.TeacherEndpoints.Remove(worker.Id);
-        worker.Trial = null;
-        AnnounceTeachers(placement);
-    }
-
-    /// <summary>Tells every student rank which teachers are up; a rank that has not started keeps the list for its start.</summary>
-    private void AnnounceTeachers(Placement placement)
-    {
-        var changed = new TeachersChanged(placement.Trial.Id, placement.Generation, placement.TeacherEndpoints.Values.Order(StringComparer.Ordinal).ToList());
-        foreach (var rank in placement.Ranks) rank.Ref.Tell(changed);
-    }
-
-    /// <summary>The trial is off the cluster (finished, or queued to run again): its teacher workers are free again.</summary>
-    private void ReleaseTeachers(Placement placement)
-    {
-        foreach (var teacher in placement.Teachers)
-        {
-            teacher.Ref.Tell(new StopTeacher(placement.Trial.Id));
-            teacher.Trial = null;
-        }
-        placement.Teachers.Clear();
-        placement.TeacherEndpoints.Clear();
+        if (!slot.Staged || slot.Actor is not null) return true;
+        var run = slot.Run;
+        var entry = run.Entry(slot.Trial.Id);
+        if (run.Manifest.Stages?.SingleOrDefault(s => s.Name == entry.Stage) is not { } stage) return true;
+        return stage.After.SelectMany(run.StageTrials).All(t => !_slots.ContainsKey(SlotKey(run.Id, t.Id))
+            && run.Trial(t.Id).ReadStatus().State == TrialState.Completed);
     }
 
     /// <summary>
-    /// True when the trial has no stage, or every trial of the stages it runs after has completed; then a trial whose
-    /// weights come from a stage gets its picked source written into its spec. A stage before it that failed (or was
-    /// skipped, or stopped without coming back) skips the trial with the reason; false while any is still queued or running.
+    /// Ready when every trial of the stages this one runs after has completed; then a trial whose weights (or teacher)
+    /// come from a stage gets its picked source written into its spec. A stage before it that failed (or was skipped,
+    /// or stopped without coming back) skips the trial with the reason; waiting while any is still this coordinator's.
     /// </summary>
-    private bool StageReady(Placement placement)
+    private Readiness StageReady(TrialSlot slot)
     {
-        var run = placement.Run;
-        var entry = run.Manifest.Trials.Single(t => t.Id == placement.Trial.Id);
-        if (entry.Stage is null || run.Manifest.Stages?.SingleOrDefault(s => s.Name == entry.Stage) is not { } stage) return true;
+        var run = slot.Run;
+        var entry = run.Entry(slot.Trial.Id);
+        if (run.Manifest.Stages?.SingleOrDefault(s => s.Name == entry.Stage) is not { } stage) return Readiness.Ready;
         var waiting = false;
         foreach (var upstream in stage.After.SelectMany(run.StageTrials))
         {
-            if (_running.ContainsKey(upstream.Id) || _queue.Any(p => p.Run.Id == run.Id && p.Trial.Id == upstream.Id))
+            if (_slots.ContainsKey(SlotKey(run.Id, upstream.Id)))
             {
                 waiting = true;
                 continue;
@@ -424,37 +523,36 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             var reason = status.State == TrialState.Skipped && status.Error is { } cause ? cause
                 : $"stage {upstream.Stage} did not complete: trial {upstream.Id} {status.State.ToString().ToLowerInvariant()}" +
                   (status.Error is { } error ? $" ({error})" : "");
-            Skip(placement, reason);
-            return false;
+            Skip(slot, reason);
+            return Readiness.Removed;
         }
-        if (waiting) return false;
-        if (entry.InitFrom is { } weightsFrom && placement.Spec.Model.InitFrom is null
-            && !ResolveStageSource(placement, weightsFrom, "model.init_from", (spec, source) => spec with { Model = spec.Model with { InitFrom = source } }))
-            return false;
-        if (entry.TeacherFrom is { } teacherFrom && placement.Spec.Distill.Teacher is null
-            && !ResolveStageSource(placement, teacherFrom, "distill.teacher", (spec, source) => spec with { Distill = spec.Distill with { Teacher = source } }))
-            return false;
-        return true;
+        if (waiting) return Readiness.Waiting;
+        if (entry.InitFrom is { } weightsFrom && slot.Spec.Model.InitFrom is null
+            && !ResolveStageSource(slot, weightsFrom, "model.init_from", (spec, source) => spec with { Model = spec.Model with { InitFrom = source } }))
+            return Readiness.Removed;
+        if (entry.TeacherFrom is { } teacherFrom && slot.Spec.Distill.Teacher is null
+            && !ResolveStageSource(slot, teacherFrom, "distill.teacher", (spec, source) => spec with { Distill = spec.Distill with { Teacher = source } }))
+            return Readiness.Removed;
+        return Readiness.Ready;
     }
 
     /// <summary>Writes the trial a stage reference picks into the trial's spec (at <paramref name="key"/>); false, with
     /// the trial failed and the reason recorded, when there is none to pick.</summary>
-    private bool ResolveStageSource(Placement placement, StageSource source, string key, Func<ExperimentSpec, string, ExperimentSpec> apply)
+    private bool ResolveStageSource(TrialSlot slot, StageSource source, string key, Func<ExperimentSpec, string, ExperimentSpec> apply)
     {
-        var run = placement.Run;
+        var run = slot.Run;
         var (picked, problem) = Pick(run, source, key);
         if (picked is null)
         {
-            _queue.Remove(placement);
-            var failed = new TrialFinished(placement.Trial.Id, TrialOutcome.Failed, 0, problem);
-            placement.Trial.Record(failed);
+            var failed = new TrialFinished(slot.Trial.Id, TrialOutcome.Failed, 0, problem);
+            slot.Trial.Record(failed);
             Context.System.EventStream.Publish(new TrialEventPublished(run.Id, failed));
-            CheckRunFinished(run.Id);
+            Forget(slot);
             return false;
         }
         var weights = WeightsSource(run, picked);
-        (placement.Spec, placement.SpecYaml) = placement.Trial.ResolveStageSource(spec => apply(spec, weights));
-        _log.Info("trial {0}: {1} from trial {2} (stage {3}, pick {4})", placement.Trial.Id, key, picked, source.Stage, source.Pick);
+        (slot.Spec, slot.SpecYaml) = slot.Trial.ResolveStageSource(spec => apply(spec, weights));
+        _log.Info("trial {0}: {1} from trial {2} (stage {3}, pick {4})", slot.Trial.Id, key, picked, source.Stage, source.Pick);
         return true;
     }
 
@@ -497,209 +595,19 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     }
 
     /// <summary>Takes a trial out of the queue without running it, recording why (a stage before it did not complete).</summary>
-    private void Skip(Placement placement, string reason)
+    private void Skip(TrialSlot slot, string reason)
     {
-        _queue.Remove(placement);
-        placement.Trial.RecordSkipped(reason);
-        _log.Warning("trial {0} skipped: {1}", placement.Trial.Id, reason);
-        Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, new TrialWarning(placement.Trial.Id, 0, "skipped: " + reason)));
-        CheckRunFinished(placement.Run.Id);
-    }
-
-    private void Place(Placement placement, List<Worker> workers)
-    {
-        placement.Ranks.Clear();
-        placement.Ranks.AddRange(workers);
-        placement.Endpoints = new string?[workers.Count];
-        placement.NcclUniqueId = null;
-        placement.Finished.Clear();
-        placement.GrowingTo = null;
-        // A failure of an earlier generation (its group broke when a worker was lost) says nothing about this one.
-        placement.FirstFailure = null;
-        _running[placement.Trial.Id] = placement;
-        var entry = placement.Run.Manifest.Trials.Single(t => t.Id == placement.Trial.Id);
-        for (var rank = 0; rank < workers.Count; rank++)
-        {
-            workers[rank].Trial = placement.Trial.Id;
-            workers[rank].Ref.Tell(new AssignRank(placement.Run.Id, placement.Run.Dir, placement.Trial.Id, entry.Index, placement.Generation,
-                rank, workers.Count, placement.SpecYaml, placement.Trial.SpecPath, placement.Trial.CheckpointPrefix, placement.Run.Manifest.Storage));
-        }
-        placement.Trial.BeginAttempt(placement.Generation, workers.Select(w => w.Id).ToList());
-        _log.Info("trial {0} generation {1} placed on {2}", placement.Trial.Id, placement.Generation, string.Join(", ", workers.Select(w => w.Id)));
-        if (placement.Spec.Resources.Teachers > 0) PlaceTeachers(placement);
-    }
-
-    private bool Current(string trialId, int generation, out Placement placement)
-    {
-        if (_running.TryGetValue(trialId, out placement!) && placement.Generation == generation) return true;
-        _log.Warning("dropping a message for trial {0} generation {1}: not the current generation", trialId, generation);
-        return false;
-    }
-
-    private void Listening(RankListening m)
-    {
-        if (!Current(m.TrialId, m.Generation, out var placement)) return;
-        placement.Endpoints[m.Rank] = $"{m.Host}:{m.Port}";
-        if (m.NcclUniqueId is not null) placement.NcclUniqueId = m.NcclUniqueId;
-        if (placement.Endpoints.All(e => e is not null))
-        {
-            var start = new StartTraining(m.TrialId, m.Generation, placement.Endpoints.Select(e => e!).ToList(), placement.NcclUniqueId);
-            foreach (var rank in placement.Ranks) rank.Ref.Tell(start);
-        }
-    }
-
-    private void RankEventReceived(RankEvent m)
-    {
-        if (!Current(m.TrialId, m.Generation, out var placement)) return;
-        var e = (TrainingEvent)MessagePackAkkaSerializer.Unpack(m.EventType, m.Payload);
-        placement.Trial.Record(e);
-        Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, e));
-    }
-
-    private void Finished(RankFinished m)
-    {
-        if (!Current(m.TrialId, m.Generation, out var placement)) return;
-        placement.Finished[m.Rank] = m;
-        if (m.Outcome == TrialOutcome.Failed) placement.FirstFailure ??= m;
-        if (m.Outcome == TrialOutcome.Failed && placement.Finished.Count < placement.Ranks.Count)
-        {
-            // One rank failed: the others are blocked in (or headed for) a collective. Abort them now, and give them a
-            // few seconds to say so.
-            foreach (var (rank, index) in placement.Ranks.Select((r, i) => (r, i)).Where(x => !placement.Finished.ContainsKey(x.i)))
-                rank.Ref.Tell(new StopRank(m.TrialId, m.Generation, Abort: true, $"rank {m.Rank} failed: {m.Error}"));
-            if (ReferenceEquals(placement.FirstFailure, m))
-                Timers.StartSingleTimer($"silent-{m.TrialId}", new RanksSilent(m.TrialId, m.Generation), SilentRankTimeout);
-        }
-        if (placement.Finished.Count < placement.Ranks.Count) return;
-
-        foreach (var worker in placement.Ranks) worker.Trial = null;
-        _running.Remove(m.TrialId);
-        ReleaseTeachers(placement);
-        if (!placement.Cancelled && placement.Finished.Values.All(f => f.Outcome == TrialOutcome.Cancelled))
-        {
-            // Stopped without a cancel: a worker is draining. The ranks checkpointed at the same step; run the trial
-            // again from there on other workers (not counted as a restart: nothing failed).
-            placement.Generation++;
-            var at = placement.Finished.Values.Max(f => f.Step);
-            var why = placement.GrowingTo is { } to
-                ? $"growing from {placement.Ranks.Count} to {to} worker(s); continuing as generation {placement.Generation} from step {at}"
-                : $"a worker is leaving; continuing as generation {placement.Generation} from step {at}";
-            placement.Trial.EndAttempt(placement.GrowingTo is null ? "moved" : "grown", at, why);
-            _log.Warning("trial {0}: {1}", placement.Trial.Id, why);
-            _queue.Insert(0, placement);
-            Schedule();
-            return;
-        }
-        var failure = placement.FirstFailure;
-        placement.FirstFailure = null;
-        if (failure is { Retryable: true } && !placement.Cancelled && placement.Restarts < placement.Spec.Resources.MaxRestarts)
-        {
-            // Storage down, a collective that failed or timed out, a teacher lost: run it again from its latest
-            // checkpoint after a backoff, on whichever workers are free then.
-            placement.Generation++;
-            placement.Restarts++;
-            var wait = RestartBackoff(placement.Restarts);
-            var at = Math.Max(placement.Finished.Values.Max(f => f.Step), placement.Trial.ReadStatus().Step);
-            var reason = $"rank {failure.Rank} failed: {failure.Error}; restarting as generation {placement.Generation} from the latest checkpoint in {wait.TotalSeconds:F0} s " +
-                         $"(restart {placement.Restarts} of {placement.Spec.Resources.MaxRestarts})";
-            placement.Trial.EndAttempt("failed", at, reason);
-            var warning = new TrialWarning(placement.Trial.Id, at, reason);
-            placement.Trial.Record(warning);
-            Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, warning));
-            _log.Warning("trial {0}: {1}", placement.Trial.Id, reason);
-            _backingOff[placement.Trial.Id] = placement;
-            Timers.StartSingleTimer($"restart-{placement.Trial.Id}", new RestartDue(placement.Trial.Id), wait);
-            Schedule();
-            return;
-        }
-        var outcome = failure is not null ? TrialOutcome.Failed
-            : placement.Finished.Values.Any(f => f.Outcome == TrialOutcome.Cancelled) ? TrialOutcome.Cancelled
-            : TrialOutcome.Completed;
-        // A rank that failed before training (a bad shard at the start) reports step 0: keep the step already recorded.
-        var step = Math.Max(placement.Finished.Values.Max(f => f.Step), placement.Trial.ReadStatus().Step);
-        var error = failure?.Error is { } failed && placement.Teachers.Count == 0 && placement.TeacherError is { } teacherError && placement.Spec.Resources.Teachers > 0
-            ? $"{failed} (teacher: {teacherError})" : failure?.Error;
-        if (failure is { Retryable: true } && placement.Restarts > 0)
-            error += $" (after {placement.Restarts} restart(s), resources.max_restarts {placement.Spec.Resources.MaxRestarts})";
-        var finished = new TrialFinished(m.TrialId, outcome, step, error);
-        placement.Trial.Record(finished);
-        Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, finished));
-        CheckRunFinished(placement.Run.Id);
-        Schedule();
-    }
-
-    /// <summary>Ranks that stayed silent after their trial's first failure count as failed on a lost worker: the worker
-    /// is kept out of placement for a while (it may be dead, or hung) and the trial goes on without waiting for it.</summary>
-    private void Silent(RanksSilent m)
-    {
-        if (!_running.TryGetValue(m.TrialId, out var placement) || placement.Generation != m.Generation || placement.FirstFailure is not { } first) return;
-        var silent = placement.Ranks.Select((worker, rank) => (worker, rank)).Where(x => !placement.Finished.ContainsKey(x.rank)).ToList();
-        foreach (var (worker, rank) in silent)
-        {
-            worker.SuspectUntil = DateTime.UtcNow + SuspectFor;
-            Timers.StartSingleTimer($"suspect-{worker.Id}", new RetrySchedule(), SuspectFor);
-            _log.Warning("trial {0}: rank {1} on worker {2} did not answer within {3} s of rank {4}'s failure; going on without it",
-                m.TrialId, rank, worker.Id, SilentRankTimeout.TotalSeconds, first.Rank);
-        }
-        foreach (var (worker, rank) in silent)
-            Finished(new RankFinished(m.TrialId, m.Generation, rank, TrialOutcome.Failed, 0,
-                $"rank {rank} on worker {worker.Id} did not answer within {SilentRankTimeout.TotalSeconds:F0} s", Retryable: true));
-    }
-
-    private void WorkerLost(IActorRef actor)
-    {
-        var worker = _workers.Values.FirstOrDefault(w => w.Ref.Equals(actor));
-        if (worker is null) return;
-        _workers.Remove(worker.Id);
-        if (worker.Trial is null || !_running.TryGetValue(worker.Trial, out var placement))
-        {
-            _log.Info("worker {0} left the cluster", worker.Id);
-            return;
-        }
-        if (placement.Teachers.Contains(worker))
-        {
-            // The students fail over to the other teachers on their own; a free teacher worker replaces this one.
-            _log.Warning("teacher worker {0} of trial {1} left the cluster", worker.Id, placement.Trial.Id);
-            DropTeacher(placement, worker);
-            Schedule();
-            return;
-        }
-        _log.Warning("worker {0} left the cluster while running trial {1}", worker.Id, worker.Trial);
-
-        // The trial's group is broken: abort the surviving ranks, then run it again from its latest checkpoint
-        // under a new generation, so anything the old ranks still send is ignored.
-        foreach (var survivor in placement.Ranks.Where(r => r != worker))
-        {
-            survivor.Ref.Tell(new StopRank(placement.Trial.Id, placement.Generation, Abort: true, $"worker {worker.Id} was lost"));
-            survivor.Trial = null;
-        }
-        _running.Remove(placement.Trial.Id);
-        ReleaseTeachers(placement);
-        var maxRestarts = placement.Spec.Resources.MaxRestarts;
-        if (placement.Cancelled || placement.Restarts >= maxRestarts)
-        {
-            var outcome = placement.Cancelled ? TrialOutcome.Cancelled : TrialOutcome.Failed;
-            var finished = new TrialFinished(placement.Trial.Id, outcome, placement.Trial.ReadStatus().Step,
-                outcome == TrialOutcome.Failed ? $"worker {worker.Id} was lost and the trial used its {maxRestarts} restart(s) (resources.max_restarts)" : null);
-            placement.Trial.Record(finished);
-            Context.System.EventStream.Publish(new TrialEventPublished(placement.Run.Id, finished));
-            CheckRunFinished(placement.Run.Id);
-        }
-        else
-        {
-            placement.Generation++;
-            placement.Restarts++;
-            placement.Trial.EndAttempt("failed", placement.Trial.ReadStatus().Step,
-                $"worker {worker.Id} was lost; restarting as generation {placement.Generation} from the latest checkpoint (restart {placement.Restarts} of {maxRestarts})");
-            _log.Warning("trial {0}: restarting as generation {1} from its latest checkpoint", placement.Trial.Id, placement.Generation);
-            _queue.Insert(0, placement);
-        }
-        Schedule();
+        slot.Trial.RecordSkipped(reason);
+        _log.Warning("trial {0} skipped: {1}", slot.Trial.Id, reason);
+        Context.System.EventStream.Publish(new TrialEventPublished(slot.Run.Id, new TrialWarning(slot.Trial.Id, 0, "skipped: " + reason)));
+        Forget(slot);
     }
 
     private void CheckRunFinished(string runId)
     {
-        if (_queue.Any(p => p.Run.Id == runId) || _running.Values.Any(p => p.Run.Id == runId) || _backingOff.Values.Any(p => p.Run.Id == runId)) return;
+        if (_liveByRun.GetValueOrDefault(runId) > 0) return;
+        _liveByRun.Remove(runId);
+        _holdingByRun.Remove(runId);
         Context.System.EventStream.Publish(new RunFinished(runId));
     }
 }

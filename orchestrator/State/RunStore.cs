@@ -203,6 +203,13 @@ public sealed class RunRecord
 
     public TrialRecord Trial(string id) => new(this, StoragePaths.RequireSafeName(id, "a trial id"));
 
+    private Dictionary<string, TrialEntry>? _entries;
+
+    /// <summary>The manifest's entry of a trial, by id (an index: the coordinator looks one up per placement).</summary>
+    public TrialEntry Entry(string trialId) =>
+        (_entries ??= Manifest.Trials.ToDictionary(t => t.Id, StringComparer.Ordinal)).TryGetValue(trialId, out var entry)
+            ? entry : throw new ArgumentException($"run {Id} has no trial {trialId}");
+
     public IReadOnlyList<TrialRecord> Trials => Manifest.Trials.Select(t => Trial(t.Id)).ToList();
 
     /// <summary>Every trial's status, in trial order, in one read (this process's uncommitted writes included).</summary>

@@ -241,14 +241,94 @@ public class TrialRestartTests
             Assert.That(attempts[0].Workers, Is.EqualTo(new[] { "protocol-worker-0", "protocol-worker-1" }));
             Assert.That(attempts[1].Workers, Is.EqualTo(new[] { "protocol-worker-0", "protocol-worker-2" }), "the silent worker is left out");
             var recovery = attempts[1].StartedAt - attempts[0].StartedAt;
-            Assert.That(recovery, Is.GreaterThanOrEqualTo(ExperimentManager.SilentRankTimeout).And.LessThan(TimeSpan.FromSeconds(10)),
+            Assert.That(recovery, Is.GreaterThanOrEqualTo(TrialCoordinator.SilentRankTimeout).And.LessThan(TimeSpan.FromSeconds(10)),
                 "silence timeout plus the first backoff, not the failure detector's pause");
+        });
+    }
+
+    /// <summary>Follows the protocol and completes after <c>delay</c>, except that in generation 1 of run <c>badRun</c>
+    /// it sends an event the coordinator cannot decode (a malformed frame from the network).</summary>
+    private sealed class GarblingWorker : ReceiveActor, IWithTimers
+    {
+        public ITimerScheduler Timers { get; set; } = null!;
+
+        private readonly IActorRef _manager;
+        private readonly string _id;
+
+        public GarblingWorker(IActorRef manager, string id, string badRun, TimeSpan delay)
+        {
+            _manager = manager;
+            _id = id;
+            var runs = new Dictionary<string, string>();
+            Receive<WorkerRegistered>(_ => { });
+            Receive<AssignRank>(a =>
+            {
+                runs[a.TrialId] = a.RunId;
+                Sender.Tell(new RankListening(a.TrialId, a.Generation, a.Rank, "127.0.0.1", 1));
+            });
+            Receive<StartTraining>(start =>
+            {
+                if (runs[start.TrialId] == badRun && start.Generation == 1)
+                {
+                    // 0xC1 is never valid MessagePack.
+                    Sender.Tell(new RankEvent(start.TrialId, start.Generation, 0, nameof(TrialStarted), [0xC1, 0x00]));
+                    return;
+                }
+                var step = (start.Generation - 1) * 2L;
+                var (type, payload) = MessagePackAkkaSerializer.Pack(new TrialStarted(start.TrialId, step, 6, 1000, null, null));
+                Sender.Tell(new RankEvent(start.TrialId, start.Generation, 0, type, payload));
+                Timers.StartSingleTimer(start.TrialId, new Deliver(Sender, new RankFinished(start.TrialId, start.Generation, 0, TrialOutcome.Completed, 6, null)), delay);
+            });
+            Receive<Deliver>(d => d.To.Tell(d.Message));
+            ReceiveAny(_ => { });
+        }
+
+        private sealed record Deliver(IActorRef To, object Message);
+
+        protected override void PreStart() => _manager.Tell(new RegisterWorker(_id, "127.0.0.1", ClusterHosting.TrainerRole, "cpu", 1));
+    }
+
+    [Test]
+    public async Task TrialCoordinatorThatThrows_IsRestartedAndItsTrialContinues_WhileAnotherTrialAndTheWorkersAreUntouched()
+    {
+        // Two runs of the same experiment (the same trial id) on two workers. Run A's rank sends an event that cannot be
+        // decoded, so A's trial coordinator throws: supervision restarts it, and A runs again from its checkpoint as
+        // generation 2. Run B's trial, on the other worker, runs on as one attempt, and both workers stay registered.
+        var path = _dir.Combine("restart.yaml");
+        var yaml = TestCorpus.TinyExperiment(_dir.Path, "restart", steps: 6);
+        File.WriteAllText(path, yaml);
+        var spec = ExperimentLoader.Load(path);
+        var runA = _store.Create(spec, TrialComponents.Expand(spec), yaml);
+        var runB = _store.Create(spec, TrialComponents.Expand(spec), yaml);
+        var manager = _system.ActorOf(ExperimentManager.Props(_store));
+        _system.ActorOf(Props.Create(() => new GarblingWorker(manager, "worker-a", runA.Id, TimeSpan.FromMilliseconds(200))));
+        _system.ActorOf(Props.Create(() => new GarblingWorker(manager, "worker-b", runA.Id, TimeSpan.FromSeconds(2))));
+        await Task.Delay(200);
+        await manager.Ask<RunAccepted>(new SubmitRun(runB.Id), TimeSpan.FromSeconds(10));
+        await manager.Ask<RunAccepted>(new SubmitRun(runA.Id), TimeSpan.FromSeconds(10));
+        var trialA = runA.Trial("restart-t000");
+        var trialB = runB.Trial("restart-t000");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && new[] { trialA, trialB }.Any(t => t.ReadStatus().State is TrialState.Pending or TrialState.Running)) await Task.Delay(50);
+        _store.Writer.Flush();
+        var workers = await manager.Ask<WorkersShutDown>(new ShutdownWorkers("test over"), TimeSpan.FromSeconds(5));
+        var attemptsA = trialA.Attempts();
+        var attemptsB = trialB.Attempts();
+        Assert.Multiple(() =>
+        {
+            Assert.That(trialA.ReadStatus().State, Is.EqualTo(TrialState.Completed), trialA.ReadStatus().Error);
+            Assert.That(attemptsA.Select(a => a.Outcome), Is.EqualTo(new[] { "failed", "completed" }));
+            Assert.That(attemptsA[0].Reason, Does.Contain("the trial's coordinator failed on RankEvent").And.Contain("restart 1 of 3"));
+            Assert.That(attemptsA[1].Generation, Is.EqualTo(2));
+            Assert.That(trialB.ReadStatus().State, Is.EqualTo(TrialState.Completed), trialB.ReadStatus().Error);
+            Assert.That(attemptsB.Select(a => (a.Generation, a.Outcome)), Is.EqualTo(new[] { (1, "completed") }), "the other trial is not touched");
+            Assert.That(workers.Count, Is.EqualTo(2), "the worker registry survives");
         });
     }
 
     [Test]
     public void RestartBackoff_DoublesFromOneSecond_UpToThirty()
     {
-        Assert.That(Enumerable.Range(1, 8).Select(n => ExperimentManager.RestartBackoff(n).TotalSeconds), Is.EqualTo(new double[] { 1, 2, 4, 8, 16, 30, 30, 30 }));
+        Assert.That(Enumerable.Range(1, 8).Select(n => TrialCoordinator.RestartBackoff(n).TotalSeconds), Is.EqualTo(new double[] { 1, 2, 4, 8, 16, 30, 30, 30 }));
     }
 }
