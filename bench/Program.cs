@@ -16,15 +16,20 @@ string Arg(string name, string fallback) => args.SkipWhile(a => a != name).Skip(
 var outDir = Arg("--out", "bench/results");
 var experiment = Arg("--experiment", "experiments/quickstart.yaml");
 Directory.CreateDirectory(outDir);
-// `--only allreduce|data-parallel|generation|train|shards|checkpoint|dashboard|distill` runs one part; without it, all parts run.
+// `--only allreduce|data-parallel|generation|train|shards|checkpoint|dashboard|distill|scheduling|recovery` runs one part; without it, all parts run.
 var only = Arg("--only", "all");
-if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "shards" or "checkpoint" or "dashboard" or "distill"))
+if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "shards" or "checkpoint" or "dashboard" or "distill" or "scheduling" or "recovery"))
 {
-    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, shards, checkpoint, dashboard, distill.");
+    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, shards, checkpoint, dashboard, distill, scheduling, recovery.");
     return 2;
 }
 if (only is "all" or "dashboard")
     Training.Bench.DashboardBench.Run(outDir);
+if (only is "all" or "scheduling")
+    Training.Bench.SchedulingBench.Run(outDir, int.Parse(Arg("--sim-workers", "1000")), int.Parse(Arg("--sim-trials", "10000")),
+        double.Parse(Arg("--sim-trial-seconds", "3"), CultureInfo.InvariantCulture));
+if (only is "all" or "recovery")
+    Training.Bench.RecoveryBench.Run(outDir);
 if (only is "all" or "allreduce")
     Training.Bench.AllReduceBench.Run(outDir);
 if (only is "all" or "data-parallel")

@@ -201,7 +201,8 @@ public sealed class ProgressDisplay
             {
                 trial, a.Number.ToString(CultureInfo.InvariantCulture), a.Generation.ToString(CultureInfo.InvariantCulture), string.Join(", ", a.Workers),
                 a.StartedAt.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture),
-                a.StartStep is null ? "-" : a.ResumedFrom ?? (a.StartStep == 0 ? "scratch" : $"step {a.StartStep}"),
+                a.StartStep is null ? "-" : (a.ResumedFrom ?? (a.StartStep == 0 ? "scratch" : $"step {a.StartStep}"))
+                    + (a.Skipped is { } skipped ? $" (skipped {skipped.Replace("\n", "; ")})" : ""),
                 a.EndedAt?.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture) ?? "-",
                 a.Outcome ?? "running", a.Reason ?? "",
             }.Select(Markup.Escape).ToArray());

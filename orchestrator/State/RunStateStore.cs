@@ -65,7 +65,7 @@ public sealed record AppendEvent(string RunId, string TrialId, string Type, long
 public sealed record BeginAttempt(string RunId, string TrialId, int Generation, IReadOnlyList<string> Workers, DateTimeOffset Time) : StateWrite(RunId, TrialId);
 
 /// <summary>The open attempt's ranks started training: from which step and checkpoint (and which one was skipped).</summary>
-public sealed record AttemptStarted(string RunId, string TrialId, long StartStep, string? ResumedFrom) : StateWrite(RunId, TrialId);
+public sealed record AttemptStarted(string RunId, string TrialId, long StartStep, string? ResumedFrom, string? Skipped = null) : StateWrite(RunId, TrialId);
 
 /// <summary>Closes the trial's open attempt (if any) with its outcome and why.</summary>
 public sealed record EndAttempt(string RunId, string TrialId, string Outcome, long Step, string? Reason, DateTimeOffset Time) : StateWrite(RunId, TrialId);
@@ -76,8 +76,10 @@ public sealed record RecordCheckpoint(string RunId, string TrialId, long Step, s
 public sealed record StoredEvent(long Sequence, string Type, long Step, DateTimeOffset Time, string Body);
 
 /// <summary>One placement of a trial, from the coordinator placing it to its end (outcome null while it runs).</summary>
+/// <param name="Skipped">Newer checkpoints the attempt skipped on restore because they failed verification, each with why
+/// (one per line); null when none was.</param>
 public sealed record AttemptRecord(int Number, int Generation, IReadOnlyList<string> Workers, DateTimeOffset StartedAt, long? StartStep,
-    string? ResumedFrom, DateTimeOffset? EndedAt, long? EndStep, string? Outcome, string? Reason);
+    string? ResumedFrom, DateTimeOffset? EndedAt, long? EndStep, string? Outcome, string? Reason, string? Skipped = null);
 
 public sealed record CheckpointRecord(long Step, string CheckpointId, string? Location, DateTimeOffset Time);
 

@@ -352,7 +352,7 @@ public sealed class TrialRecord(RunRecord run, string id)
             StepMetrics s => ("step", s.Step, (object)new { type = "step", s.Step, s.Loss, s.Accuracy, lr = s.LearningRate, grad_norm = s.GradNorm, tokens_per_second = s.TokensPerSecond, step_seconds = s.StepSeconds, communication_seconds = s.CommunicationSeconds, time = now }),
             EvalMetrics v => ("eval", v.Step, new { type = "eval", v.Step, v.Loss, v.Accuracy, v.Tokens, exact_match = v.ExactMatch, time = now }),
             CheckpointCommitted c => ("checkpoint", c.Step, new { type = "checkpoint", c.Step, id = c.CheckpointId, c.Location, time = now }),
-            TrialStarted t => ("start", t.StartStep, new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, init_from = t.InitializedFrom, time = now }),
+            TrialStarted t => ("start", t.StartStep, new { type = "start", step = t.StartStep, total_steps = t.TotalSteps, t.Parameters, resumed_from = t.ResumedFrom, init_from = t.InitializedFrom, skipped = t.SkippedCheckpoints, time = now }),
             TrialWarning w => ("warning", w.Step, new { type = "warning", w.Step, w.Message, time = now }),
             TrialFinished f => ("finish", f.Step, new { type = "finish", outcome = f.Outcome.ToString().ToLowerInvariant(), f.Step, f.Error, time = now }),
             _ => (null, 0L, null),
@@ -365,7 +365,8 @@ public sealed class TrialRecord(RunRecord run, string id)
             switch (e)
             {
                 case TrialStarted t:
-                    Store.Writer.Write(new AttemptStarted(Run.Id, Id, t.StartStep, t.ResumedFrom), urgent);
+                    Store.Writer.Write(new AttemptStarted(Run.Id, Id, t.StartStep, t.ResumedFrom,
+                        t.SkippedCheckpoints is { Count: > 0 } skipped ? string.Join("\n", skipped) : null), urgent);
                     break;
                 case CheckpointCommitted c:
                     Store.Writer.Write(new RecordCheckpoint(Run.Id, Id, c.Step, c.CheckpointId, c.Location, now), urgent);

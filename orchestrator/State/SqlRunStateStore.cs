@@ -246,8 +246,8 @@ public sealed class SqlRunStateStore : IRunStateStore
                     break;
                 case AttemptStarted a:
                     Execute(connection, transaction,
-                        "UPDATE attempts SET start_step = @s, resumed_from = @from WHERE run_id = @r AND trial_id = @t AND ended_ms IS NULL",
-                        ("s", a.StartStep), ("from", a.ResumedFrom), ("r", a.RunId), ("t", a.TrialId));
+                        "UPDATE attempts SET start_step = @s, resumed_from = @from, skipped = @skipped WHERE run_id = @r AND trial_id = @t AND ended_ms IS NULL",
+                        ("s", a.StartStep), ("from", a.ResumedFrom), ("skipped", a.Skipped), ("r", a.RunId), ("t", a.TrialId));
                     break;
                 case EndAttempt end:
                     Execute(connection, transaction,
@@ -309,11 +309,11 @@ public sealed class SqlRunStateStore : IRunStateStore
     {
         using var connection = Connect();
         return Read(connection,
-            "SELECT number, generation, workers, started_ms, start_step, resumed_from, ended_ms, end_step, outcome, reason FROM attempts WHERE run_id = @r AND trial_id = @t ORDER BY number",
+            "SELECT number, generation, workers, started_ms, start_step, resumed_from, ended_ms, end_step, outcome, reason, skipped FROM attempts WHERE run_id = @r AND trial_id = @t ORDER BY number",
             r => new AttemptRecord(Convert.ToInt32(r.GetValue(0)), Convert.ToInt32(r.GetValue(1)),
                 r.GetString(2).Split(',', StringSplitOptions.RemoveEmptyEntries), DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(3)),
                 NullableLong(r, 4), NullableString(r, 5), NullableLong(r, 6) is { } ended ? DateTimeOffset.FromUnixTimeMilliseconds(ended) : null,
-                NullableLong(r, 7), NullableString(r, 8), NullableString(r, 9)),
+                NullableLong(r, 7), NullableString(r, 8), NullableString(r, 9), NullableString(r, 10)),
             ("r", runId), ("t", trialId));
     }
 

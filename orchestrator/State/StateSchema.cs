@@ -87,6 +87,10 @@ internal static class StateSchema
                 PRIMARY KEY (run_id, trial_id, checkpoint_id))
             """,
         ],
+        // 2: the newer checkpoints an attempt skipped on restore because they failed verification, with the reasons.
+        [
+            "ALTER TABLE attempts ADD COLUMN skipped TEXT NULL",
+        ],
     ];
 
     public static int Latest => Migrations.Count;

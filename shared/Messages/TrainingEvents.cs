@@ -4,8 +4,9 @@ namespace Training.Shared.Messages;
 public abstract record TrainingEvent(string TrialId);
 
 /// <param name="InitializedFrom">Where the weights came from when the trial started from another trial's (model.init_from).</param>
+/// <param name="SkippedCheckpoints">Newer checkpoints passed over on restore because they failed verification, each with why.</param>
 public sealed record TrialStarted(string TrialId, long StartStep, long TotalSteps, long Parameters, string? ResumedFrom,
-    string? InitializedFrom = null) : TrainingEvent(TrialId);
+    string? InitializedFrom = null, IReadOnlyList<string>? SkippedCheckpoints = null) : TrainingEvent(TrialId);
 
 /// <param name="TokensPerSecond">Tokens the whole group read per second of wall time in this step.</param>
 /// <param name="CommunicationSeconds">Time this step spent in the gradient all-reduce (0 for a single rank).</param>

@@ -152,19 +152,24 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Restores the newest verified checkpoint, if any. Returns its id.</summary>
-    public string? RestoreLatest()
+    public string? RestoreLatest() => RestoreLatest(out _);
+
+    /// <summary>Restores the newest verified checkpoint, if any, and names the newer ones that failed verification
+    /// (each with why). Returns its id.</summary>
+    public string? RestoreLatest(out IReadOnlyList<string> skipped)
     {
         var loaded = _checkpoints.LoadLatestAsync().GetAwaiter().GetResult();
+        skipped = loaded?.Skipped ?? [];
         if (loaded is null) return null;
         var source = $"{_checkpoints.Location}/{loaded.Manifest.Id}";
         // A newer checkpoint that fails verification is skipped, and said so: the trial continues from an older step.
-        foreach (var skipped in loaded.Skipped)
+        foreach (var bad in loaded.Skipped)
             _options.Report(new TrialWarning(_options.Trial.Id, loaded.Manifest.Step,
-                $"checkpoint {skipped}; skipped it, resuming from the older {loaded.Manifest.Id}"));
+                $"checkpoint {bad}; skipped it, resuming from the older {loaded.Manifest.Id}"));
         // Training passes those steps again and commits them anew; the leader uncommits the bad ones so it can.
         if (_options.IsLeader)
-            foreach (var bad in loaded.SkippedManifests ?? [])
-                _checkpoints.SetAsideAsync(bad).GetAwaiter().GetResult();
+            foreach (var manifest in loaded.SkippedManifests ?? [])
+                _checkpoints.SetAsideAsync(manifest).GetAwaiter().GetResult();
         var state = JsonSerializer.Deserialize<TrainerState>(loaded.Files["state.json"], Json)
             ?? throw new InvalidDataException($"{source}/state.json is empty");
         if (state.VocabSize != _tokenizer.VocabSize)
@@ -200,11 +205,11 @@ public sealed class Trainer : IDisposable
     {
         var trialId = _options.Trial.Id;
         var train = _spec.Train;
-        var resumedFrom = RestoreLatest();
+        var resumedFrom = RestoreLatest(out var skipped);
         // A trial's own checkpoint wins: init_from only seeds the weights of a trial that has none yet.
         var initializedFrom = resumedFrom is null && _spec.Model.InitFrom is { } initFrom
             ? InitialWeights.Load(_module, initFrom, _options.RunsRoot) : null;
-        if (_options.IsLeader) _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom, initializedFrom));
+        if (_options.IsLeader) _options.Report(new TrialStarted(trialId, _step, train.Steps, ParameterCount, resumedFrom, initializedFrom, skipped.Count > 0 ? skipped : null));
         var writer = new CheckpointWriter(_checkpoints, train.KeepCheckpoints,
             m => _options.Report(new CheckpointCommitted(trialId, m.Step, m.Id, _checkpoints.Location)),
             message => _options.Report(new TrialWarning(trialId, _step, message)));

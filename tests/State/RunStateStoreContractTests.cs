@@ -257,7 +257,7 @@ public class RunStateStoreContractTests(string backend)
         store.Apply([new BeginAttempt("r", "t0", 1, ["w1", "w2"], T0), new AttemptStarted("r", "t0", 0, null)]);
         store.Apply([new EndAttempt("r", "t0", "restarted", 40, "worker w2 lost", T0.AddMinutes(1))]);
         store.Apply([new BeginAttempt("r", "t0", 2, ["w1", "w3"], T0.AddMinutes(2))]);
-        store.Apply([new AttemptStarted("r", "t0", 40, "ckpt-40")]);
+        store.Apply([new AttemptStarted("r", "t0", 40, "ckpt-40", "ckpt-60: model.safetensors has 10 bytes, manifest says 20")]);
         // The coordinator died: the next placement ends the open one as interrupted.
         store.Apply([new BeginAttempt("r", "t0", 3, ["w4"], T0.AddMinutes(3))]);
 
@@ -275,6 +275,8 @@ public class RunStateStoreContractTests(string backend)
             Assert.That(a1.EndStep, Is.EqualTo(40));
             Assert.That(a1.Outcome, Is.EqualTo("restarted"));
             Assert.That(a1.Reason, Is.EqualTo("worker w2 lost"));
+            Assert.That(a1.Skipped, Is.Null);
+            Assert.That(a2.Skipped, Is.EqualTo("ckpt-60: model.safetensors has 10 bytes, manifest says 20"));
 
             Assert.That(a2.Generation, Is.EqualTo(2));
             Assert.That(a2.StartStep, Is.EqualTo(40));
@@ -404,8 +406,8 @@ public class RunStateStoreContractTests(string backend)
         Assert.That(store.ReadEvents("r", "t0").Select(e => e.Step), Is.EqualTo(new long[] { 1, 4 }));
     }
 
-    // StateSchema is internal to the orchestrator: these tests know it has one migration.
-    private const int LatestSchema = 1;
+    // StateSchema is internal to the orchestrator: these tests know it has two migrations.
+    private const int LatestSchema = 2;
 
     [Test]
     public void Open_NewDatabase_IsAtTheLatestSchema_AndReopeningAppliesNothing()
@@ -420,6 +422,27 @@ public class RunStateStoreContractTests(string backend)
         AssertSameRun(again.FindRun("r"), SimpleRun("r"));
         using var raw = _backends.RawConnection(location);
         Assert.That(Convert.ToInt64(StateBackends.Scalar(raw, "SELECT COUNT(*) FROM schema_version")), Is.EqualTo(LatestSchema));
+    }
+
+    [Test]
+    public void Open_VersionOneDatabase_IsMigratedInPlace_AndKeepsWhatItHeld()
+    {
+        var location = _backends.NewLocation();
+        var store = Open(location);
+        Create(store, SimpleRun("r"));
+        store.Dispose();
+        // Back to what an orchestrator of schema 1 left: no attempts.skipped column, one version row.
+        using (var raw = _backends.RawConnection(location))
+        {
+            StateBackends.Scalar(raw, "ALTER TABLE attempts DROP COLUMN skipped");
+            StateBackends.Scalar(raw, "DELETE FROM schema_version WHERE version = 2");
+        }
+        var again = Open(location);
+        Assert.That(again.SchemaVersion(), Is.EqualTo(LatestSchema));
+        AssertSameRun(again.FindRun("r"), SimpleRun("r"));
+        using var check = _backends.RawConnection(location);
+        Assert.That(Convert.ToInt64(StateBackends.Scalar(check, "SELECT COUNT(*) FROM attempts WHERE skipped IS NULL")), Is.GreaterThanOrEqualTo(0),
+            "the column is back");
     }
 
     [Test]

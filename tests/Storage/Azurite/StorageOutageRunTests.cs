@@ -168,6 +168,10 @@ public class StorageOutageRunTests
             Assert.That(resumed.Stdout, Does.Contain($"resumed from {previous.Id} at step {previous.Step}/400"));
             Assert.That(WorkerLogs(run), Does.Contain(reason), "the worker logs it");
             Assert.That(Metrics(runs).Last(l => l.Type == "start").Step, Is.EqualTo(previous.Step));
+            var attempt = RunState.Attempts(runs, "trunc-t000")[^1];
+            Assert.That(attempt.ResumedFrom, Is.EqualTo(previous.Id));
+            Assert.That(attempt.Skipped, Does.StartWith($"{newest.Id}: model.safetensors has {model.Length / 2} bytes"),
+                "the attempt names the skipped checkpoint and why, for status");
         });
         // The run record keeps it too, so `orchestrator logs` shows it after the console is gone.
         var logs = await CliProcess.RunAsync(_dir.Path, "logs", "latest");
