@@ -35,6 +35,12 @@ public static class SchedulingBench
             var run = store.Create(spec, TrialComponents.Expand(spec), File.ReadAllText(path));
             store.Writer.Flush();
             Console.WriteLine($"scheduling bench: a run of {trials:N0} trials written in {setup.Elapsed.TotalSeconds:F1} s");
+            // What the coordinator pays per trial to read its stored spec (off its own thread, ahead of placement).
+            var parse = Stopwatch.StartNew();
+            var sample = run.Trials.Take(200).ToList();
+            foreach (var trial in sample) trial.LoadSpec();
+            var specMilliseconds = parse.Elapsed.TotalMilliseconds / sample.Count;
+            Console.WriteLine($"scheduling bench: reading a stored trial spec takes {specMilliseconds:F2} ms");
 
             using var system = ActorSystem.Create("scheduling-bench", "akka.loglevel = ERROR\nakka.stdout-loglevel = ERROR");
             var manager = system.ActorOf(ExperimentManager.Props(store), "manager");
@@ -43,14 +49,16 @@ public static class SchedulingBench
             system.ActorOf(Props.Create(() => new RunWatcher(runId, finished)));
             var duration = TimeSpan.FromSeconds(trialSeconds);
             var registered = new CountdownEvent(workers);
+            var timeline = new Timeline();
             for (var w = 0; w < workers; w++)
             {
                 var id = $"sim-{w:D4}";
-                system.ActorOf(Props.Create(() => new SimulatedWorker(manager, id, duration, registered)), id);
+                system.ActorOf(Props.Create(() => new SimulatedWorker(manager, id, duration, registered, timeline)), id);
             }
             if (!registered.Wait(TimeSpan.FromMinutes(1))) throw new TimeoutException("the simulated workers did not all register");
 
             var clock = Stopwatch.StartNew();
+            timeline.Start(clock);
             manager.Ask<RunAccepted>(new SubmitRun(run.Id), TimeSpan.FromMinutes(5)).GetAwaiter().GetResult();
             var accepted = clock.Elapsed.TotalSeconds;
             if (!finished.Task.Wait(TimeSpan.FromSeconds(trialSeconds * Math.Ceiling((double)trials / workers) * 4 + 120)))
@@ -62,6 +70,10 @@ public static class SchedulingBench
             if (completed != trials) throw new InvalidDataException($"{completed} of {trials} trials completed");
             var ideal = Math.Ceiling((double)trials / workers) * trialSeconds;
             var peak = PeakResidentBytes();
+            var (firstWave, gaps) = timeline.Summary();
+            var gapMedian = gaps.Count == 0 ? 0 : gaps[gaps.Count / 2];
+            var gapP99 = gaps.Count == 0 ? 0 : gaps[(int)(gaps.Count * 0.99)];
+            var idle = firstWave.Sum() + gaps.Sum();
             var result = new
             {
                 machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
@@ -71,6 +83,11 @@ public static class SchedulingBench
                 ideal_seconds = ideal,
                 overhead = makespan / ideal - 1,
                 submit_answered_seconds = accepted,
+                spec_read_milliseconds = specMilliseconds,
+                first_assignment_seconds = new { median = firstWave.Count == 0 ? 0 : firstWave[firstWave.Count / 2], max = firstWave.Count == 0 ? 0 : firstWave[^1] },
+                worker_idle_between_trials_seconds = new { median = gapMedian, p99 = gapP99 },
+                worker_idle_share = idle / (workers * makespan),
+                load_average = File.ReadAllText("/proc/loadavg").Trim(),
                 trials_completed = completed,
                 peak_resident_bytes = peak,
                 managed_heap_bytes = GC.GetTotalMemory(forceFullCollection: false),
@@ -89,6 +106,10 @@ public static class SchedulingBench
                 .AppendLine(CultureInfo.InvariantCulture, $"| ideal makespan | {ideal:F1} s | |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| **scheduling overhead** | **{result.overhead:P1}** | < 5% (Ray Tune: {result.reference.overhead:P1}) |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| submit answered after | {accepted:F2} s | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| a worker's first trial assigned after (median / last) | {result.first_assignment_seconds.median:F2} s / {result.first_assignment_seconds.max:F2} s | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| a worker idle between two trials (median / p99) | {gapMedian * 1000:F0} ms / {gapP99 * 1000:F0} ms | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| load average at the end (1, 5, 15 min) | {result.load_average} | |")
+                .AppendLine(CultureInfo.InvariantCulture, $"| reading one stored trial spec (done ahead of placement, off the coordinator's thread) | {specMilliseconds:F2} ms | |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| peak resident memory (coordinator, store and simulated workers) | {peak / 1e6:F0} MB | |")
                 .ToString();
             File.WriteAllText(Path.Combine(outDir, "scheduling.md"), md);
@@ -116,6 +137,33 @@ public static class SchedulingBench
         return line is null ? Process.GetCurrentProcess().PeakWorkingSet64 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
     }
 
+    /// <summary>When each simulated worker got its first trial, and how long each sat idle between two.</summary>
+    private sealed class Timeline
+    {
+        private readonly object _gate = new();
+        private readonly List<double> _first = new();
+        private readonly List<double> _gaps = new();
+        private Stopwatch _clock = new();
+
+        public void Start(Stopwatch clock) => _clock = clock;
+        public double Now => _clock.Elapsed.TotalSeconds;
+
+        public void Assigned(double? freeSince)
+        {
+            var now = Now;
+            lock (_gate)
+            {
+                if (freeSince is { } since) _gaps.Add(now - since);
+                else _first.Add(now);
+            }
+        }
+
+        public (List<double> First, List<double> Gaps) Summary()
+        {
+            lock (_gate) return (_first.Order().ToList(), _gaps.Order().ToList());
+        }
+    }
+
     /// <summary>Completes when the coordinator publishes that the run has finished.</summary>
     private sealed class RunWatcher : ReceiveActor
     {
@@ -139,24 +187,33 @@ public static class SchedulingBench
         private readonly IActorRef _manager;
         private readonly string _id;
 
-        public SimulatedWorker(IActorRef manager, string id, TimeSpan duration, CountdownEvent registered)
+        public SimulatedWorker(IActorRef manager, string id, TimeSpan duration, CountdownEvent registered, Timeline timeline)
         {
             _manager = manager;
             _id = id;
             var counted = false;
+            double? freeSince = null;
             Receive<WorkerRegistered>(_ =>
             {
                 if (!counted) registered.Signal();
                 counted = true;
             });
-            Receive<AssignRank>(a => Sender.Tell(new RankListening(a.TrialId, a.Generation, a.Rank, "127.0.0.1", 1)));
+            Receive<AssignRank>(a =>
+            {
+                timeline.Assigned(freeSince);
+                Sender.Tell(new RankListening(a.TrialId, a.Generation, a.Rank, "127.0.0.1", 1));
+            });
             Receive<StartTraining>(start =>
             {
                 var (type, payload) = MessagePackAkkaSerializer.Pack(new TrialStarted(start.TrialId, 0, 240, 1_000_000, null, null));
                 Sender.Tell(new RankEvent(start.TrialId, start.Generation, 0, type, payload));
                 Timers.StartSingleTimer("done", new Done(Sender, new RankFinished(start.TrialId, start.Generation, 0, TrialOutcome.Completed, 240, null)), duration);
             });
-            Receive<Done>(d => d.Coordinator.Tell(d.Finished));
+            Receive<Done>(d =>
+            {
+                freeSince = timeline.Now;
+                d.Coordinator.Tell(d.Finished);
+            });
             ReceiveAny(_ => { });
         }
 

@@ -25,6 +25,13 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     /// <summary>Look at the queue again (a suspect worker may be chosen again).</summary>
     private sealed record RetrySchedule;
 
+    /// <summary>Specs read off the manager's thread, in queue order; Problem is why one could not be read.</summary>
+    private sealed record SpecsLoaded(IReadOnlyList<(string Key, ExperimentSpec? Spec, string? Yaml, string? Problem)> Specs)
+        : INoSerializationVerificationNeeded;
+
+    /// <summary>How many specs the loader reads before handing them over: the first trials start while the rest load.</summary>
+    private const int SpecBatch = 64;
+
     private static readonly TimeSpan SuspectFor = TimeSpan.FromSeconds(60);
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -43,14 +50,15 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     }
 
     /// <summary>A trial this coordinator is responsible for: queued, on the cluster, or waiting out a restart backoff.</summary>
-    private sealed class TrialSlot(RunRecord run, TrialRecord trial, ExperimentSpec spec, string specYaml)
+    private sealed class TrialSlot(RunRecord run, TrialRecord trial)
     {
         public RunRecord Run { get; } = run;
         public TrialRecord Trial { get; } = trial;
         public string Key { get; } = SlotKey(run.Id, trial.Id);
         public bool Staged { get; } = run.Entry(trial.Id).Stage is not null;
-        public ExperimentSpec Spec { get; set; } = spec;
-        public string SpecYaml { get; set; } = specYaml;
+        /// <summary>The trial's stored spec, read by the background loader (null until then: not placed before).</summary>
+        public ExperimentSpec? Spec { get; set; }
+        public string SpecYaml { get; set; } = "";
 
         /// <summary>Its coordinator, from its first placement on (null while it has never run under this manager).</summary>
         public IActorRef? Actor { get; set; }
@@ -118,6 +126,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             GrowElasticTrials();
         });
         Receive<TeacherReleased>(TeacherReleased);
+        Receive<SpecsLoaded>(SpecsArrived);
         Receive<RetrySchedule>(_ => Schedule());
         Receive<ShutdownWorkers>(m =>
         {
@@ -180,20 +189,77 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     private int Enqueue(RunRecord run, Func<TrialState, bool> wanted, string? onlyTrial = null)
     {
         var added = 0;
+        var toLoad = new List<(string Key, TrialRecord Trial)>();
         var statuses = run.Statuses();
         foreach (var (trial, status) in run.Trials.Zip(statuses))
         {
             if ((onlyTrial is not null && trial.Id != onlyTrial) || !wanted(status.State) || _slots.ContainsKey(SlotKey(run.Id, trial.Id))) continue;
-            var (spec, specYaml) = trial.LoadSpec();
             // Queued again (resume, recovery): say so at once, so a follower never reads the previous attempt's outcome.
-            if (status.State != TrialState.Pending) trial.WriteStatus(status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
-            var slot = new TrialSlot(run, trial, spec, specYaml);
+            // Written even when it is pending already, so its coordinator folds events into it without a query each.
+            trial.WriteStatus(status.State == TrialState.Pending ? status : status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
+            var slot = new TrialSlot(run, trial);
             _slots[slot.Key] = slot;
             _liveByRun[run.Id] = _liveByRun.GetValueOrDefault(run.Id) + 1;
             Enqueue(slot, front: false);
+            toLoad.Add((slot.Key, trial));
             added++;
         }
+        LoadSpecs(toLoad);
         return added;
+    }
+
+    /// <summary>
+    /// Reads and validates the trials' stored specs on a pool thread, handing them to this actor in batches, so a sweep
+    /// of thousands of trials is answered at once and its first trials start while the rest are read.
+    /// </summary>
+    private void LoadSpecs(List<(string Key, TrialRecord Trial)> trials)
+    {
+        if (trials.Count == 0) return;
+        var self = Self;
+        _ = Task.Run(() =>
+        {
+            var batch = new List<(string, ExperimentSpec?, string?, string?)>(SpecBatch);
+            foreach (var (key, trial) in trials)
+            {
+                try
+                {
+                    var (spec, yaml) = trial.LoadSpec(takeFresh: true);
+                    batch.Add((key, spec, yaml, null));
+                }
+                catch (Exception e)
+                {
+                    // Any failure ends that trial with the reason: an exception lost on a pool thread would leave it queued forever.
+                    batch.Add((key, null, null, $"cannot read its spec {trial.SpecPath}: {e.Message}"));
+                }
+                if (batch.Count == SpecBatch)
+                {
+                    self.Tell(new SpecsLoaded(batch));
+                    batch = new List<(string, ExperimentSpec?, string?, string?)>(SpecBatch);
+                }
+            }
+            if (batch.Count > 0) self.Tell(new SpecsLoaded(batch));
+        });
+    }
+
+    private void SpecsArrived(SpecsLoaded m)
+    {
+        foreach (var (key, spec, yaml, problem) in m.Specs)
+        {
+            if (!_slots.TryGetValue(key, out var slot) || slot.Spec is not null) continue;
+            if (spec is not null)
+            {
+                slot.Spec = spec;
+                slot.SpecYaml = yaml!;
+                continue;
+            }
+            // Cancelled meanwhile, or never placeable: it ends here with the reason.
+            var failed = new TrialFinished(slot.Trial.Id, TrialOutcome.Failed, 0, problem);
+            slot.Trial.Record(failed);
+            Context.System.EventStream.Publish(new TrialEventPublished(slot.Run.Id, failed));
+            _log.Error("trial {0}: {1}", slot.Trial.Id, problem);
+            Forget(slot);
+        }
+        Schedule();
     }
 
     private void Enqueue(TrialSlot slot, bool front)
@@ -308,6 +374,8 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             // Only a stage's trials can leave the queue without workers (skipped, or failed for want of a pick).
             if (freeTrainers.Count == 0 && _stagedQueued == 0) break;
             var slot = _queue[i];
+            // Still being read: the loader goes in queue order, so the ones after it are too (but requeued trials).
+            if (slot.Spec is null) continue;
             if (slot.Actor is null && slot.Staged)
             {
                 var ready = StageReady(slot);
@@ -330,10 +398,10 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             freeTrainers.RemoveRange(0, take);
             Place(slot, ranks);
         }
-        foreach (var slot in _holding.Where(s => s.Spec.Resources.Teachers > s.LentTeachers && !s.TeachersExhausted))
+        foreach (var slot in _holding.Where(s => s.Spec!.Resources.Teachers > s.LentTeachers && !s.TeachersExhausted))
         {
             if (freeTeachers.Count == 0) break;
-            var take = Math.Min(slot.Spec.Resources.Teachers - slot.LentTeachers, freeTeachers.Count);
+            var take = Math.Min(slot.Spec!.Resources.Teachers - slot.LentTeachers, freeTeachers.Count);
             var teachers = freeTeachers.GetRange(0, take);
             freeTeachers.RemoveRange(0, take);
             Lend(slot, teachers);
@@ -347,7 +415,7 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     {
         if (slot.Actor is null)
         {
-            slot.Actor = Context.ActorOf(TrialCoordinator.Props(slot.Run, slot.Trial, slot.Spec, slot.SpecYaml, slot.Key),
+            slot.Actor = Context.ActorOf(TrialCoordinator.Props(slot.Run, slot.Trial, slot.Spec!, slot.SpecYaml, slot.Key),
                 $"trial-{Uri.EscapeDataString(slot.Trial.Id)}-{++_childCount}");
             Context.Watch(slot.Actor);
             _children[slot.Actor] = slot.Key;
@@ -379,14 +447,14 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
     /// </summary>
     private void GrowElasticTrials()
     {
-        var candidates = _holding.Where(s => s.TrainingRanks is { } ranks && ranks < s.Spec.Resources.Workers && !s.Growing && !s.Cancelled).ToList();
+        var candidates = _holding.Where(s => s.TrainingRanks is { } ranks && ranks < s.Spec!.Resources.Workers && !s.Growing && !s.Cancelled).ToList();
         if (candidates.Count == 0 || _queue.Any(StageReadyWithoutSideEffects)) return;
         var free = FreeWorkers(ClusterHosting.TrainerRole, DateTime.UtcNow).Count;
         foreach (var slot in candidates.OrderBy(s => s.Key, StringComparer.Ordinal))
         {
             if (free == 0) return;
             var ranks = slot.TrainingRanks!.Value;
-            var to = Math.Min(slot.Spec.Resources.Workers, ranks + free);
+            var to = Math.Min(slot.Spec!.Resources.Workers, ranks + free);
             free -= to - ranks;
             slot.Growing = true;
             slot.Actor!.Tell(new GrowTrial(to));
@@ -527,10 +595,10 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             return Readiness.Removed;
         }
         if (waiting) return Readiness.Waiting;
-        if (entry.InitFrom is { } weightsFrom && slot.Spec.Model.InitFrom is null
+        if (entry.InitFrom is { } weightsFrom && slot.Spec!.Model.InitFrom is null
             && !ResolveStageSource(slot, weightsFrom, "model.init_from", (spec, source) => spec with { Model = spec.Model with { InitFrom = source } }))
             return Readiness.Removed;
-        if (entry.TeacherFrom is { } teacherFrom && slot.Spec.Distill.Teacher is null
+        if (entry.TeacherFrom is { } teacherFrom && slot.Spec!.Distill.Teacher is null
             && !ResolveStageSource(slot, teacherFrom, "distill.teacher", (spec, source) => spec with { Distill = spec.Distill with { Teacher = source } }))
             return Readiness.Removed;
         return Readiness.Ready;

@@ -124,13 +124,22 @@ public sealed class RunStore : IDisposable
         {
             var trialRecord = run.Trial(trial.Id);
             Directory.CreateDirectory(trialRecord.Dir);
-            File.WriteAllText(trialRecord.SpecPath, trialSpecYaml?.GetValueOrDefault(trial.Id) ?? SpecWriter.ToYaml(trial.Spec));
+            var text = trialSpecYaml?.GetValueOrDefault(trial.Id) ?? SpecWriter.ToYaml(trial.Spec);
+            File.WriteAllText(trialRecord.SpecPath, text);
+            FreshSpecs[trialRecord.SpecPath] = (text, trial.Spec);
         }
         // Recorded last, in one transaction: a run folder the store does not know is an interrupted submit, not a run.
         Db.CreateRun(manifest, trials.Select(t => new TrialStatus(t.Id, t.Index, TrialState.Pending, 0, t.Spec.Train.Steps, 0,
             null, null, null, null, null, null, t.Overrides, stamp)).ToList());
         return run;
     }
+
+    /// <summary>
+    /// Specs this process has just written with <see cref="Create"/>, already parsed: the coordinator in the same
+    /// process (serve, the embedded cluster) takes each once instead of parsing its file again (milliseconds a trial,
+    /// which adds up over a sweep of thousands). Keyed by file; used only while the file still holds that text.
+    /// </summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<string, (string Yaml, ExperimentSpec Spec)> FreshSpecs { get; } = new(StringComparer.Ordinal);
 
     public IReadOnlyList<RunRecord> List() => StateExists ? Db.ListRuns().Select(m => new RunRecord(this, m)).ToList() : [];
 
@@ -271,7 +280,7 @@ public sealed class TrialRecord(RunRecord run, string id)
 
     /// <exception cref="InvalidDataException">The store has no such trial.</exception>
     public TrialStatus ReadStatus() =>
-        Store.Writer.PendingStatus(Run.Id, Id) ?? Store.Db.ReadStatus(Run.Id, Id)
+        Store.Writer.KnownStatus(Run.Id, Id) ?? Store.Db.ReadStatus(Run.Id, Id)
         ?? throw new InvalidDataException($"run {Run.Id}: trial {Id} has no status in {Store.State}");
 
     public void WriteStatus(TrialStatus status) => Store.Writer.Write(new WriteStatus(Run.Id, status), urgent: true);
@@ -292,9 +301,12 @@ public sealed class TrialRecord(RunRecord run, string id)
         Store.Writer.Write(new EndAttempt(Run.Id, Id, outcome, step, reason, DateTimeOffset.UtcNow), urgent: true);
 
     /// <summary>The trial's spec as stored (the text that travels to its ranks) and validated once here.</summary>
-    public (ExperimentSpec Spec, string Yaml) LoadSpec()
+    /// <param name="takeFresh">Take the spec parsed when this process created the run, if the file still holds its text
+    /// (the coordinator, once per trial it queues).</param>
+    public (ExperimentSpec Spec, string Yaml) LoadSpec(bool takeFresh = false)
     {
         var yaml = File.ReadAllText(SpecPath);
+        if (takeFresh && Store.FreshSpecs.TryRemove(SpecPath, out var fresh) && fresh.Yaml == yaml) return (fresh.Spec, yaml);
         return (ExperimentLoader.ParseStoredTrial(yaml, SpecPath), yaml);
     }
 

@@ -17,6 +17,11 @@ public sealed class StateWriter : IDisposable
     private List<StateWrite> _queued = [];
     private readonly Dictionary<(string, string), TrialStatus> _queuedStatus = [];
     private readonly Dictionary<(string, string), TrialStatus> _inFlightStatus = [];
+
+    /// <summary>Statuses of live trials (pending, running) this process committed last: the coordinator folds every
+    /// event into its trial's status, and reading it back from here instead of the database keeps thousands of trials
+    /// from queueing on one lock behind a query each. A finished trial's is dropped (the database has it).</summary>
+    private readonly Dictionary<(string, string), TrialStatus> _committedStatus = [];
     private Thread? _thread;
     private bool _stopping;
     private bool _applying;
@@ -44,6 +49,15 @@ public sealed class StateWriter : IDisposable
     {
         lock (_gate)
             return _queuedStatus.GetValueOrDefault((runId, trialId)) ?? _inFlightStatus.GetValueOrDefault((runId, trialId));
+    }
+
+    /// <summary>The trial's status as this process last wrote it, committed or not, while the trial is pending or
+    /// running; null when this process has not written it or the trial has finished (read the database then).</summary>
+    public TrialStatus? KnownStatus(string runId, string trialId)
+    {
+        lock (_gate)
+            return _queuedStatus.GetValueOrDefault((runId, trialId)) ?? _inFlightStatus.GetValueOrDefault((runId, trialId))
+                ?? _committedStatus.GetValueOrDefault((runId, trialId));
     }
 
     /// <summary>Commits everything written so far before returning (a test, or a program about to exit).</summary>
@@ -103,8 +117,13 @@ public sealed class StateWriter : IDisposable
                 lock (_gate)
                 {
                     foreach (var write in batch.OfType<WriteStatus>())
-                        if (_inFlightStatus.TryGetValue((write.RunId, write.TrialId), out var current) && ReferenceEquals(current, write.Status))
-                            _inFlightStatus.Remove((write.RunId, write.TrialId));
+                    {
+                        var key = (write.RunId, write.TrialId);
+                        if (_inFlightStatus.TryGetValue(key, out var current) && ReferenceEquals(current, write.Status))
+                            _inFlightStatus.Remove(key);
+                        if (write.Status.State is TrialState.Pending or TrialState.Running) _committedStatus[key] = write.Status;
+                        else _committedStatus.Remove(key);
+                    }
                     _applying = false;
                 }
             }

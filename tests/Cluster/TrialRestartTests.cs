@@ -327,6 +327,35 @@ public class TrialRestartTests
     }
 
     [Test]
+    public async Task TrialWhoseStoredSpecCannotBeRead_FailsWithTheReason_AndTheQueueGoesOn()
+    {
+        // Specs are read off the manager's thread after the submission is answered: a broken one must end its trial
+        // with the file and the reason, not leave it queued, and the trials after it still run.
+        var path = _dir.Combine("restart.yaml");
+        var yaml = TestCorpus.TinyExperiment(_dir.Path, "restart", steps: 6);
+        File.WriteAllText(path, yaml);
+        var spec = ExperimentLoader.Load(path);
+        var broken = _store.Create(spec, TrialComponents.Expand(spec), yaml);
+        var good = _store.Create(spec, TrialComponents.Expand(spec), yaml);
+        File.WriteAllText(broken.Trial("restart-t000").SpecPath, "model: [unclosed");
+        var manager = _system.ActorOf(ExperimentManager.Props(_store));
+        _system.ActorOf(Props.Create(() => new ProtocolWorker(manager, "protocol-worker-0", (_, _) => new Outcome(TrialOutcome.Completed, false))));
+        await Task.Delay(200);
+        await manager.Ask<RunAccepted>(new SubmitRun(broken.Id), TimeSpan.FromSeconds(10));
+        await manager.Ask<RunAccepted>(new SubmitRun(good.Id), TimeSpan.FromSeconds(10));
+        var trials = new[] { broken.Trial("restart-t000"), good.Trial("restart-t000") };
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (DateTime.UtcNow < deadline && trials.Any(t => t.ReadStatus().State is TrialState.Pending or TrialState.Running)) await Task.Delay(50);
+        var (failed, completed) = (trials[0].ReadStatus(), trials[1].ReadStatus());
+        Assert.Multiple(() =>
+        {
+            Assert.That(failed.State, Is.EqualTo(TrialState.Failed));
+            Assert.That(failed.Error, Does.Contain("cannot read its spec").And.Contain(trials[0].SpecPath));
+            Assert.That(completed.State, Is.EqualTo(TrialState.Completed), completed.Error);
+        });
+    }
+
+    [Test]
     public void RestartBackoff_DoublesFromOneSecond_UpToThirty()
     {
         Assert.That(Enumerable.Range(1, 8).Select(n => TrialCoordinator.RestartBackoff(n).TotalSeconds), Is.EqualTo(new double[] { 1, 2, 4, 8, 16, 30, 30, 30 }));

@@ -109,6 +109,21 @@ public class StateWriterTests(string backend)
     }
 
     [Test]
+    public void KnownStatus_AfterCommit_IsTheLastWrittenWhileTheTrialIsLive_AndNullOnceItFinished()
+    {
+        var (_, writer) = NewWriter();
+        Assert.That(writer.KnownStatus("r", "t0"), Is.Null, "nothing written here yet: the database answers");
+        writer.Write(new WriteStatus("r", Status("t0", 7)));
+        writer.Flush();
+        Assert.That(writer.PendingStatus("r", "t0"), Is.Null);
+        Assert.That(writer.KnownStatus("r", "t0")?.Step, Is.EqualTo(7), "a live trial's status is read back without a query");
+        writer.Write(new WriteStatus("r", Status("t0", 8) with { State = TrialState.Completed }));
+        Assert.That(writer.KnownStatus("r", "t0")?.State, Is.EqualTo(TrialState.Completed), "the newest, before it commits");
+        writer.Flush();
+        Assert.That(writer.KnownStatus("r", "t0"), Is.Null, "a finished trial's status is left to the database");
+    }
+
+    [Test]
     public void PendingStatus_BeforeCommit_IsTheLatest_AndNullAfter()
     {
         var (store, writer) = NewWriter();

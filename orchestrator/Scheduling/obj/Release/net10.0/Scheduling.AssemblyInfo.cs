@@ -13,7 +13,7 @@ using System.Reflection;
 [assembly: System.Reflection.AssemblyCompanyAttribute("Training.Orchestrator.Scheduling")]
 [assembly: System.Reflection.AssemblyConfigurationAttribute("Release")]
 [assembly: System.Reflection.AssemblyFileVersionAttribute("1.0.0.0")]
-[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+7194e1d81cafeda3f249f43929834fa0aaae4071")]
+[assembly: System.Reflection.AssemblyInformationalVersionAttribute("1.0.0+d3a39db09dc1410dc796363396823cbc17638a40")]
 [assembly: System.Reflection.AssemblyProductAttribute("Training.Orchestrator.Scheduling")]
 [assembly: System.Reflection.AssemblyTitleAttribute("Training.Orchestrator.Scheduling")]
 [assembly: System.Reflection.AssemblyVersionAttribute("1.0.0.0")]
