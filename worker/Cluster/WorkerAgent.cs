@@ -15,8 +15,8 @@ public sealed record DrainWorker(string Reason);
 /// answers), hosts one <see cref="TrainerRank"/> child per assigned rank and one <see cref="TeacherHost"/> per trial it
 /// serves a teacher for, and relays control messages to them. It
 /// watches the coordinator it registered with: when that one goes away (the singleton moved or the orchestrator
-/// restarted) it registers again, and if no coordinator answers within <see cref="CoordinatorGrace"/> it asks the
-/// process to join the seed again with a fresh node.
+/// restarted) it registers again, and if no coordinator answers within <see cref="CoordinatorGrace"/> (or at once, when
+/// no member left in its cluster could host the coordinator) it asks the process to join the seed again with a fresh node.
 /// </summary>
 public sealed class WorkerAgent : ReceiveActor, IWithTimers
 {
@@ -40,6 +40,9 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
     private DateTime _unregisteredSince = DateTime.UtcNow;
     private bool _draining;
 
+    /// <summary>It had a coordinator and lost it (not a worker still waiting for its first answer).</summary>
+    private bool _lostCoordinator;
+
     public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(string workerId, string host, string role, string device, int threads, IActorRef coordinatorProxy, Action<WorkerStop> shutdown) =>
@@ -58,11 +61,21 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         Receive<Register>(_ =>
         {
             // Only time spent as a member counts: joining has its own timeout.
-            if (Akka.Cluster.Cluster.Get(Context.System).SelfMember.Status != Akka.Cluster.MemberStatus.Up) _unregisteredSince = DateTime.UtcNow;
-            else if (DateTime.UtcNow - _unregisteredSince > CoordinatorGrace)
+            var cluster = Akka.Cluster.Cluster.Get(Context.System);
+            var waited = DateTime.UtcNow - _unregisteredSince;
+            if (cluster.SelfMember.Status != Akka.Cluster.MemberStatus.Up) _unregisteredSince = DateTime.UtcNow;
+            else if (waited > CoordinatorGrace)
             {
                 Timers.Cancel("register");
                 _shutdown(new WorkerStop($"no coordinator answered for {CoordinatorGrace.TotalSeconds:0} s", Rejoin: true));
+                return;
+            }
+            else if (_lostCoordinator && waited > TimeSpan.FromSeconds(1) && !CoordinatorNodeUp(cluster))
+            {
+                // No node left in this cluster can host the coordinator (the orchestrator died or stopped): none will
+                // answer here, so join the seed again now rather than after the hand-over grace.
+                Timers.Cancel("register");
+                _shutdown(new WorkerStop("the coordinator's node left the cluster", Rejoin: true));
                 return;
             }
             _coordinatorProxy.Tell(new RegisterWorker(_workerId, _host, _role, _device, _threads));
@@ -70,6 +83,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         Receive<WorkerRegistered>(_ =>
         {
             Timers.Cancel("register");
+            _lostCoordinator = false;
             if (Sender.Equals(_coordinator)) return;
             if (_coordinator is not null) Context.Unwatch(_coordinator);
             _coordinator = Sender;
@@ -112,6 +126,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
                 // The coordinator moved or its node died: find the new one through the proxy.
                 _log.Warning("worker {0}: lost the coordinator; registering again", _workerId);
                 _coordinator = null;
+                _lostCoordinator = true;
                 _unregisteredSince = DateTime.UtcNow;
                 Timers.StartPeriodicTimer("register", new Register(), TimeSpan.Zero, TimeSpan.FromSeconds(1));
                 return;
@@ -142,6 +157,14 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer("register", new Register(), TimeSpan.Zero, TimeSpan.FromSeconds(1));
 
     private static string RankKey(string trialId, int generation) => $"{trialId}/{generation}";
+
+    /// <summary>Whether a reachable member that is up has the coordinator role (a singleton could run there).</summary>
+    private static bool CoordinatorNodeUp(Akka.Cluster.Cluster cluster)
+    {
+        var state = cluster.State;
+        return state.Members.Any(m => m.Status == Akka.Cluster.MemberStatus.Up && m.HasRole(global::Training.Shared.Cluster.ClusterHosting.CoordinatorRole)
+                                      && !state.Unreachable.Contains(m));
+    }
 
     private void Forward(string trialId, int generation, object message)
     {
