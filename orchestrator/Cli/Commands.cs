@@ -19,9 +19,14 @@ public static class Commands
         usage: orchestrator <command> [options]
 
           submit EXPERIMENT.yaml [--runs DIR] [--storage URI]   expand the sweep and run every trial on a local cluster
-          submit EXPERIMENT.yaml --cluster HOST:PORT   ... or on the cluster of an `orchestrator serve`
-          status [RUN] [--runs DIR | --cluster HOST:PORT]   list runs, or one run's trials
-          logs RUN [--trial ID] [--runs DIR]    print a run's metrics log (all trials, or one)
+          submit EXPERIMENT.yaml --cluster HOST:PORT [--detach | --follow]
+                                                ... or on the cluster of an `orchestrator serve`; --detach returns
+                                                once the run is queued, --follow (the default) prints its progress
+          list [--json] [--runs DIR | --cluster HOST:PORT]   runs, newest first: state, trials done/total, started
+          status [RUN] [--json] [--runs DIR | --cluster HOST:PORT]   list runs, or one run's trials and attempts
+          logs RUN [--trial ID] [--follow] [--json] [--runs DIR | --cluster HOST:PORT]
+                                                print a run's metrics log (all trials, or one); --follow keeps
+                                                printing new events until the trials have finished
           cancel RUN [--runs DIR | --cluster HOST:PORT]     ask a running run to checkpoint and stop
           resume RUN [--trial ID] [--steps N] [--set KEY=VALUE]... [--runs DIR | --cluster HOST:PORT]
                                                 continue unfinished trials (or one) from their latest checkpoints,
@@ -33,7 +38,7 @@ public static class Commands
           dashboard [--runs DIR] [--port N] [--host ADDR] [--token-file FILE]
                                                 the dashboard of a runs folder, without a cluster (docs/dashboard.md)
           validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data, init_from and teacher sources; list its trials
-          inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
+          inspect EXPERIMENT.yaml [--json]      per trial: architecture, parameter counts and training FLOPs per token
           data import --from DIR|FILE --out DIR|azure://... [--rows-per-shard N] [--format plain|brown|task]
                       [--eval-fraction F] [--seed S]
                                                 write text files as FineWeb-Edu parquet shards (task: JSONL
@@ -48,10 +53,13 @@ public static class Commands
         --storage URI: where checkpoints go (a folder, file:///path or azure://ACCOUNT/container/prefix; each run gets
         its own folder below it); by default the run folder. Credentials come from the workers' environment
         (TRAINING_STORAGE_<ACCOUNT>_CONNECTION_STRING, ..._SAS, ..._ENDPOINT; see docs/operations.md).
-        Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled.
+        --json prints machine-readable JSON (snake_case; status prints what GET /api/runs[/RUN] answers; logs one
+        object per event and line).
+        Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled (logs --follow: the run's outcome).
         """;
 
     private static readonly HashSet<string> RunsOption = ["runs", "state", "cluster", "token-file"];
+    private static readonly HashSet<string> Json = ["json"];
 
     /// <summary>The runs of --runs, with their state in --state (see <see cref="RunStore.FromOption"/>).</summary>
     private static RunStore Store(ArgReader a, BlobLocation? storage = null) => RunStore.FromOption(a.Value("runs"), storage, a.Value("state"));
@@ -73,11 +81,12 @@ public static class Commands
             var rest = args.Skip(1);
             return args[0] switch
             {
-                "submit" => await SubmitAsync(new ArgReader(rest, new HashSet<string>(RunsOption) { "storage" })),
+                "submit" => await SubmitAsync(new ArgReader(rest, new HashSet<string>(RunsOption) { "storage" }, new HashSet<string> { "detach", "follow" })),
                 "validate" => Validate(new ArgReader(rest, new HashSet<string> { "runs" })),
-                "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
-                "status" => Status(new ArgReader(rest, RunsOption)),
-                "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "state", "trial" })),
+                "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>(), Json)),
+                "status" => await StatusAsync(new ArgReader(rest, RunsOption, Json)),
+                "list" => await ListAsync(new ArgReader(rest, RunsOption, Json)),
+                "logs" => await LogsAsync(new ArgReader(rest, new HashSet<string>(RunsOption) { "trial" }, new HashSet<string> { "json", "follow" })),
                 "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "state", "secret", "token-file", "data-root", "storage",
                     "dashboard-port", "tls-cert", "tls-key", "tls-ca" },
                     new HashSet<string> { "public-read" }, environmentPrefix: "ORCHESTRATOR_")),
@@ -175,6 +184,10 @@ public static class Commands
         var spec = ExperimentLoader.Load(path);
         var trials = TrialComponents.Expand(spec);
         var storage = StorageOption(a);
+        if (a.Has("detach") && a.Has("follow")) throw new UsageException("--detach and --follow exclude each other: give one (--follow is the default)");
+        if (a.Has("detach") && a.Value("cluster") is null)
+            throw new UsageException("--detach needs --cluster HOST:PORT: without it the run's cluster lives inside this command and ends with it; " +
+                                     "start `orchestrator serve` and submit to it, or leave out --detach");
         if (a.Value("cluster") is { } address)
         {
             // The API takes a flat list of trials; a pipeline's graph and picks live in the local run record only.
@@ -182,7 +195,7 @@ public static class Commands
                 throw new ArgumentException($"{path}: a file with stages: runs on the local cluster only (submit without --cluster)");
             if (storage is not null)
                 throw new ArgumentException("--storage does not go with --cluster: the cluster's storage is set by `orchestrator serve --storage URI`");
-            return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
+            return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path), detach: a.Has("detach"));
         }
         using var store = Store(a, storage);
         if (!ValidateInitFrom(trials, store.Root)) return 2;
@@ -270,10 +283,19 @@ public static class Commands
         }
     }
 
-    private static int Status(ArgReader a)
+    private static async Task<int> StatusAsync(ArgReader a)
     {
-        if (a.Value("cluster") is { } address) return RemoteCluster.StatusAsync(address, ClusterToken(a), a.Positional.FirstOrDefault()).GetAwaiter().GetResult();
+        if (a.Positional.Count > 1) a.Single("run id");
+        var json = a.Has("json");
+        if (a.Value("cluster") is { } address) return await RemoteCluster.StatusAsync(address, ClusterToken(a), a.Positional.FirstOrDefault(), json);
         using var store = Store(a);
+        if (json)
+        {
+            // The API's own shape (GET /api/runs[/RUN]), so a script reads a runs folder and a served cluster alike.
+            if (a.Positional.Count == 0) ReadCommands.PrintJson(store.List().Select(ApiServer.Summary).ToList());
+            else ReadCommands.PrintJson(ApiServer.Summary(store.Open(a.Single("run id"))));
+            return 0;
+        }
         if (a.Positional.Count == 0)
         {
             var runs = store.List();
@@ -301,18 +323,49 @@ public static class Commands
         return 0;
     }
 
-    private static int Logs(ArgReader a)
+    private static async Task<int> ListAsync(ArgReader a)
     {
+        if (a.Positional.Count > 0) throw new UsageException($"list takes no run id, got {string.Join(" ", a.Positional)} (for one run: orchestrator status RUN)");
+        if (a.Value("cluster") is { } address)
+        {
+            using var client = new ApiClient(address, ClusterToken(a));
+            var remote = await client.RunsAsync();
+            return ReadCommands.PrintList(remote.Select(r => ReadCommands.Listing(r.Id, r.Experiment, r.CreatedAt, r.Trials)), a.Has("json"), $"on {address}");
+        }
         using var store = Store(a);
-        var run = store.Open(a.Single("run id"));
-        var only = a.Value("trial");
-        var trials = run.Trials.Where(t => only is null || t.Id == only || t.Id.EndsWith(only, StringComparison.Ordinal)).ToList();
-        if (trials.Count == 0)
-            throw new ArgumentException($"run {run.Id} has no trial '{only}'; trials: {string.Join(", ", run.Trials.Select(t => t.Id))}");
-        foreach (var trial in trials)
-            foreach (var e in trial.Events())
-                Console.WriteLine(trials.Count > 1 ? $"{trial.Id} {e.Body}" : e.Body);
-        return 0;
+        return ReadCommands.PrintList(store.List().Select(r => ReadCommands.Listing(r.Id, r.Manifest.Experiment, r.Manifest.CreatedAt, r.Statuses())),
+            a.Has("json"), $"under {store.Root}");
+    }
+
+    private static async Task<int> LogsAsync(ArgReader a)
+    {
+        var id = a.Single("run id");
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            if (a.Value("cluster") is { } address)
+            {
+                using var client = new ApiClient(address, ClusterToken(a));
+                return await ReadCommands.LogsAsync(new ReadCommands.RemoteLogSource(client, id), a.Value("trial"), a.Has("json"), a.Has("follow"), cancel.Token);
+            }
+            using var store = Store(a);
+            return await ReadCommands.LogsAsync(new ReadCommands.LocalLogSource(store.Open(id)), a.Value("trial"), a.Has("json"), a.Has("follow"), cancel.Token);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // Ctrl+C stops following; the run goes on.
+            return 130;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
     }
 
     private static int Cancel(ArgReader a)

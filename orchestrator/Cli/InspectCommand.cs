@@ -18,6 +18,11 @@ public static class InspectCommand
         var spec = ExperimentLoader.Load(args.Single("experiment file"));
         var trials = TrialComponents.Expand(spec);
         var budgets = trials.Select(t => TrainingBudget.For(t.Spec)).ToList();
+        if (args.Has("json"))
+        {
+            ReadCommands.PrintJson(ReadCommands.Inspect(spec, trials, budgets));
+            return 0;
+        }
         // A piped table keeps one line per trial however many columns the sweep adds.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 320);
 
