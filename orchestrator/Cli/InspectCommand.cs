@@ -13,12 +13,12 @@ namespace Training.Orchestrator.Cli;
 /// </summary>
 public static class InspectCommand
 {
-    public static int Run(ArgReader args)
+    public static int Run(string path, bool json = false)
     {
-        var spec = ExperimentLoader.Load(args.Single("experiment file"));
+        var spec = ExperimentLoader.Load(path);
         var trials = TrialComponents.Expand(spec);
         var budgets = trials.Select(t => TrainingBudget.For(t.Spec)).ToList();
-        if (args.Has("json"))
+        if (json)
         {
             ReadCommands.PrintJson(ReadCommands.Inspect(spec, trials, budgets));
             return 0;
