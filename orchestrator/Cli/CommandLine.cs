@@ -211,7 +211,9 @@ internal static class CliKit
         }
         try
         {
-            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+            // Both programs handle Ctrl+C and SIGTERM themselves (checkpoint and stop, drain): the library must not end
+            // the process or change its exit code on a signal.
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
         catch (UsageException e)
         {

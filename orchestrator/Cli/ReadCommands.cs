@@ -98,6 +98,8 @@ public static class ReadCommands
         public async Task<(string RunId, IReadOnlyList<(string Trial, TrialState State)> Trials)> ReadAsync()
         {
             var run = await client.RunAsync(runId);
+            // 'latest' or a prefix names one run from the first answer on, even if a newer run is submitted meanwhile.
+            runId = run.Id;
             return (run.Id, run.Trials.Select(t => (t.TrialId, t.State)).ToList());
         }
 

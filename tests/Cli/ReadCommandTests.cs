@@ -48,8 +48,10 @@ public class ReadCommandTests
             """);
         var first = await CliProcess.RunAsync(_dir.Path, "submit", sweep);
         Assert.That(first.ExitCode, Is.EqualTo(0), first.Output);
-        var second = await CliProcess.RunAsync(_dir.Path, "submit", WriteExperiment("second", 2));
+        // --follow is the default, and may be said.
+        var second = await CliProcess.RunAsync(_dir.Path, "submit", WriteExperiment("second", 2), "--follow");
         Assert.That(second.ExitCode, Is.EqualTo(0), second.Output);
+        Assert.That(second.Stdout, Does.Contain("[second-t000] step 2/2"));
         var (firstId, secondId) = (RunIdOf(first), RunIdOf(second));
 
         var table = await CliProcess.RunAsync(_dir.Path, "list");
