@@ -52,6 +52,10 @@ public sealed class ApiClient : IDisposable
 
     public Task<List<RunSummary>> RunsAsync() => SendAsync<List<RunSummary>>(HttpMethod.Get, "/api/runs", null);
 
+    /// <summary>One page of a trial's metrics log: the events after sequence number <paramref name="after"/>, oldest first.</summary>
+    public Task<List<StoredEvent>> EventsAsync(string runId, string trialId, long after) =>
+        SendAsync<List<StoredEvent>>(HttpMethod.Get, $"/api/runs/{Uri.EscapeDataString(runId)}/trials/{Uri.EscapeDataString(trialId)}/events?after={after}", null);
+
     public Task<RunSummary> CancelAsync(string id) => SendAsync<RunSummary>(HttpMethod.Post, $"/api/runs/{Uri.EscapeDataString(id)}/cancel", null);
 
     public Task<RunSummary> ResumeAsync(string id, ResumeRequest? request = null) =>

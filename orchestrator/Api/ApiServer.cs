@@ -25,6 +25,9 @@ public static class ApiServer
 {
     private const int MaxSourceLength = 4096;
 
+    /// <summary>The most metrics-log events one GET of a trial's events answers with.</summary>
+    public const int MaxEventsPerPage = 5000;
+
     /// <summary>A submission is read strictly: a field this server does not know is an error, not silently dropped.</summary>
     private static readonly JsonSerializerOptions SubmitJson = new(RunStore.Json)
     {
@@ -93,6 +96,16 @@ public static class ApiServer
         });
         app.MapGet("/api/runs", () => Results.Ok(store.List().Select(Summary).ToList()));
         app.MapGet("/api/runs/{id}", (string id) => WithRun(store, id, allowPrefix: true, run => Results.Ok(Summary(run))));
+        // A trial's metrics log, oldest first, in pages: events with a sequence number above `after` (what
+        // `orchestrator logs --cluster` reads, and polls with --follow).
+        app.MapGet("/api/runs/{id}/trials/{trial}/events", (string id, string trial, long? after, int? limit) => WithRun(store, id, allowPrefix: true, run =>
+        {
+            if (!StoragePaths.IsSafeName(trial) || !run.Manifest.Trials.Any(t => t.Id == trial))
+                return Error(StatusCodes.Status404NotFound, $"run {run.Id} has no trial '{Shown(trial)}'");
+            if (limit is < 1 or > MaxEventsPerPage) return Error(StatusCodes.Status400BadRequest, $"limit must be between 1 and {MaxEventsPerPage}");
+            if (after is < 0) return Error(StatusCodes.Status400BadRequest, "after must be a sequence number >= 0");
+            return Results.Ok(run.Trial(trial).Events(after ?? 0, limit ?? MaxEventsPerPage));
+        }));
         // Cancel stops training: only the exact id will do.
         app.MapPost("/api/runs/{id}/cancel", (string id) => WithRun(store, id, allowPrefix: false, run =>
         {

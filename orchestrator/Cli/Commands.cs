@@ -9,121 +9,18 @@ using Training.Shared.Data;
 using Training.Shared.Messages;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
+using Training.CommandLine;
 
 namespace Training.Orchestrator.Cli;
 
 /// <summary>The <c>orchestrator</c> command line.</summary>
-public static class Commands
+public static partial class Commands
 {
-    public const string Usage = """
-        usage: orchestrator <command> [options]
-
-          submit EXPERIMENT.yaml [--runs DIR] [--storage URI]   expand the sweep and run every trial on a local cluster
-          submit EXPERIMENT.yaml --cluster HOST:PORT   ... or on the cluster of an `orchestrator serve`
-          status [RUN] [--runs DIR | --cluster HOST:PORT]   list runs, or one run's trials
-          logs RUN [--trial ID] [--runs DIR]    print a run's metrics log (all trials, or one)
-          cancel RUN [--runs DIR | --cluster HOST:PORT]     ask a running run to checkpoint and stop
-          resume RUN [--trial ID] [--steps N] [--set KEY=VALUE]... [--runs DIR | --cluster HOST:PORT]
-                                                continue unfinished trials (or one) from their latest checkpoints,
-                                                optionally with changed settings (validated like the file)
-          serve [--port P] [--http-port H] [--host ADDR] [--runs DIR] [--state URI] [--secret S] [--storage URI]
-                [--token-file FILE] [--data-root DIR[:DIR...]] [--public-read] [--dashboard-port D]
-                [--tls-cert FILE --tls-key FILE --tls-ca FILE]
-                                                a long-lived cluster seed, coordinator, HTTP API and dashboard
-          dashboard [--runs DIR] [--port N] [--host ADDR] [--token-file FILE]
-                                                the dashboard of a runs folder, without a cluster (docs/dashboard.md)
-          validate EXPERIMENT.yaml [--runs DIR]  check an experiment file, its data, init_from and teacher sources; list its trials
-          inspect EXPERIMENT.yaml               per trial: architecture, parameter counts and training FLOPs per token
-          data import --from DIR|FILE --out DIR|azure://... [--rows-per-shard N] [--format plain|brown|task]
-                      [--eval-fraction F] [--seed S]
-                                                write text files as FineWeb-Edu parquet shards (task: JSONL
-                                                prompt/target lines as task shards)
-          data synth-task --kind reverse|sort|add --out DIR [--train N] [--eval N] [--seed S]
-                                                a synthetic seq2seq task as task shards (train/ and eval/)
-
-        --cluster calls send the API token from --token-file, else $ORCHESTRATOR_API_TOKEN, else RUNS/.api-token.
-        RUN is a run id, a unique prefix of one, or 'latest'. Runs live under --runs, else $ORCHESTRATOR_RUNS, else ./runs.
-        --state URI: where run state is kept (every command that reads runs takes it): sqlite:PATH (default
-        sqlite:RUNS/state.db) or postgres://USER[:PASSWORD]@HOST:PORT/DATABASE; else $ORCHESTRATOR_STATE.
-        --storage URI: where checkpoints go (a folder, file:///path or azure://ACCOUNT/container/prefix; each run gets
-        its own folder below it); by default the run folder. Credentials come from the workers' environment
-        (TRAINING_STORAGE_<ACCOUNT>_CONNECTION_STRING, ..._SAS, ..._ENDPOINT; see docs/operations.md).
-        Exit codes: 0 success, 1 a trial failed, 2 bad input, 130 cancelled.
-        """;
-
-    private static readonly HashSet<string> RunsOption = ["runs", "state", "cluster", "token-file"];
-
-    /// <summary>The runs of --runs, with their state in --state (see <see cref="RunStore.FromOption"/>).</summary>
-    private static RunStore Store(ArgReader a, BlobLocation? storage = null) => RunStore.FromOption(a.Value("runs"), storage, a.Value("state"));
-
-    /// <summary>The API token a --cluster call sends (see <see cref="ApiClient.FindToken"/>).</summary>
-    private static string? ClusterToken(ArgReader a) => ApiClient.FindToken(a.Value("token-file"), RunStore.FromOption(a.Value("runs")).Root);
-
-    public static async Task<int> RunAsync(string[] args)
+    private static int Validate(string path, string? runs)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-        {
-            Console.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
-        }
-        // Piped or logged output has no terminal width; keep summary tables on one line per trial.
-        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
-        try
-        {
-            var rest = args.Skip(1);
-            return args[0] switch
-            {
-                "submit" => await SubmitAsync(new ArgReader(rest, new HashSet<string>(RunsOption) { "storage" })),
-                "validate" => Validate(new ArgReader(rest, new HashSet<string> { "runs" })),
-                "inspect" => InspectCommand.Run(new ArgReader(rest, new HashSet<string>())),
-                "status" => Status(new ArgReader(rest, RunsOption)),
-                "logs" => Logs(new ArgReader(rest, new HashSet<string> { "runs", "state", "trial" })),
-                "serve" => await ServeAsync(new ArgReader(rest, new HashSet<string> { "port", "http-port", "host", "runs", "state", "secret", "token-file", "data-root", "storage",
-                    "dashboard-port", "tls-cert", "tls-key", "tls-ca" },
-                    new HashSet<string> { "public-read" }, environmentPrefix: "ORCHESTRATOR_")),
-                "dashboard" => await Dashboard.DashboardCommand.RunAsync(new ArgReader(rest, new HashSet<string> { "runs", "state", "port", "host", "token-file" })),
-                "cancel" => Cancel(new ArgReader(rest, RunsOption)),
-                "resume" => await ResumeAsync(new ArgReader(rest, new HashSet<string>(RunsOption) { "trial", "steps", "set" })),
-                "data" when args.Length > 1 && args[1] == "import" => DataImport(new ArgReader(args.Skip(2),
-                    new HashSet<string> { "from", "out", "rows-per-shard", "format", "eval-fraction", "seed" })),
-                "data" when args.Length > 1 && args[1] == "synth-task" => DataSynthTask(new ArgReader(args.Skip(2),
-                    new HashSet<string> { "kind", "out", "train", "eval", "seed", "rows-per-shard" })),
-                _ => throw new UsageException($"unknown command '{string.Join(' ', args.Take(2))}'"),
-            };
-        }
-        catch (UsageException e)
-        {
-            Console.Error.WriteLine($"orchestrator: {e.Message}\n\n{Usage}");
-            return 2;
-        }
-        catch (SpecException e)
-        {
-            Console.Error.WriteLine(e.Message);
-            return 2;
-        }
-        catch (Exception e) when (e is ArgumentException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or ShardFormatException)
-        {
-            Console.Error.WriteLine($"orchestrator: {e.Message}");
-            return 2;
-        }
-        catch (RunStateStoreException e)
-        {
-            Console.Error.WriteLine($"orchestrator: {e.Message}");
-            return 1;
-        }
-        catch (BlobStoreException e)
-        {
-            // Storage that refuses or does not answer is not a mistake in the input: exit 1, as for a failed run.
-            Console.Error.WriteLine($"orchestrator: storage: {e.Message}");
-            return 1;
-        }
-    }
-
-    private static int Validate(ArgReader a)
-    {
-        var spec = ExperimentLoader.Load(a.Single("experiment file"));
+        var spec = ExperimentLoader.Load(path);
         var trials = TrialComponents.Expand(spec);
-        if (!ValidateData(trials) | !ValidateInitFrom(trials, RunStore.FromOption(a.Value("runs")).Root)) return 2;
+        if (!ValidateData(trials) | !ValidateInitFrom(trials, RunStore.FromOption(runs).Root)) return 2;
         Console.WriteLine($"{spec.SourceFile}: valid, {trials.Count} trial(s)");
         foreach (var line in InspectCommand.StageGraph(spec, trials)) Console.WriteLine(line);
         foreach (var t in trials)
@@ -168,49 +65,46 @@ public static class Commands
         return problems.Count == 0;
     }
 
-    private static async Task<int> SubmitAsync(ArgReader a)
+    private static async Task<int> SubmitAsync(string path, RunsArgs a, string? storageUri, bool detach, bool follow)
     {
-        var path = a.Single("experiment file");
+        if (detach && follow) throw new UsageException("--detach and --follow exclude each other: give one (--follow is the default)");
         // Everything is validated before any work: the spec, every trial of the sweep, the data files.
         var spec = ExperimentLoader.Load(path);
         var trials = TrialComponents.Expand(spec);
-        var storage = StorageOption(a);
-        if (a.Value("cluster") is { } address)
+        var storage = StorageOption(storageUri);
+        if (detach && a.Cluster is null)
+            throw new UsageException("--detach needs --cluster HOST:PORT: without it the run's cluster lives inside this command and ends with it; " +
+                                     "start `orchestrator serve` and submit to it, or leave out --detach");
+        if (a.Cluster is { } address)
         {
             // The API takes a flat list of trials; a pipeline's graph and picks live in the local run record only.
             if (spec.Stages is not null)
                 throw new ArgumentException($"{path}: a file with stages: runs on the local cluster only (submit without --cluster)");
             if (storage is not null)
                 throw new ArgumentException("--storage does not go with --cluster: the cluster's storage is set by `orchestrator serve --storage URI`");
-            return await RemoteCluster.SubmitAsync(address, ClusterToken(a), spec, trials, File.ReadAllText(path));
+            return await RemoteCluster.SubmitAsync(address, a.ClusterToken(), spec, trials, File.ReadAllText(path), detach);
         }
-        using var store = Store(a, storage);
+        using var store = a.Store(storage);
         if (!ValidateInitFrom(trials, store.Root)) return 2;
         var run = store.Create(spec, trials, File.ReadAllText(path));
         Console.WriteLine($"run {run.Id}: {trials.Count} trial(s), results in {run.Dir}");
         return await ExecuteAsync(run);
     }
 
-    /// <summary><c>--steps N</c> and every <c>--set KEY=VALUE</c> of a resume, as KEY=VALUE settings.</summary>
-    private static List<string> ResumeSettings(ArgReader a)
+    private static async Task<int> ResumeAsync(string id, string? trial, int? steps, IReadOnlyList<string> set, RunsArgs a)
     {
+        // --steps N and every --set KEY=VALUE, as KEY=VALUE settings.
         var settings = new List<string>();
-        if (a.Value("steps") is not null) settings.Add($"train.steps={a.Int("steps", 0, min: 1)}");
-        settings.AddRange(a.Values("set"));
-        return settings;
-    }
-
-    private static async Task<int> ResumeAsync(ArgReader a)
-    {
-        var settings = ResumeSettings(a);
-        if (a.Value("cluster") is { } address)
-            return await RemoteCluster.ResumeAsync(address, ClusterToken(a), a.Single("run id"), new ResumeRequest(a.Value("trial"), settings));
-        using var store = Store(a);
-        var run = store.Open(a.Single("run id"));
+        if (steps is { } n) settings.Add($"train.steps={n}");
+        settings.AddRange(set);
+        if (a.Cluster is { } address)
+            return await RemoteCluster.ResumeAsync(address, a.ClusterToken(), id, new ResumeRequest(trial, settings));
+        using var store = a.Store();
+        var run = store.Open(id);
         IReadOnlyList<TrialRecord> targets;
         try
         {
-            targets = run.PrepareResume(a.Value("trial"), settings);
+            targets = run.PrepareResume(trial, settings);
         }
         catch (SpecException e)
         {
@@ -220,7 +114,7 @@ public static class Commands
         if (run.CancelRequested) run.ClearCancel();
         Console.WriteLine($"run {run.Id}: resuming {targets.Count} unfinished trial(s)" +
                           (settings.Count == 0 ? "" : $" with {string.Join(", ", settings)}"));
-        return await ExecuteAsync(run, a.Value("trial") is null ? null : targets[0].Id);
+        return await ExecuteAsync(run, trial is null ? null : targets[0].Id);
     }
 
     /// <summary>Runs a run's unfinished trials on a local cluster (coordinator here, worker processes beside it).</summary>
@@ -270,11 +164,18 @@ public static class Commands
         }
     }
 
-    private static int Status(ArgReader a)
+    private static async Task<int> StatusAsync(string? id, RunsArgs a, bool json)
     {
-        if (a.Value("cluster") is { } address) return RemoteCluster.StatusAsync(address, ClusterToken(a), a.Positional.FirstOrDefault()).GetAwaiter().GetResult();
-        using var store = Store(a);
-        if (a.Positional.Count == 0)
+        if (a.Cluster is { } address) return await RemoteCluster.StatusAsync(address, a.ClusterToken(), id, json);
+        using var store = a.Store();
+        if (json)
+        {
+            // The API's own shape (GET /api/runs[/RUN]), so a script reads a runs folder and a served cluster alike.
+            if (id is null) ReadCommands.PrintJson(store.List().Select(ApiServer.Summary).ToList());
+            else ReadCommands.PrintJson(ApiServer.Summary(store.Open(id)));
+            return 0;
+        }
+        if (id is null)
         {
             var runs = store.List();
             if (runs.Count == 0)
@@ -294,55 +195,83 @@ public static class Commands
             AnsiConsole.Write(table);
             return 0;
         }
-        var run = store.Open(a.Single("run id"));
+        var run = store.Open(id);
         AnsiConsole.Write(ProgressDisplay.Summary(run));
         if (ProgressDisplay.Attempts(ProgressDisplay.AttemptsOf(run)) is { } attempts) AnsiConsole.Write(attempts);
         if (run.CancelRequested) Console.WriteLine("cancel requested");
         return 0;
     }
 
-    private static int Logs(ArgReader a)
+    private static async Task<int> ListAsync(RunsArgs a, bool json)
     {
-        using var store = Store(a);
-        var run = store.Open(a.Single("run id"));
-        var only = a.Value("trial");
-        var trials = run.Trials.Where(t => only is null || t.Id == only || t.Id.EndsWith(only, StringComparison.Ordinal)).ToList();
-        if (trials.Count == 0)
-            throw new ArgumentException($"run {run.Id} has no trial '{only}'; trials: {string.Join(", ", run.Trials.Select(t => t.Id))}");
-        foreach (var trial in trials)
-            foreach (var e in trial.Events())
-                Console.WriteLine(trials.Count > 1 ? $"{trial.Id} {e.Body}" : e.Body);
-        return 0;
+        if (a.Cluster is { } address)
+        {
+            using var client = new ApiClient(address, a.ClusterToken());
+            var remote = await client.RunsAsync();
+            return ReadCommands.PrintList(remote.Select(r => ReadCommands.Listing(r.Id, r.Experiment, r.CreatedAt, r.Trials)), json, $"on {address}");
+        }
+        using var store = a.Store();
+        return ReadCommands.PrintList(store.List().Select(r => ReadCommands.Listing(r.Id, r.Manifest.Experiment, r.Manifest.CreatedAt, r.Statuses())),
+            json, $"under {store.Root}");
     }
 
-    private static int Cancel(ArgReader a)
+    private static async Task<int> LogsAsync(string id, string? trial, RunsArgs a, bool follow, bool json)
     {
-        if (a.Value("cluster") is { } address) return RemoteCluster.CancelAsync(address, ClusterToken(a), a.Single("run id")).GetAwaiter().GetResult();
-        using var store = Store(a);
-        var run = store.Open(a.Single("run id"));
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cancel.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        try
+        {
+            if (a.Cluster is { } address)
+            {
+                using var client = new ApiClient(address, a.ClusterToken());
+                return await ReadCommands.LogsAsync(new ReadCommands.RemoteLogSource(client, id), trial, json, follow, cancel.Token);
+            }
+            using var store = a.Store();
+            return await ReadCommands.LogsAsync(new ReadCommands.LocalLogSource(store.Open(id)), trial, json, follow, cancel.Token);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // Ctrl+C stops following; the run goes on.
+            return 130;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static async Task<int> CancelAsync(string id, RunsArgs a)
+    {
+        if (a.Cluster is { } address) return await RemoteCluster.CancelAsync(address, a.ClusterToken(), id);
+        using var store = a.Store();
+        var run = store.Open(id);
         run.RequestCancel();
         Console.WriteLine($"run {run.Id}: cancel requested; running trials checkpoint and stop at their next step");
         return 0;
     }
 
     /// <summary>The <c>--storage</c> URI, checked here (a bad one is bad input, before anything runs); null when not given.</summary>
-    private static Training.Shared.Storage.BlobLocation? StorageOption(ArgReader a) =>
-        a.Value("storage") is { } uri ? Training.Shared.Storage.BlobLocation.Parse(uri) : null;
+    private static BlobLocation? StorageOption(string? uri) => uri is null ? null : BlobLocation.Parse(uri);
 
-    private static async Task<int> ServeAsync(ArgReader a)
+    private static async Task<int> ServeAsync(ServeArgs a)
     {
-        var host = a.Value("host") ?? "127.0.0.1";
-        var port = a.Int("port", 4053, min: 0);
-        var httpPort = a.Int("http-port", 8080, min: 0);
-        using var store = Store(a, StorageOption(a));
+        var host = a.Host ?? "127.0.0.1";
+        var port = a.Port ?? 4053;
+        var httpPort = a.HttpPort ?? 8080;
+        using var store = RunStore.FromOption(a.Runs, StorageOption(a.Storage), a.State);
         // Open the state store now: a database that is down or unreachable is a clear error before the cluster starts.
         Console.WriteLine($"run state: {store.Db.Description}");
-        var secret = a.Value("secret") ?? Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable);
+        var secret = a.Secret ?? Environment.GetEnvironmentVariable(ClusterHosting.SecretVariable);
         var generated = secret is null;
         secret ??= Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-        var token = ServeToken.Configured(a.Value("token-file"));
-        var dataRoots = ServeToken.DataRoots(a.Value("data-root"));
-        var tls = ClusterTls.FromSettings(a.Value("tls-cert"), a.Value("tls-key"), a.Value("tls-ca"));
+        var token = ServeToken.Configured(a.TokenFile);
+        var dataRoots = ServeToken.DataRoots(a.DataRoot);
+        var tls = ClusterTls.FromSettings(a.TlsCert, a.TlsKey, a.TlsCa);
         CoordinatorHost coordinator;
         EnsurePortFree(host, port, "--port");
         EnsurePortFree(host, httpPort, "--http-port");
@@ -357,10 +286,10 @@ public static class Commands
         await using var _ = coordinator;
         var tokenFile = token is null ? ServeToken.Generate(store.Root, out token) : null;
         // The dashboard shares the API's port unless --dashboard-port gives it its own.
-        var dashboardPort = a.Value("dashboard-port") is null ? (int?)null : a.Int("dashboard-port", 0, min: 0);
-        await using var api = ApiServer.Build(coordinator, store, host, httpPort, new ApiOptions(token, dataRoots, a.Has("public-read")),
+        var dashboardPort = a.DashboardPort;
+        await using var api = ApiServer.Build(coordinator, store, host, httpPort, new ApiOptions(token, dataRoots, a.PublicRead),
             dashboardPort is null ? new Dashboard.DashboardData(store) : null);
-        await using var dashboard = dashboardPort is { } dp ? Dashboard.DashboardCommand.ForCluster(coordinator, store, host, dp, token, a.Has("public-read")) : null;
+        await using var dashboard = dashboardPort is { } dp ? Dashboard.DashboardCommand.ForCluster(coordinator, store, host, dp, token, a.PublicRead) : null;
         try
         {
             await api.StartAsync();
@@ -383,7 +312,7 @@ public static class Commands
         Console.WriteLine(tokenFile is null
             ? "API token: the one configured (--token-file or $" + ApiOptions.TokenVariable + ")"
             : $"API token (also in {tokenFile}, mode 0600): {token}");
-        Console.WriteLine($"API reads: {(a.Has("public-read") ? "open to anyone who reaches the port" : "need the token")}; data folders: {string.Join(", ", dataRoots)}");
+        Console.WriteLine($"API reads: {(a.PublicRead ? "open to anyone who reaches the port" : "need the token")}; data folders: {string.Join(", ", dataRoots)}");
         Console.WriteLine($"submit with: orchestrator submit EXPERIMENT.yaml --cluster {apiAddress}{(tokenFile is null ? "" : $" --runs {store.Root}")}");
         var stop = new TaskCompletionSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
@@ -417,20 +346,18 @@ public static class Commands
 
     private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
-    private static int DataImport(ArgReader a)
+    private static int DataImport(string from, string output, int rowsPerShard, string format, double evalFraction, int seed)
     {
-        var format = a.Value("format") ?? "plain";
         var textFormat = format switch
         {
             "plain" or "task" => TextFormat.Plain,
             "brown" => TextFormat.Brown,
             _ => throw new UsageException($"--format must be plain, brown or task, got '{format}'"),
         };
-        var output = a.Required("out");
         if (format == "task")
         {
-            var (train, eval) = TaskImporter.Split(TaskImporter.ReadJsonl(a.Required("from")), a.Double("eval-fraction", 0, 0, 0.9), a.Int("seed", 0));
-            return WriteTaskShards(train, eval, output, a.Int("rows-per-shard", 1000, min: 1));
+            var (train, eval) = TaskImporter.Split(TaskImporter.ReadJsonl(from), evalFraction, seed);
+            return WriteTaskShards(train, eval, output, rowsPerShard);
         }
         var toBlobs = ShardSources.IsBlobPattern(output);
         // Shards for blob storage are written to a scratch folder first, then uploaded under the URI's prefix.
@@ -439,9 +366,7 @@ public static class Commands
         var store = destination is null ? null : BlobStores.Open(destination);
         try
         {
-            var result = DocumentImporter.Import(new ImportOptions(
-                a.Required("from"), folder, a.Int("rows-per-shard", 1000, min: 1),
-                a.Double("eval-fraction", 0, 0, 0.9), textFormat, a.Int("seed", 0)));
+            var result = DocumentImporter.Import(new ImportOptions(from, folder, rowsPerShard, evalFraction, textFormat, seed));
             if (store is not null) UploadShards(folder, store);
             Console.WriteLine($"imported {result.Documents} documents ({result.Characters:N0} characters): " +
                               $"{result.TrainShards} train shard(s), {result.EvalShards} eval shard(s) under {destination?.ToString() ?? Path.GetFullPath(output)}");
@@ -455,13 +380,11 @@ public static class Commands
     }
 
     /// <summary>data synth-task: a synthetic seq2seq task (train and held-out, disjoint prompts) as task shards.</summary>
-    private static int DataSynthTask(ArgReader a)
+    private static int DataSynthTask(string kind, string output, int trainCount, int evalCount, int seed, int rowsPerShard)
     {
-        var kind = a.Required("kind");
-        var seed = a.Int("seed", 0);
-        var eval = SyntheticTasks.Generate(kind, a.Int("eval", 500, min: 0), seed + 1);
-        var train = SyntheticTasks.Generate(kind, a.Int("train", 4000, min: 1), seed, eval.Select(e => e.Prompt).ToHashSet());
-        return WriteTaskShards(train, eval, a.Required("out"), a.Int("rows-per-shard", 1000, min: 1));
+        var eval = SyntheticTasks.Generate(kind, evalCount, seed + 1);
+        var train = SyntheticTasks.Generate(kind, trainCount, seed, eval.Select(e => e.Prompt).ToHashSet());
+        return WriteTaskShards(train, eval, output, rowsPerShard);
     }
 
     private static int WriteTaskShards(IReadOnlyList<TaskExample> train, IReadOnlyList<TaskExample> eval, string output, int rowsPerShard)

@@ -13,11 +13,16 @@ namespace Training.Orchestrator.Cli;
 /// </summary>
 public static class InspectCommand
 {
-    public static int Run(ArgReader args)
+    public static int Run(string path, bool json = false)
     {
-        var spec = ExperimentLoader.Load(args.Single("experiment file"));
+        var spec = ExperimentLoader.Load(path);
         var trials = TrialComponents.Expand(spec);
         var budgets = trials.Select(t => TrainingBudget.For(t.Spec)).ToList();
+        if (json)
+        {
+            ReadCommands.PrintJson(ReadCommands.Inspect(spec, trials, budgets));
+            return 0;
+        }
         // A piped table keeps one line per trial however many columns the sweep adds.
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 320);
 

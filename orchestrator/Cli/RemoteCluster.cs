@@ -8,13 +8,21 @@ namespace Training.Orchestrator.Cli;
 /// <summary>The CLI against an <c>orchestrator serve</c>: submit, follow progress, status, cancel, resume.</summary>
 public static class RemoteCluster
 {
-    public static async Task<int> SubmitAsync(string address, string? token, ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml)
+    /// <param name="detach">Return once the run is accepted and queued, printing how to follow it.</param>
+    public static async Task<int> SubmitAsync(string address, string? token, ExperimentSpec spec, IReadOnlyList<Trial> trials, string experimentYaml,
+        bool detach = false)
     {
         using var client = new ApiClient(address, token);
         var request = new SubmitRequest(spec.Name, spec.SourceFile, experimentYaml,
             trials.Select(t => new SubmittedTrial(t.Id, t.Index, SpecWriter.ToYaml(t.Spec), t.Overrides)).ToList());
         var accepted = await client.SubmitAsync(request);
         Console.WriteLine($"run {accepted.RunId}: {accepted.Trials} trial(s) submitted to {address}");
+        if (detach)
+        {
+            Console.WriteLine($"queued; follow it with: orchestrator logs {accepted.RunId} --follow --cluster {address}");
+            Console.WriteLine($"see its trials with: orchestrator status {accepted.RunId} --cluster {address}");
+            return 0;
+        }
         return await FollowAsync(client, accepted.RunId);
     }
 
@@ -76,9 +84,15 @@ public static class RemoteCluster
         }
     }
 
-    public static async Task<int> StatusAsync(string address, string? token, string? runId)
+    public static async Task<int> StatusAsync(string address, string? token, string? runId, bool json = false)
     {
         using var client = new ApiClient(address, token);
+        if (json)
+        {
+            if (runId is null) ReadCommands.PrintJson(await client.RunsAsync());
+            else ReadCommands.PrintJson(await client.RunAsync(runId));
+            return 0;
+        }
         var runs = runId is null ? await client.RunsAsync() : [await client.RunAsync(runId)];
         if (runs.Count == 0) Console.WriteLine($"no runs on {address}");
         foreach (var run in runs)

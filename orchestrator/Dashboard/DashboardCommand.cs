@@ -12,24 +12,24 @@ public static class DashboardCommand
 {
     public const int DefaultPort = 8090;
 
-    internal static async Task<int> RunAsync(ArgReader a)
+    internal static async Task<int> RunAsync(string? runs, string? state, string? host, int? port, string? tokenFileOption)
     {
-        var store = RunStore.FromOption(a.Value("runs"));
-        var host = a.Value("host") ?? "127.0.0.1";
-        var port = a.Int("port", DefaultPort, min: 0);
+        var store = RunStore.FromOption(runs, state: state);
+        host ??= "127.0.0.1";
+        var boundPort = port ?? DefaultPort;
         // The same token serve uses for this runs folder (or a configured one), so one token works for both.
-        var token = ServeToken.Configured(a.Value("token-file"));
-        var tokenFile = token is null ? ServeToken.Generate(store.Root, out token) : a.Value("token-file");
+        var token = ServeToken.Configured(tokenFileOption);
+        var tokenFile = token is null ? ServeToken.Generate(store.Root, out token) : tokenFileOption;
         // Reads are open on the loopback interface only: bound anywhere else, run data needs the token too.
         var loopback = host == "localhost" || (System.Net.IPAddress.TryParse(host, out var ip) && System.Net.IPAddress.IsLoopback(ip));
-        await using var app = DashboardServer.Build(store, host, port, token, publicRead: loopback, RunActions.RunFolderOnly);
+        await using var app = DashboardServer.Build(store, host, boundPort, token, publicRead: loopback, RunActions.RunFolderOnly);
         try
         {
             await app.StartAsync();
         }
         catch (IOException e)
         {
-            throw new ArgumentException($"cannot serve the dashboard on http://{host}:{port}: {e.Message} (choose another --port)", e);
+            throw new ArgumentException($"cannot serve the dashboard on http://{host}:{boundPort}: {e.Message} (choose another --port)", e);
         }
         var address = new Uri(app.Urls.First()).Authority;
         // The token itself is never printed here: the page asks for it (or takes it from a #token= fragment).

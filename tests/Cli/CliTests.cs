@@ -148,16 +148,21 @@ public class CliTests
     }
 
     [Test]
-    public async Task UnknownCommandOrOption_ExitsTwoWithUsage()
+    public async Task UnknownCommandOrOption_ExitsTwoWithASuggestionAndWhereToReadMore()
     {
         var unknown = await CliProcess.RunAsync(_dir.Path, "sumbit", "x.yaml");
         var badOption = await CliProcess.RunAsync(_dir.Path, "status", "--colour", "red");
+        var mistyped = await CliProcess.RunAsync(_dir.Path, "logs", "latest", "--trail", "t001");
         Assert.Multiple(() =>
         {
             Assert.That(unknown.ExitCode, Is.EqualTo(2));
-            Assert.That(unknown.Stderr, Does.Contain("unknown command 'sumbit").And.Contain("usage: orchestrator"));
+            Assert.That(unknown.Stderr, Does.Contain("unknown command 'sumbit'; did you mean 'submit'?").And.Contain("'orchestrator --help'"));
             Assert.That(badOption.ExitCode, Is.EqualTo(2));
-            Assert.That(badOption.Stderr, Does.Contain("unknown option --colour").And.Contain("--runs"));
+            Assert.That(badOption.Stderr, Does.Contain("unknown option --colour for 'orchestrator status'").And.Contain("--runs")
+                .And.Contain("'orchestrator status --help'"));
+            Assert.That(mistyped.ExitCode, Is.EqualTo(2));
+            Assert.That(mistyped.Stderr, Does.Contain("unknown option --trail").And.Contain("did you mean --trial?"));
+            Assert.That(unknown.Output + badOption.Output + mistyped.Output, Does.Not.Contain("   at "), "no stack trace");
         });
     }
 }
