@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Training.Bench.Plotting;
+using Training.Bench.Support;
 
 namespace Training.Bench.Generation;
 
@@ -15,8 +16,8 @@ public static class GenerationReport
     public static void Write(GenerationBenchResult result, string outDir)
     {
         Directory.CreateDirectory(outDir);
-        File.WriteAllText(Path.Combine(outDir, "generation.json"), ToJson(result));
-        File.WriteAllText(Path.Combine(outDir, "generation.md"), ToMarkdown(result, "generation.png"));
+        ResultFiles.WriteText(outDir, "generation.json", ToJson(result));
+        ResultFiles.WriteText(outDir, "generation.md", ToMarkdown(result, "generation.png"));
         PngEncoder.Save(Path.Combine(outDir, "generation.png"), Plot(result));
     }
 
