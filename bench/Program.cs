@@ -5,11 +5,11 @@ string Arg(string name, string fallback) => args.SkipWhile(a => a != name).Skip(
 var outDir = Arg("--out", "bench/results");
 var experiment = Arg("--experiment", "experiments/quickstart.yaml");
 Directory.CreateDirectory(outDir);
-// `--only allreduce|data-parallel|generation|train|shards|checkpoint|dashboard|distill` runs one part; without it, all parts run.
+// `--only allreduce|data-parallel|generation|train|vocab|shards|checkpoint|dashboard|distill` runs one part; without it, all parts run.
 var only = Arg("--only", "all");
-if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "shards" or "checkpoint" or "dashboard" or "distill"))
+if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "vocab" or "shards" or "checkpoint" or "dashboard" or "distill"))
 {
-    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, shards, checkpoint, dashboard, distill.");
+    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, vocab, shards, checkpoint, dashboard, distill.");
     return 2;
 }
 if (only is "all" or "dashboard")
@@ -22,6 +22,8 @@ if (only is "all" or "generation")
     await GenerationBench.RunAndWriteAsync(outDir);
 if (only is "all" or "distill")
     Training.Bench.DistillationBench.Run(outDir);
+if (only is "all" or "vocab")
+    Training.Bench.LargeVocabBench.Run(outDir);
 if (only is "all" or "checkpoint")
     Training.Bench.CheckpointBench.Run(experiment, outDir);
 if (only is "shards")

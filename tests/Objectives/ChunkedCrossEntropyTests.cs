@@ -84,25 +84,29 @@ public class ChunkedCrossEntropyTests
     }
 
     [Test]
-    public void CausalLm_Cl100kSizedVocabulary_TakesTheChunkedPathWithTheSameLoss()
+    public void Applies_Cl100kDecoderButNotTheByteLevelQuickstart()
+    {
+        Assert.That(ChunkedCrossEntropy.Applies(8 * 64, 100_352), Is.True);
+        Assert.That(ChunkedCrossEntropy.Applies(16 * 157, 359), Is.False);
+    }
+
+    [Test]
+    public void CausalLm_ChunkedAndFullPaths_GiveTheSameLossAndCounts()
     {
         using var scope = NewDisposeScope();
         manual_seed(7);
-        // A vocabulary big enough that full logits pass the threshold: 2 x 16 tokens x 300k = 9.6M elements.
-        var config = TinyConfigs.DecoderOnly() with { VocabSize = 300_000, DModel = 16, Heads = 2, KvHeads = 1, HeadDim = 8, FfnDim = 32, DecoderLayers = 1 };
-        var model = new DecoderOnlyModel(config);
+        var model = new DecoderOnlyModel(TinyConfigs.DecoderOnly());
         model.eval();
-        var windows = Enumerable.Range(0, 2).Select(r => Enumerable.Range(0, 17).Select(t => (r * 7919 + t * 104729) % 300_000).ToArray()).ToList();
+        var windows = Enumerable.Range(0, 3).Select(r => Enumerable.Range(0, 17).Select(t => (r * 7 + t * 5) % 37).ToArray()).ToList();
         var objective = new CausalLmObjective(16);
-        Assert.That(ChunkedCrossEntropy.Applies(2 * 16, config.VocabSize), Is.True);
-
-        var chunked = objective.Compute(model, windows, [0, 1], CPU);
         var previous = ChunkedCrossEntropy.MinLogitElements;
         try
         {
+            ChunkedCrossEntropy.MinLogitElements = 1;
+            var chunked = objective.Compute(model, windows, [0, 1, 2], CPU);
             ChunkedCrossEntropy.MinLogitElements = long.MaxValue;
-            var full = objective.Compute(model, windows, [0, 1], CPU);
-            Assert.That(chunked.Loss.item<float>(), Is.EqualTo(full.Loss.item<float>()).Within(1e-4));
+            var full = objective.Compute(model, windows, [0, 1, 2], CPU);
+            Assert.That(chunked.Loss.item<float>(), Is.EqualTo(full.Loss.item<float>()).Within(1e-5));
             Assert.That((chunked.CorrectTokens, chunked.TargetTokens), Is.EqualTo((full.CorrectTokens, full.TargetTokens)));
         }
         finally
