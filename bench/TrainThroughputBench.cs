@@ -21,6 +21,7 @@ public static class TrainThroughputBench
     private const int WarmupSteps = 3;
     private const int Pairs = 12;
     private const int StepsPerPair = 5;
+    private const double MatmulSeconds = 1.0;
     private static readonly int[] MatmulSizes = [512, 1024, 2048];
 
     public sealed record Result(double TokensPerSecond);
@@ -37,7 +38,8 @@ public static class TrainThroughputBench
         // The size that runs fastest here is the reference for every pair (one calibration pass, not timed in pairs).
         var calibration = MatmulSizes.ToDictionary(n => n, n => MatmulGflops(n, repeats: n >= 2048 ? 2 : 8));
         var size = calibration.MaxBy(kv => kv.Value).Key;
-        var repeats = Math.Max(2, (int)(2e9 * 40 / (2.0 * size * size * size))); // about 0.3 s at 270 GFLOP/s
+        // About a second of matmuls, near the length of a pair's training steps: both sides then sample the load alike.
+        var repeats = Math.Max(2, (int)(calibration[size] * 1e9 * MatmulSeconds / (2.0 * size * size * size)));
 
         var scratch = Path.Combine(Path.GetTempPath(), "bench-" + Guid.NewGuid().ToString("N")[..8]);
         try
