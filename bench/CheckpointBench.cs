@@ -50,6 +50,7 @@ public static class CheckpointBench
         public IReadOnlyList<double> AzuriteMBps => Rounds.Subject;
     }
 
+    // Trains, checkpoints into Azurite, and keeps training until the commit lands, as the real loop does.
     private static BlockingResult Blocking(string experiment, IBlobStore store)
     {
         var spec = ExperimentLoader.Load(experiment);

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Training.Bench.Support;
 using Training.Orchestrator.State;
 

@@ -36,10 +36,8 @@ public static class TrainThroughputBench
         var threads = trial.Spec.Resources.Threads;
         set_num_threads(threads);
         // The size that runs fastest here is the reference for every pair (one calibration pass, not timed in pairs).
-        var calibration = MatmulSizes.ToDictionary(n => n, n => MatmulGflops(n, repeats: n >= 2048 ? 2 : 8));
+        var calibration = MatmulSizes.ToDictionary(n => n, n => MatmulGflops(n, seconds: 0.3));
         var size = calibration.MaxBy(kv => kv.Value).Key;
-        // About a second of matmuls, near the length of a pair's training steps: both sides then sample the load alike.
-        var repeats = Math.Max(2, (int)(calibration[size] * 1e9 * MatmulSeconds / (2.0 * size * size * size)));
 
         var scratch = Path.Combine(Path.GetTempPath(), "bench-" + Guid.NewGuid().ToString("N")[..8]);
         try
@@ -71,7 +69,8 @@ public static class TrainThroughputBench
             }
 
             var memory = new List<(string When, long Step, long Bytes)> { ("start", trainer.Step, ResidentMemory.Bytes()) };
-            var pairs = Interleaved.Measure(Pairs, () => MatmulGflops(size, repeats), Training, warmup: 0, afterPair: i =>
+            // About a second of matmuls, near the length of a pair's training steps: both sides then sample the load alike.
+            var pairs = Interleaved.Measure(Pairs, () => MatmulGflops(size, MatmulSeconds), Training, warmup: 0, afterPair: i =>
             {
                 if (i == Pairs / 2 - 1) memory.Add(("middle", trainer.Step, ResidentMemory.Bytes()));
                 if (i == Pairs - 1) memory.Add(("end", trainer.Step, ResidentMemory.Bytes()));
@@ -86,7 +85,7 @@ public static class TrainThroughputBench
                 machine = new { cores = Environment.ProcessorCount, threads, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
                 reference = new
                 {
-                    what = $"float32 square matmul (torch.mm) of size {size} x {repeats}, the fastest of sizes {string.Join("/", MatmulSizes)} in a calibration pass",
+                    what = $"float32 square matmul (torch.mm) of size {size} repeated for {MatmulSeconds:F1} s, the fastest of sizes {string.Join("/", MatmulSizes)} in a calibration pass",
                     calibration_gflops = calibration.ToDictionary(kv => kv.Key.ToString(CultureInfo.InvariantCulture), kv => kv.Value),
                     median_matmul_gflops = Stats.Median(pairs.Reference),
                 },
@@ -125,7 +124,7 @@ public static class TrainThroughputBench
                 .AppendLine()
                 .AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores, {threads} torch threads; load average (1/5/15 min) {pairs.LoadAtStart} at the start, {pairs.LoadAtEnd} at the end.")
                 .AppendLine(CultureInfo.InvariantCulture, $"Model of `{result.training.experiment}`: {result.training.arch}, {parameters:N0} parameters, {encoderLength}+{decoderLength} tokens/example, batch {result.training.global_batch}.")
-                .AppendLine(CultureInfo.InvariantCulture, $"Method: {Pairs} pairs, each {result.reference.what.Split(',')[0]} then {StepsPerPair} training steps (after {WarmupSteps} warm-up steps); MFU of a pair = model FLOP/s / matmul FLOP/s.")
+                .AppendLine(CultureInfo.InvariantCulture, $"Method: {Pairs} pairs, each {result.reference.what.Split(',')[0]}, then {StepsPerPair} training steps (after {WarmupSteps} warm-up steps); MFU of a pair = model FLOP/s / matmul FLOP/s.")
                 .AppendLine()
                 .AppendLine("| measure | median | range over the pairs |")
                 .AppendLine("|---|---|---|")
@@ -148,16 +147,22 @@ public static class TrainThroughputBench
         }
     }
 
-    /// <summary>GFLOP/s of <paramref name="repeats"/> n x n float32 matmuls, after one untimed.</summary>
-    private static double MatmulGflops(int n, int repeats)
+    /// <summary>GFLOP/s of n x n float32 matmuls repeated for at least <paramref name="seconds"/>, after one untimed.</summary>
+    private static double MatmulGflops(int n, double seconds)
     {
         using var scope = NewDisposeScope();
         var a = randn(n, n);
         var b = randn(n, n);
         mm(a, b).Dispose();
         var clock = Stopwatch.StartNew();
+        var repeats = 0;
         // Each product freed at once: hundreds kept to the scope's end would move the memory samples.
-        for (var i = 0; i < repeats; i++) mm(a, b).Dispose();
+        do
+        {
+            mm(a, b).Dispose();
+            repeats++;
+        }
+        while (clock.Elapsed.TotalSeconds < seconds);
         return 2.0 * n * n * n * repeats / clock.Elapsed.TotalSeconds / 1e9;
     }
 }
