@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Training.Bench.Support;
 using Training.Orchestrator.State;
 
