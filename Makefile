@@ -16,7 +16,7 @@ FILTER ?=
 help:
 	@echo "make demo   - set up, build, and pretrain the quickstart encoder-decoder on the sample data"
 	@echo "make test   - set up, build, and run the whole test suite"
-	@echo "make bench  - training MFU vs matmul rate, all-reduce vs loopback, data-parallel step, enc-dec vs dec-only generation, checkpoint blocking and upload vs disk on Azurite, Azurite shard reads vs trainer tokens/s, scheduling 10,000 trials on 1,000 simulated workers, kill -9 to next step -> bench/results/"
+	@echo "make bench  - interleaved A/B ratios with spread and load: training MFU vs matmul rate (and RSS start/middle/end), cl100k decoder tokens/s full vs chunked loss, all-reduce busBW vs loopback, data-parallel step, enc-dec vs dec-only generation, checkpoint blocking and upload vs disk on Azurite, Azurite shard reads vs trainer tokens/s, scheduling 10,000 trials on 1,000 simulated workers, kill -9 to next step -> bench/results/"
 	@echo "make setup  - only the set-up (C++ runtime, npm packages, sample shards)"
 	@echo "make images - worker, orchestrator and Azurite container images with podman (debootstrap base, cached); TORCH=cuda for GPU"
 	@echo "make certs  - a development CA and node certificates for a TLS cluster, in certs/ (CERTS=orchestrator worker ...)"

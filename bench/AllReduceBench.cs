@@ -3,13 +3,13 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using System.Text.Json;
+using Training.Bench.Support;
 using Training.Shared.Collectives;
 
 namespace Training.Bench;
 
 /// <summary>
-/// Ring all-reduce bus bandwidth against this machine's loopback TCP bandwidth, both measured in the same run.
+/// Ring all-reduce bus bandwidth against this machine's loopback TCP bandwidth, measured in alternation (A B A B) in one run.
 /// busBW = bytes * 2(W-1)/W / time, as nccl-tests define it: the rate each rank's link carries, comparable across W.
 /// All ranks run in this process on threads, over real sockets on 127.0.0.1, so they share the machine's cores.
 /// </summary>
@@ -19,14 +19,23 @@ internal static class AllReduceBench
     private static readonly int[] Worlds = [2, 3, 4];
     private static readonly (int Bytes, int Iterations)[] Sizes = [(1 * MiB, 50), (16 * MiB, 10), (64 * MiB, 5)];
 
-    private sealed record Row(int World, long Bytes, int Iterations, double SecondsPerOperation, double AlgorithmGBps, double BusGBps, double BusVsLoopback);
+    private const int Pairs = 7;
+    private static readonly TimeSpan LoopbackWindow = TimeSpan.FromSeconds(0.25);
+
+    /// <summary>One ranks x size point: per pair, loopback GB/s (reference) then the ring's busBW (subject).</summary>
+    private sealed record Row(int World, long Bytes, int Iterations, List<double> SecondsPerOperation, Interleaved Pairs)
+    {
+        public double MedianSeconds => Stats.Median(SecondsPerOperation);
+        public double AlgorithmGBps => Bytes / MedianSeconds / 1e9;
+        public double BusGBps => Stats.Median(Pairs.Subject);
+        public double LoopbackGBps => Stats.Median(Pairs.Reference);
+    }
 
     public static void Run(string outDir)
     {
         var clock = Stopwatch.StartNew();
-        // Other work on the machine moves these numbers; the 1-minute load average says how much there was.
-        var load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "unknown";
-        var loopback = Enumerable.Range(0, 3).Max(_ => LoopbackBandwidth(TimeSpan.FromSeconds(1)));
+        var loadAtStart = LoadAverage.Read();
+        LoopbackBandwidth(LoopbackWindow); // untimed: the first connection pays for JIT and socket set-up
         var rows = new List<Row>();
         foreach (var world in Worlds)
         {
@@ -35,11 +44,18 @@ internal static class AllReduceBench
             {
                 foreach (var (bytes, iterations) in Sizes)
                 {
-                    var seconds = TimeAllReduce(groups, bytes, iterations);
-                    var algorithm = bytes / seconds / 1e9;
-                    var bus = algorithm * 2.0 * (world - 1) / world;
-                    rows.Add(new Row(world, bytes, iterations, seconds, algorithm, bus, bus / loopback));
-                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"all-reduce W={world} {bytes / MiB} MiB: {seconds * 1000:F1} ms, busBW {bus:F2} GB/s ({bus / loopback:P0} of loopback)"));
+                    var seconds = new List<double>();
+                    // A B A B: loopback, then a batch of all-reduces; the ratio of each pair is taken before the next.
+                    var pairs = Interleaved.Measure(Pairs, () => LoopbackBandwidth(LoopbackWindow), () =>
+                    {
+                        var s = TimeBatch(groups, bytes, iterations);
+                        seconds.Add(s);
+                        return bytes / s / 1e9 * 2.0 * (world - 1) / world;
+                    }, warmup: 0);
+                    var row = new Row(world, bytes, iterations, seconds, pairs);
+                    rows.Add(row);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"all-reduce W={world} {bytes / MiB} MiB: {row.MedianSeconds * 1000:F1} ms, busBW {row.BusGBps:F2} GB/s, loopback {row.LoopbackGBps:F2} GB/s, busBW/loopback {pairs.Headline(Percent)}"));
                 }
             }
             finally
@@ -47,38 +63,49 @@ internal static class AllReduceBench
                 foreach (var group in groups) group.Dispose();
             }
         }
+        var loadAtEnd = LoadAverage.Read();
 
         var result = new
         {
-            machine = new { cores = Environment.ProcessorCount, load_average_1min = load, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
-            reference = new { loopback_tcp_gbps = loopback, what = "one TCP socket pair on 127.0.0.1 streaming 1 MiB writes for 1 s, best of 3 (GB/s = 1e9 bytes/s)" },
-            definition = "busBW = bytes * 2(W-1)/W / seconds per all-reduce (nccl-tests), best of 3 batches; float32 buffers; ranks are threads of one process on real loopback sockets",
+            machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
+            load_average_start = loadAtStart.ToJson(),
+            load_average_end = loadAtEnd.ToJson(),
+            reference = new { what = $"one TCP socket pair on 127.0.0.1 streaming 1 MiB writes for {LoopbackWindow.TotalSeconds:F2} s (GB/s = 1e9 bytes/s), measured before each all-reduce batch" },
+            definition = "busBW = bytes * 2(W-1)/W / seconds per all-reduce (nccl-tests), a batch timed by its slowest rank after one warm-up op; float32 buffers; ranks are threads of one process on real loopback sockets",
             segment_bytes = TcpRing.SegmentBytes,
+            spread_limit = Interleaved.MaxSpread,
             allreduce = rows.Select(r => new
             {
-                world = r.World, bytes = r.Bytes, iterations = r.Iterations, seconds_per_op = r.SecondsPerOperation,
-                algbw_gbps = r.AlgorithmGBps, busbw_gbps = r.BusGBps, busbw_vs_loopback = r.BusVsLoopback,
+                world = r.World, bytes = r.Bytes, iterations_per_batch = r.Iterations,
+                median_seconds_per_op = r.MedianSeconds, median_algbw_gbps = r.AlgorithmGBps,
+                median_busbw_gbps = r.BusGBps, median_loopback_gbps = r.LoopbackGBps,
+                busbw_vs_loopback = r.Pairs.ToJson("interleaved: loopback, all-reduce batch, loopback, ... (ratio = busBW / loopback GB/s of the pair)"),
             }),
             bench_seconds = clock.Elapsed.TotalSeconds,
         };
-        File.WriteAllText(Path.Combine(outDir, "allreduce.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        ResultFiles.WriteJson(outDir, "allreduce.json", result);
 
         var md = new StringBuilder()
             .AppendLine("# Ring all-reduce (TCP, CPU)")
             .AppendLine()
-            .AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores, load average {load} at the start. Reference: loopback TCP, one socket pair, **{loopback:F2} GB/s**, measured in the same run.")
+            .AppendLine(CultureInfo.InvariantCulture, $"Machine: {Environment.ProcessorCount} cores; load average (1/5/15 min) {loadAtStart} at the start, {loadAtEnd} at the end.")
+            .AppendLine(CultureInfo.InvariantCulture, $"Reference: loopback TCP, one socket pair, measured before every batch of all-reduces ({Pairs} pairs per row, interleaved A B A B);")
+            .AppendLine("the ratio is the median of the per-pair ratios busBW / loopback, with its range and interquartile range. A row whose")
+            .AppendLine(CultureInfo.InvariantCulture, $"ratios spread more than {Interleaved.MaxSpread * 100:F0}% (max / min - 1) gets no headline: the machine changed too much under it.")
             .AppendLine("busBW = bytes x 2(W-1)/W / time (nccl-tests), float32. All W ranks are threads of one process on 127.0.0.1 and share")
             .AppendLine("the cores: loopback TCP is kernel memcpy on both ends, so the reference link gets every core to itself while the ring drives")
             .AppendLine("W links at once (plus the additions) on the same cores. On a cluster every worker brings its own cores and NIC.")
             .AppendLine()
-            .AppendLine("| ranks | size | time/op | algBW | busBW | busBW / loopback |")
-            .AppendLine("|---|---|---|---|---|---|");
+            .AppendLine("| ranks | size | time/op | algBW | busBW | loopback | **busBW / loopback** (median) | per-pair ratios |")
+            .AppendLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
             md.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.World} | {r.Bytes / MiB} MiB | {r.SecondsPerOperation * 1000:F1} ms | {r.AlgorithmGBps:F2} GB/s | {r.BusGBps:F2} GB/s | {r.BusVsLoopback:P0} |");
-        File.WriteAllText(Path.Combine(outDir, "allreduce.md"), md.ToString());
+                $"| {r.World} | {r.Bytes / MiB} MiB | {r.MedianSeconds * 1000:F1} ms | {r.AlgorithmGBps:F2} GB/s | {r.BusGBps:F2} GB/s | {r.LoopbackGBps:F2} GB/s | **{(r.Pairs.Stable ? Percent(r.Pairs.MedianRatio) : "no headline")}** | {r.Pairs.Detail(Percent)} |");
+        ResultFiles.WriteText(outDir, "allreduce.md", md.ToString());
         Console.WriteLine(md);
     }
+
+    private static string Percent(double v) => (v * 100).ToString("F0", CultureInfo.InvariantCulture) + "%";
 
     private static ICollectiveGroup[] FormRing(int world)
     {
@@ -97,10 +124,6 @@ internal static class AllReduceBench
             foreach (var listener in listeners) listener.Dispose();
         }
     }
-
-    /// <summary>Seconds per all-reduce: the best of three batches, each timed by its slowest rank (the machine is shared).</summary>
-    private static double TimeAllReduce(ICollectiveGroup[] groups, int bytes, int iterations) =>
-        Enumerable.Range(0, 3).Min(_ => TimeBatch(groups, bytes, iterations));
 
     /// <summary>One warm-up, then the slowest rank's average over <paramref name="iterations"/>.</summary>
     private static double TimeBatch(ICollectiveGroup[] groups, int bytes, int iterations)

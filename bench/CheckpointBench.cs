@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Training.Bench.Support;
 using Training.Shared.Spec;
 using Training.Shared.Storage;
@@ -45,7 +44,11 @@ public static class CheckpointBench
 
     private sealed record BlockingResult(long Parameters, long CheckpointBytes, double StepSeconds, List<double> Blocked, List<double> Total, List<int> StepsDuringUpload);
 
-    private sealed record UploadResult(long Bytes, List<double> AzuriteMBps, List<double> DiskMBps, List<double> Ratios);
+    private sealed record UploadResult(long Bytes, Interleaved Rounds)
+    {
+        public IReadOnlyList<double> DiskMBps => Rounds.Reference;
+        public IReadOnlyList<double> AzuriteMBps => Rounds.Subject;
+    }
 
     // Trains, checkpoints into Azurite, and keeps training until the commit lands, as the real loop does.
     private static BlockingResult Blocking(string experiment, IBlobStore store)
@@ -84,7 +87,7 @@ public static class CheckpointBench
         var last = store.ListAsync($"trials/bench/checkpoints/{CheckpointStore.IdFor(step)}/").GetAwaiter().GetResult();
         var bytes = last.Where(p => !p.EndsWith(CheckpointStore.ManifestName, StringComparison.Ordinal))
             .Sum(p => store.GetPropertiesAsync(p).GetAwaiter().GetResult()!.Size);
-        return new BlockingResult(trainer.ParameterCount, bytes, Median(steps), blocked, total, during);
+        return new BlockingResult(trainer.ParameterCount, bytes, Stats.Median(steps), blocked, total, during);
     }
 
     private static UploadResult UploadVsDisk(IBlobStore azurite, IBlobStore disk, long size)
@@ -93,14 +96,10 @@ public static class CheckpointBench
         new Random(7).NextBytes(bytes);
         azurite.PutAsync("warmup", bytes).GetAwaiter().GetResult();
         disk.PutAsync("warmup", bytes).GetAwaiter().GetResult();
-        var a = new List<double>();
-        var b = new List<double>();
-        for (var round = 0; round < UploadRounds; round++)
-        {
-            a.Add(MBps(azurite, $"round-{round}", bytes));
-            b.Add(MBps(disk, $"round-{round}", bytes));
-        }
-        return new UploadResult(bytes.Length, a, b, a.Zip(b, (x, y) => x / y).ToList());
+        var round = 0;
+        // Disk (reference) then Azurite (subject) in each round: the per-round ratio sees the same machine on both sides.
+        var rounds = Interleaved.Measure(UploadRounds, () => MBps(disk, $"round-{round}", bytes), () => MBps(azurite, $"round-{round++}", bytes), warmup: 0);
+        return new UploadResult(bytes.Length, rounds);
     }
 
     private static double MBps(IBlobStore store, string path, byte[] bytes)
@@ -115,15 +114,15 @@ public static class CheckpointBench
     private static void Write(string outDir, string experiment, BlockingResult c, UploadResult u)
     {
         var ratios = c.Blocked.Zip(c.Total, (x, y) => x / y).ToList();
-        var blockedShare = Median(ratios);
-        var uploadRatio = Median(u.Ratios);
+        var blockedShare = Stats.Median(ratios);
+        var uploadRatio = u.Rounds.MedianRatio;
         var result = new
         {
             machine = new { cores = Environment.ProcessorCount, os = System.Runtime.InteropServices.RuntimeInformation.OSDescription },
             store = "Azurite 3.37 (in memory) on 127.0.0.1, through AzureBlobStore (4 MiB blocks, 4 in parallel)",
             checkpoint = new
             {
-                experiment = Path.GetRelativePath(Environment.CurrentDirectory, Path.GetFullPath(experiment)).Replace('\\', '/'),
+                experiment = ResultFiles.Relative(experiment),
                 parameters = c.Parameters,
                 bytes = c.CheckpointBytes,
                 checkpoints = Checkpoints,
@@ -131,8 +130,8 @@ public static class CheckpointBench
                 blocked_seconds = c.Blocked,
                 snapshot_to_commit_seconds = c.Total,
                 steps_trained_during_upload = c.StepsDuringUpload,
-                median_blocked_seconds = Median(c.Blocked),
-                median_snapshot_to_commit_seconds = Median(c.Total),
+                median_blocked_seconds = Stats.Median(c.Blocked),
+                median_snapshot_to_commit_seconds = Stats.Median(c.Total),
                 median_blocked_share = blockedShare,
                 goal_blocked_share_at_most = 0.05,
                 meets_goal = blockedShare <= 0.05,
@@ -141,15 +140,12 @@ public static class CheckpointBench
             {
                 bytes = u.Bytes,
                 rounds = UploadRounds,
-                order = "interleaved: Azurite, disk, Azurite, disk, ...",
-                azurite_mb_per_second = u.AzuriteMBps,
-                disk_mb_per_second = u.DiskMBps,
-                median_azurite_mb_per_second = Median(u.AzuriteMBps),
-                median_disk_mb_per_second = Median(u.DiskMBps),
-                median_ratio_azurite_to_disk = uploadRatio,
+                median_azurite_mb_per_second = Stats.Median(u.AzuriteMBps),
+                median_disk_mb_per_second = Stats.Median(u.DiskMBps),
+                azurite_vs_disk = u.Rounds.ToJson("interleaved: disk, Azurite, disk, Azurite, ... (ratio = Azurite MB/s / disk MB/s of the round)"),
             },
         };
-        File.WriteAllText(Path.Combine(outDir, "checkpoint-storage.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        ResultFiles.WriteJson(outDir, "checkpoint-storage.json", result);
         var md = new StringBuilder()
             .AppendLine("# Checkpoints on Azure Blob Storage (Azurite)")
             .AppendLine()
@@ -162,28 +158,22 @@ public static class CheckpointBench
             .AppendLine()
             .AppendLine("| measure | median | all |")
             .AppendLine("|---|---|---|")
-            .AppendLine(CultureInfo.InvariantCulture, $"| loop blocked | {Median(c.Blocked) * 1000:F0} ms | {string.Join(", ", c.Blocked.Select(v => (v * 1000).ToString("F0", CultureInfo.InvariantCulture)))} |")
-            .AppendLine(CultureInfo.InvariantCulture, $"| snapshot to commit (reference) | {Median(c.Total) * 1000:F0} ms | {string.Join(", ", c.Total.Select(v => (v * 1000).ToString("F0", CultureInfo.InvariantCulture)))} |")
-            .AppendLine(CultureInfo.InvariantCulture, $"| steps trained during the upload | {Median(c.StepsDuringUpload.Select(v => (double)v).ToList()):F0} | {string.Join(", ", c.StepsDuringUpload)} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| loop blocked | {Stats.Median(c.Blocked) * 1000:F0} ms | {string.Join(", ", c.Blocked.Select(v => (v * 1000).ToString("F0", CultureInfo.InvariantCulture)))} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| snapshot to commit (reference) | {Stats.Median(c.Total) * 1000:F0} ms | {string.Join(", ", c.Total.Select(v => (v * 1000).ToString("F0", CultureInfo.InvariantCulture)))} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| steps trained during the upload | {Stats.Median(c.StepsDuringUpload.Select(v => (double)v).ToList()):F0} | {string.Join(", ", c.StepsDuringUpload)} |")
             .AppendLine(CultureInfo.InvariantCulture, $"| **blocked / snapshot to commit** | **{blockedShare:P1}** (goal at most 5%: {(blockedShare <= 0.05 ? "met" : "not met")}) | {string.Join(", ", ratios.Select(r => r.ToString("P1", CultureInfo.InvariantCulture)))} |")
             .AppendLine()
             .AppendLine("## Upload throughput against local disk")
             .AppendLine()
-            .AppendLine(CultureInfo.InvariantCulture, $"The same {u.Bytes / 1e6:F1} MB, {UploadRounds} rounds interleaved (Azurite, disk, Azurite, disk, ...); disk = LocalFolderBlobStore (temporary file, flushed to disk, renamed).")
+            .AppendLine(CultureInfo.InvariantCulture, $"The same {u.Bytes / 1e6:F1} MB, {UploadRounds} rounds interleaved (disk, Azurite, disk, Azurite, ...); load average (1/5/15 min) {u.Rounds.LoadAtStart} at the start, {u.Rounds.LoadAtEnd} at the end; disk = LocalFolderBlobStore (temporary file, flushed to disk, renamed).")
             .AppendLine()
             .AppendLine("| target | median MB/s | all rounds |")
             .AppendLine("|---|---|---|")
-            .AppendLine(CultureInfo.InvariantCulture, $"| Azurite (AzureBlobStore) | {Median(u.AzuriteMBps):F0} | {string.Join(", ", u.AzuriteMBps.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |")
-            .AppendLine(CultureInfo.InvariantCulture, $"| local disk (reference) | {Median(u.DiskMBps):F0} | {string.Join(", ", u.DiskMBps.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |")
-            .AppendLine(CultureInfo.InvariantCulture, $"| **median of per-round ratios Azurite / disk** | **{uploadRatio:F2}x** | {string.Join(", ", u.Ratios.Select(v => v.ToString("F2", CultureInfo.InvariantCulture)))} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| Azurite (AzureBlobStore) | {Stats.Median(u.AzuriteMBps):F0} | {string.Join(", ", u.AzuriteMBps.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| local disk (reference) | {Stats.Median(u.DiskMBps):F0} | {string.Join(", ", u.DiskMBps.Select(v => v.ToString("F0", CultureInfo.InvariantCulture)))} |")
+            .AppendLine(CultureInfo.InvariantCulture, $"| **median of per-round ratios Azurite / disk** | **{(u.Rounds.Stable ? uploadRatio.ToString("F2", CultureInfo.InvariantCulture) + "x" : "no headline")}** | {string.Join(", ", u.Rounds.Ratios.Select(v => v.ToString("F2", CultureInfo.InvariantCulture)))}; {u.Rounds.Detail(v => v.ToString("F2", CultureInfo.InvariantCulture) + "x")} |")
             .ToString();
-        File.WriteAllText(Path.Combine(outDir, "checkpoint-storage.md"), md);
+        ResultFiles.WriteText(outDir, "checkpoint-storage.md", md);
         Console.WriteLine(md);
-    }
-
-    internal static double Median(List<double> values)
-    {
-        var sorted = values.OrderBy(v => v).ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Training.Bench.Support;
 using Training.Orchestrator.State;
 
 namespace Training.Bench;
@@ -41,7 +42,7 @@ public static class DashboardBench
                 json_vs_raw = (double)cold.JsonBytes / rawBytes,
                 goals = new { seconds = 1.0, json_bytes = 2_000_000 },
             };
-            File.WriteAllText(Path.Combine(outDir, "dashboard.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            ResultFiles.WriteJson(outDir, "dashboard.json", result);
             var md = new StringBuilder()
                 .AppendLine("# Dashboard run page: 500 trials x 100k steps")
                 .AppendLine()
@@ -57,7 +58,7 @@ public static class DashboardBench
                 .AppendLine(CultureInfo.InvariantCulture, $"| JSON / raw | {result.json_vs_raw:P2} | |")
                 .AppendLine(CultureInfo.InvariantCulture, $"| curve points sent (min/max per bucket) | {cold.Points:N0} | |")
                 .ToString();
-            File.WriteAllText(Path.Combine(outDir, "dashboard.md"), md);
+            ResultFiles.WriteText(outDir, "dashboard.md", md);
             Console.WriteLine(md);
         }
         finally

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
+using Training.Bench.Support;
 using Training.Shared.Collectives;
 using Training.Shared.Messages;
 using Training.Shared.Spec;
@@ -27,7 +27,7 @@ public static class DataParallelBench
         var parameters = single.Parameters;
         var result = new
         {
-            experiment = Path.GetRelativePath(Environment.CurrentDirectory, Path.GetFullPath(experiment)).Replace('\\', '/'),
+            experiment = ResultFiles.Relative(experiment),
             parameters,
             gradient_bytes = parameters * 4,
             global_batch = trial.Spec.Train.GlobalBatch,
@@ -36,7 +36,7 @@ public static class DataParallelBench
             communication_fraction_at_two = pair.MedianCommunicationSeconds / pair.MedianStepSeconds,
             speedup_two_vs_one = single.MedianStepSeconds / pair.MedianStepSeconds,
         };
-        File.WriteAllText(Path.Combine(outDir, "data-parallel.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        ResultFiles.WriteJson(outDir, "data-parallel.json", result);
         var md = new StringBuilder()
             .AppendLine("# Data-parallel training step (quickstart model, TCP ring all-reduce on loopback)")
             .AppendLine()
@@ -49,7 +49,7 @@ public static class DataParallelBench
                 $"| {r.Ranks} | {r.ThreadsPerRank} | {r.MedianStepSeconds * 1000:F0} ms | {r.MedianCommunicationSeconds * 1000:F1} ms | {r.MedianCommunicationSeconds / r.MedianStepSeconds:P1} | {r.TokensPerSecond:N0} |");
         md.AppendLine().AppendLine(CultureInfo.InvariantCulture,
             $"Two ranks on the same {cores} cores split the compute, so their speed-up is bounded by the cores, not the ring: {result.speedup_two_vs_one:F2}x.");
-        File.WriteAllText(Path.Combine(outDir, "data-parallel.md"), md.ToString());
+        ResultFiles.WriteText(outDir, "data-parallel.md", md.ToString());
         Console.WriteLine(md);
     }
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
+using Training.Bench.Support;
 using Training.Shared.Data;
 using Training.Shared.Messages;
 using Training.Shared.Objectives;
@@ -131,7 +131,7 @@ public static class DistillationBench
             using var trainer = new Trainer(new TrainerOptions(trial, new LocalFolderBlobStore(Path.Combine(work, Guid.NewGuid().ToString("N"))),
                 "checkpoints", _ => { }, TaskObjective: kd));
             for (var i = 0; i < WarmupSteps; i++) trainer.TrainStep();
-            return CheckpointBench.Median(Enumerable.Range(0, MeasuredSteps).Select(_ => trainer.TrainStep().StepSeconds).ToList());
+            return Stats.Median(Enumerable.Range(0, MeasuredSteps).Select(_ => trainer.TrainStep().StepSeconds).ToList());
         }
         var distillObjective = $"  kind: distill\n  input_length: 24\n  target_length: 12\ndistill:\n  teacher: {checkpoints}";
         var ce = Step("  kind: seq2seq\n  input_length: 24\n  target_length: 12", false, 0);
@@ -172,7 +172,7 @@ public static class DistillationBench
                 note = "sampling runs on the current weights before each KD step (max_staleness 0): nothing overlaps training yet",
             },
         };
-        File.WriteAllText(Path.Combine(outDir, "distillation.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+        ResultFiles.WriteJson(outDir, "distillation.json", result);
         string F(double v, string format) => v.ToString(format, CultureInfo.InvariantCulture);
         var md = new StringBuilder()
             .AppendLine("# Distillation")
@@ -186,7 +186,7 @@ public static class DistillationBench
             .AppendLine($"| student step, off-policy KD | {F(r.OffPolicyStep * 1000, "F0")} ms | cross-entropy step {F(r.CeStep * 1000, "F0")} ms | {F(r.OffPolicyStep / r.CeStep, "F2")}x |")
             .AppendLine($"| student step, on-policy KD | {F(r.OnPolicyStep * 1000, "F0")} ms | cross-entropy step {F(r.CeStep * 1000, "F0")} ms | {F(r.OnPolicyStep / r.CeStep, "F2")}x (goal at most 1.5x with max_staleness 1: {(r.OnPolicyStep / r.CeStep <= 1.5 ? "met" : "not met; sampling does not overlap training yet")}) |")
             .ToString();
-        File.WriteAllText(Path.Combine(outDir, "distillation.md"), md);
+        ResultFiles.WriteText(outDir, "distillation.md", md);
         Console.WriteLine(md);
     }
 }

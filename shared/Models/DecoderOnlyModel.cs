@@ -8,7 +8,7 @@ namespace Training.Shared.Models;
 /// Configured with EncoderLayers = 0 and DecoderLayers = number of layers. Batched prompts are left-padded;
 /// RoPE is relative, so left padding does not shift what real tokens see.
 /// </summary>
-public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ICausalLanguageModel
+public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ITiedHeadCausalModel
 {
     private readonly Embedding embedding;
     private readonly ModuleList<DecoderOnlyBlock> layers;
@@ -42,9 +42,14 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ICausalLanguag
     public Tensor EmbeddingWeight =>
         embedding.weight ?? throw new InvalidOperationException("The token embedding has no weight (disposed model?).");
 
+    public bool HeadIsTied => untiedHead is null;
+
     /// <param name="tokens">[B, T] int64, padding (PadId) masked as keys</param>
     /// <returns>logits [B, T, V]</returns>
-    public override Tensor forward(Tensor tokens)
+    public override Tensor forward(Tensor tokens) => Logits(Hidden(tokens));
+
+    /// <inheritdoc />
+    public Tensor Hidden(Tensor tokens)
     {
         TokenTensors.RequireBatch(tokens, nameof(tokens));
         var x = embedding.forward(tokens);
@@ -53,7 +58,7 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ICausalLanguag
         var angles = rotary.Angles(0, tokens.shape[1], x.device, x.dtype);
         foreach (var layer in layers)
             x = layer.forward(x, mask, angles);
-        return Logits(finalNorm.forward(x));
+        return finalNorm.forward(x);
     }
 
     /// <summary>Allocates per-layer KV caches for <paramref name="capacity"/> positions (prompt plus new tokens).</summary>

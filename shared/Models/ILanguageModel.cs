@@ -19,6 +19,21 @@ public interface ICausalLanguageModel : ILanguageModel
     Tensor forward(Tensor tokens);
 }
 
+/// <summary>
+/// A causal model that can stop before its LM head: with a tied head (logits = hidden x EmbeddingWeight^T) the objective
+/// takes the loss from these hidden states in chunks (<see cref="Objectives.ChunkedCrossEntropy"/>) and never holds the
+/// full [B, T, V] logits, which dominate a large vocabulary's step.
+/// </summary>
+public interface ITiedHeadCausalModel : ICausalLanguageModel
+{
+    /// <summary>Whether the LM head is <see cref="ILanguageModel.EmbeddingWeight"/> (no separate head matrix).</summary>
+    bool HeadIsTied { get; }
+
+    /// <param name="tokens">[B, T] int64</param>
+    /// <returns>the final (normalised) hidden states [B, T, d] that the head turns into logits</returns>
+    Tensor Hidden(Tensor tokens);
+}
+
 /// <summary>A model that reads the whole sequence in both directions (what masked LM training needs).</summary>
 public interface IMaskedLanguageModel : ILanguageModel
 {

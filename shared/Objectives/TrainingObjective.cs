@@ -139,8 +139,11 @@ public sealed class CausalLmObjective : ITrainingObjective
         }
         var inputTensor = ObjectiveMath.ToTensor(inputs, device);
         var labelTensor = ObjectiveMath.ToTensor(labels, device);
-        var logits = decoder.forward(inputTensor);
-        var (loss, correct, counted) = ObjectiveMath.CrossEntropy(logits, labelTensor);
+        // A large vocabulary's full logits dominate the step: a tied head takes the loss in chunks from the hidden states.
+        var (loss, correct, counted) = decoder is ITiedHeadCausalModel { HeadIsTied: true } tied
+            && ChunkedCrossEntropy.Applies(inputTensor.numel(), model.Config.VocabSize)
+            ? ChunkedCrossEntropy.Compute(tied.Hidden(inputTensor), tied.EmbeddingWeight, labelTensor)
+            : ObjectiveMath.CrossEntropy(decoder.forward(inputTensor), labelTensor);
         return new ObjectiveOutput(loss, correct, counted, inputTensor.numel());
     }
 }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using NUnit.Framework;
+using SkiaSharp;
 using Training.Bench.Generation;
 using Training.Shared.Models;
 using static TorchSharp.torch;
@@ -98,15 +99,34 @@ public class GenerationBenchmarkTests
             var markdown = File.ReadAllText(Path.Combine(folder, "generation.md"));
             Assert.That(markdown, Does.Contain("| 32 | 3 | 2 |").And.Contain("47%").And.Contain("4.7x").And.Contain("generation.png"));
 
-            var png = PngFile.Decode(File.ReadAllBytes(Path.Combine(folder, "generation.png")));
-            Assert.That(png.Width, Is.EqualTo(3 * 440));
-            Assert.That(png.Height, Is.GreaterThan(360));
+            using var png = SKBitmap.Decode(Path.Combine(folder, "generation.png"));
+            Assert.That((png.Width, png.Height), Is.EqualTo((3 * GenerationPlot.PanelWidth, GenerationPlot.PanelHeight + GenerationPlot.TitleHeight)));
+            // Both models' lines are drawn (their colours), and so is text (near-black pixels of the title and labels).
+            var pixels = png.Pixels;
+            Assert.That(pixels.Count(p => p == new SKColor(31, 119, 180)), Is.GreaterThan(200));
+            Assert.That(pixels.Count(p => p == new SKColor(230, 110, 20)), Is.GreaterThan(200));
+            Assert.That(pixels.Count(p => p.Red < 60 && p.Green < 60 && p.Blue < 60), Is.GreaterThan(500));
         }
         finally
         {
             if (Directory.Exists(folder))
                 Directory.Delete(folder, recursive: true);
         }
+    }
+
+    [TestCase(2048, "2048")]
+    [TestCase(20000, "20k")]
+    [TestCase(1500000, "1.5M")]
+    [TestCase(0.5, "0.5")]
+    [TestCase(0.002, "0.002")]
+    public void PlotLabel_Value_GivesShortLabel(double value, string expected) =>
+        Assert.That(GenerationPlot.Label(value), Is.EqualTo(expected));
+
+    [Test]
+    public void PlotLogTicks_OneDecade_Gives125StepsAndManyDecadesGivePowersOnly()
+    {
+        Assert.That(GenerationPlot.LogTicks(48, 600), Is.EqualTo(new[] { 50.0, 100, 200, 500 }).Within(1e-9));
+        Assert.That(GenerationPlot.LogTicks(20, 12000), Is.EqualTo(new[] { 100.0, 1000, 10000 }).Within(1e-9));
     }
 
     [Test]
