@@ -196,7 +196,8 @@ public sealed class ExperimentManager : ReceiveActor, IWithTimers
             if ((onlyTrial is not null && trial.Id != onlyTrial) || !wanted(status.State) || _slots.ContainsKey(SlotKey(run.Id, trial.Id))) continue;
             // Queued again (resume, recovery): say so at once, so a follower never reads the previous attempt's outcome.
             // Written even when it is pending already, so its coordinator folds events into it without a query each.
-            trial.WriteStatus(status.State == TrialState.Pending ? status : status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
+            if (status.State == TrialState.Pending) _store.Writer.Write(new WriteStatus(run.Id, status));
+            else trial.WriteStatus(status with { State = TrialState.Pending, Error = null, UpdatedAt = DateTimeOffset.UtcNow });
             var slot = new TrialSlot(run, trial);
             _slots[slot.Key] = slot;
             _liveByRun[run.Id] = _liveByRun.GetValueOrDefault(run.Id) + 1;

@@ -40,8 +40,8 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
     private DateTime _unregisteredSince = DateTime.UtcNow;
     private bool _draining;
 
-    /// <summary>It had a coordinator and lost it (not a worker still waiting for its first answer).</summary>
-    private bool _lostCoordinator;
+    /// <summary>Where the coordinator it lost ran (null while it has one, or is still waiting for its first answer).</summary>
+    private Address? _lostCoordinatorAt;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -70,10 +70,10 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
                 _shutdown(new WorkerStop($"no coordinator answered for {CoordinatorGrace.TotalSeconds:0} s", Rejoin: true));
                 return;
             }
-            else if (_lostCoordinator && waited > TimeSpan.FromSeconds(1) && !CoordinatorNodeUp(cluster))
+            else if (_lostCoordinatorAt is { } lostAt && waited > TimeSpan.FromSeconds(1) && !CoordinatorNodeUp(cluster, lostAt))
             {
-                // No node left in this cluster can host the coordinator (the orchestrator died or stopped): none will
-                // answer here, so join the seed again now rather than after the hand-over grace.
+                // No other node of this cluster can host the coordinator (the orchestrator died, stopped or restarted on
+                // the same address): none will answer here, so join the seed again now rather than after the hand-over grace.
                 Timers.Cancel("register");
                 _shutdown(new WorkerStop("the coordinator's node left the cluster", Rejoin: true));
                 return;
@@ -83,7 +83,7 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
         Receive<WorkerRegistered>(_ =>
         {
             Timers.Cancel("register");
-            _lostCoordinator = false;
+            _lostCoordinatorAt = null;
             if (Sender.Equals(_coordinator)) return;
             if (_coordinator is not null) Context.Unwatch(_coordinator);
             _coordinator = Sender;
@@ -125,8 +125,8 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
             {
                 // The coordinator moved or its node died: find the new one through the proxy.
                 _log.Warning("worker {0}: lost the coordinator; registering again", _workerId);
+                _lostCoordinatorAt = _coordinator.Path.Address;
                 _coordinator = null;
-                _lostCoordinator = true;
                 _unregisteredSince = DateTime.UtcNow;
                 Timers.StartPeriodicTimer("register", new Register(), TimeSpan.Zero, TimeSpan.FromSeconds(1));
                 return;
@@ -158,12 +158,14 @@ public sealed class WorkerAgent : ReceiveActor, IWithTimers
 
     private static string RankKey(string trialId, int generation) => $"{trialId}/{generation}";
 
-    /// <summary>Whether a reachable member that is up has the coordinator role (a singleton could run there).</summary>
-    private static bool CoordinatorNodeUp(Akka.Cluster.Cluster cluster)
+    /// <summary>Whether a reachable member that is up, other than the one at <paramref name="lost"/>, has the coordinator
+    /// role (the singleton could move there). The lost one's node may still look up: a restarted orchestrator answers
+    /// its heartbeats from the same address.</summary>
+    private static bool CoordinatorNodeUp(Akka.Cluster.Cluster cluster, Address lost)
     {
         var state = cluster.State;
         return state.Members.Any(m => m.Status == Akka.Cluster.MemberStatus.Up && m.HasRole(global::Training.Shared.Cluster.ClusterHosting.CoordinatorRole)
-                                      && !state.Unreachable.Contains(m));
+                                      && !state.Unreachable.Contains(m) && !m.Address.Equals(lost));
     }
 
     private void Forward(string trialId, int generation, object message)
