@@ -21,7 +21,7 @@ public interface ICausalLanguageModel : ILanguageModel
 
 /// <summary>
 /// A causal model that can stop before its LM head: with a tied head (logits = hidden x EmbeddingWeight^T) the objective
-/// takes the loss from these hidden states in chunks (<see cref="Objectives.ChunkedCrossEntropy"/>) and never holds the
+/// takes the loss from these hidden states in chunks (ChunkedCrossEntropy, a layer above) and never holds the
 /// full [B, T, V] logits, which dominate a large vocabulary's step.
 /// </summary>
 public interface ITiedHeadCausalModel : ICausalLanguageModel
