@@ -152,6 +152,7 @@ public static partial class Commands
                 });
             }
             AnsiConsole.Write(ProgressDisplay.Summary(run));
+            if (ProgressDisplay.Scores(run) is { } scores) AnsiConsole.Write(scores);
             Console.WriteLine($"metrics: orchestrator logs {run.Id}{(run.Store.Root == Path.GetFullPath("runs") ? "" : $" --runs {run.Store.Root}")}");
             var states = run.Trials.Select(t => t.ReadStatus().State).ToList();
             if (states.Any(s => s is TrialState.Failed or TrialState.Skipped)) return 1;
@@ -197,6 +198,7 @@ public static partial class Commands
         }
         var run = store.Open(id);
         AnsiConsole.Write(ProgressDisplay.Summary(run));
+        if (ProgressDisplay.Scores(run) is { } scores) AnsiConsole.Write(scores);
         if (ProgressDisplay.Attempts(ProgressDisplay.AttemptsOf(run)) is { } attempts) AnsiConsole.Write(attempts);
         if (run.CancelRequested) Console.WriteLine("cancel requested");
         return 0;

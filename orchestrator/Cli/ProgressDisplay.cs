@@ -188,6 +188,45 @@ public sealed class ProgressDisplay
         return table;
     }
 
+    /// <summary>
+    /// Weights scored under several objectives: every trial of the run that eval-only trials (<c>train.steps: 0</c>)
+    /// scored, with its own final eval loss and theirs, one column per model / objective (Ettin's cross-objective
+    /// comparison reads off this table). Null when no eval-only trial scored a trial of this run.
+    /// </summary>
+    public static Table? Scores(RunRecord run)
+    {
+        var statuses = run.Trials.Select(t => t.ReadStatus()).ToList();
+        var ids = statuses.Select(s => s.TrialId).ToHashSet();
+        var prefix = run.Id + "/";
+        var scores = statuses
+            .Where(s => s.TotalSteps == 0 && s.InitializedFrom?.StartsWith(prefix, StringComparison.Ordinal) == true)
+            .Select(s => (Source: s.InitializedFrom![prefix.Length..].Split('@')[0], Score: s))
+            .Where(x => ids.Contains(x.Source)).ToList();
+        if (scores.Count == 0) return null;
+        var models = new Dictionary<string, string>();
+        string Model(string trialId) => models.TryGetValue(trialId, out var m) ? m : models[trialId] = ModelOf(run.Trial(trialId));
+        var rows = new List<(string Trial, Dictionary<string, double?> Losses)>();
+        var columns = new List<string>();
+        foreach (var source in statuses.Where(s => scores.Any(x => x.Source == s.TrialId)))
+        {
+            var losses = new Dictionary<string, double?>();
+            // The trial's own evaluation first: an eval-only trial under the same model and objective repeats it.
+            foreach (var (model, loss) in scores.Where(x => x.Source == source.TrialId).Select(x => (Model(x.Score.TrialId), x.Score.EvalLoss))
+                         .Prepend((Model(source.TrialId), source.EvalLoss)))
+            {
+                losses.TryAdd(model, loss);
+                if (!columns.Contains(model)) columns.Add(model);
+            }
+            rows.Add((source.TrialId, losses));
+        }
+        var table = new Table().Border(TableBorder.Rounded).Title("final eval loss of each trial's weights under each model / objective")
+            .AddColumn("weights of").AddColumn("trained as");
+        foreach (var column in columns) table.AddColumn(column);
+        foreach (var (trial, losses) in rows)
+            table.AddRow(new[] { trial, Model(trial) }.Concat(columns.Select(c => F(losses.GetValueOrDefault(c), "F4"))).Select(Markup.Escape).ToArray());
+        return table;
+    }
+
     /// <summary>Every attempt of every trial: where it ran, which checkpoint it started from, how and why it ended.
     /// Null when no trial was ever placed.</summary>
     public static Table? Attempts(IEnumerable<(string Trial, AttemptRecord Attempt)> attempts)

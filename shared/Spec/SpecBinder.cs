@@ -57,7 +57,10 @@ internal sealed class SpecBinder
         CheckDistill(spec);
         if (spec.Resources.MinWorkers is { } minWorkers && minWorkers > spec.Resources.Workers && Valid("resources.min_workers", "resources.workers"))
             Conflict($"min_workers ({minWorkers}) must not exceed workers ({spec.Resources.Workers})", "resources.min_workers", "resources.workers");
-        if (Valid("schedule.warmup_steps", "train.steps") && spec.Schedule.WarmupSteps > 0 && spec.Schedule.WarmupSteps >= spec.Train.Steps)
+        // train.steps 0 evaluates the initial weights (usually init_from's) and trains nothing: no schedule applies.
+        if (spec.Train.Steps == 0 && spec.Data.Eval.Count == 0 && Valid("train.steps", "data.eval"))
+            Conflict("train.steps 0 only evaluates, so it needs data.eval", "train.steps", "data.eval");
+        if (Valid("schedule.warmup_steps", "train.steps") && spec.Train.Steps > 0 && spec.Schedule.WarmupSteps > 0 && spec.Schedule.WarmupSteps >= spec.Train.Steps)
             Conflict($"warmup_steps ({spec.Schedule.WarmupSteps}) must be < train.steps ({spec.Train.Steps})",
                 "schedule.warmup_steps", "train.steps");
         return spec;

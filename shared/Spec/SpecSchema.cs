@@ -168,7 +168,7 @@ public static partial class SpecSchema
         Schedule("min_lr_ratio", NumberRule.Between(0, true, 1, true), 0.1, o => o.MinLrRatio, (o, v) => o with { MinLrRatio = v }),
         Schedule("decay_fraction", NumberRule.Between(0, false, 1, true), 0.2, o => o.DecayFraction, (o, v) => o with { DecayFraction = v }),
 
-        Train("steps", IntegerRule.AtLeast(1), 100L, t => t.Steps, (t, v) => t with { Steps = v }),
+        Train("steps", IntegerRule.AtLeast(0), 100L, t => t.Steps, (t, v) => t with { Steps = v }),
         Train("global_batch", IntegerRule.AtLeast(1, MaxLength), 16L, t => t.GlobalBatch, (t, v) => t with { GlobalBatch = v }),
         Train("micro_batch", IntegerRule.AtLeast(1, MaxLength), null, t => t.MicroBatch, (t, v) => t with { MicroBatch = v }),
         Train("eval_every", IntegerRule.AtLeast(0), 0L, t => t.EvalEvery, (t, v) => t with { EvalEvery = v }),

@@ -231,7 +231,8 @@ public sealed class Trainer : IDisposable
                 if (train.CheckpointEvery > 0 && _step % train.CheckpointEvery == 0 && _step != train.Steps) SaveCheckpoint(writer);
             }
             Evaluate();
-            SaveCheckpoint(writer);
+            // An eval-only trial (train.steps 0) trained nothing: its weights are its source's, committed there.
+            if (train.Steps > 0) SaveCheckpoint(writer);
             writer.Flush();
             return TrialOutcome.Completed;
         }

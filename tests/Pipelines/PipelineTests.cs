@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using NUnit.Framework;
 using Training.Tests.Support;
@@ -108,6 +109,57 @@ public class PipelineTests
             .Max(t => RunState.Events(run, t).Last().GetProperty("time").GetDateTimeOffset());
         var startedContinue = RunState.Events(run, "pipe-continue-t000").First().GetProperty("time").GetDateTimeOffset();
         Assert.That(startedContinue, Is.GreaterThanOrEqualTo(finishedPretrain));
+    }
+
+    [Test]
+    public async Task Submit_EvalOnlyStages_ScoreThePickedWeightsUnderEitherObjectiveWithoutTraining()
+    {
+        // train.steps 0: the picked weights are evaluated as they are, as an encoder (MLM) and as a decoder (CLM).
+        var path = Write(Pipeline() + "\n" + """
+              as-mlm:
+                after: pretrain
+                model:
+                  init_from: {stage: pretrain, pick: 0}
+                train:
+                  steps: 0
+              as-clm:
+                after: pretrain
+                model:
+                  arch: ettin-decoder
+                  init_from: {stage: pretrain, pick: 0}
+                train:
+                  steps: 0
+            """);
+
+        var result = await CliProcess.RunAsync(_dir.Path, "submit", path);
+
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
+        var run = RunDir();
+        var source = Status(run, "pipe-pretrain-t000");
+        var asMlm = Status(run, "pipe-as-mlm-t000");
+        var asClm = Status(run, "pipe-as-clm-t000");
+        Assert.Multiple(() =>
+        {
+            foreach (var trial in new[] { asMlm, asClm })
+            {
+                Assert.That(trial.GetProperty("state").GetString(), Is.EqualTo("completed"));
+                Assert.That(trial.GetProperty("step").GetInt64(), Is.EqualTo(0), "nothing was trained");
+                Assert.That(trial.GetProperty("initialized_from").GetString(), Does.Contain("pipe-pretrain-t000@step-00000004"));
+            }
+            // The same weights under the same objective and eval data score what their own trial scored at its end.
+            Assert.That(asMlm.GetProperty("eval_loss").GetDouble(), Is.EqualTo(source.GetProperty("eval_loss").GetDouble()).Within(1e-5));
+            Assert.That(asClm.GetProperty("eval_loss").GetDouble(), Is.Not.EqualTo(source.GetProperty("eval_loss").GetDouble()).Within(1e-3),
+                "next-token loss is another measure of the same weights");
+            // The summary's scores table: the pretrained weights under both models / objectives, in one row.
+            var scores = result.Stdout[result.Stdout.IndexOf("final eval loss of each trial's weights", StringComparison.Ordinal)..];
+            var row = scores.Split('\n').Single(l => l.Contains("pipe-pretrain-t000"));
+            Assert.That(row, Does.Contain(source.GetProperty("eval_loss").GetDouble().ToString("F4", CultureInfo.InvariantCulture))
+                .And.Contain(asClm.GetProperty("eval_loss").GetDouble().ToString("F4", CultureInfo.InvariantCulture)));
+            Assert.That(scores, Does.Contain("ettin-decoder / clm").And.Contain("encoder-only / mlm"));
+            var checkpoints = Path.Combine(run, "trials", "pipe-as-clm-t000", "checkpoints");
+            Assert.That(Directory.Exists(checkpoints) ? Directory.EnumerateFileSystemEntries(checkpoints).Select(Path.GetFileName) : [],
+                Has.None.StartWith("step-").And.None.EqualTo("latest"), "an eval-only trial commits no copy of the weights it scored");
+        });
     }
 
     [Test]

@@ -155,8 +155,8 @@ public sealed class ExperimentLoaderTests
     [TestCase("objective", "input_length: 4", "objective.input_length", "4 is out of range: expected an integer >= 8")]
     [TestCase("resources", "device: gpu", "resources.device", "\"gpu\" is not valid: expected cpu, cuda or cuda:N")]
     [TestCase("model", "d_model: 2000000000", "model.d_model", "2000000000 is out of range: expected an integer >= 1, at most 65536")]
-    [TestCase("train", "steps: 3000000000", "train.steps", "3000000000 is out of range: expected an integer >= 1, at most 2147483647")]
-    [TestCase("train", "steps: 99999999999999999999999", "train.steps", "99999999999999999999999 is out of range: expected an integer >= 1, at most 2147483647")]
+    [TestCase("train", "steps: 3000000000", "train.steps", "3000000000 is out of range: expected an integer >= 0, at most 2147483647")]
+    [TestCase("train", "steps: 99999999999999999999999", "train.steps", "99999999999999999999999 is out of range: expected an integer >= 0, at most 2147483647")]
     [TestCase("model", "heads: 5000", "model.heads", "5000 is out of range: expected an integer >= 1, at most 1024")]
     public void Parse_OutOfRange_NamesTheAllowedRange(string section, string line, string key, string message)
     {
@@ -400,6 +400,24 @@ public sealed class ExperimentLoaderTests
 
         Assert.That((error.Line, error.Key), Is.EqualTo((9, "schedule.warmup_steps")));
         Assert.That(error.Message, Does.Contain("warmup_steps (100) must be < train.steps (100)"));
+    }
+
+    [Test]
+    public void Parse_ZeroStepsWithEvalData_IsAnEvalOnlyTrialThatIgnoresWarmup()
+    {
+        var spec = ExperimentLoader.Parse(SpecFixture.MinimalYaml.Replace("train: data/train", "train: data/train\n  eval: data/eval")
+            + "\nschedule:\n  warmup_steps: 10\ntrain:\n  steps: 0\n", FilePath);
+
+        Assert.That((spec.Train.Steps, spec.Schedule.WarmupSteps), Is.EqualTo((0, 10)));
+    }
+
+    [Test]
+    public void Parse_ZeroStepsWithoutEvalData_ReportsAtSteps()
+    {
+        var error = SingleError(SpecFixture.MinimalYaml + "\ntrain:\n  steps: 0\n");
+
+        Assert.That((error.Line, error.Key), Is.EqualTo((9, "train.steps")));
+        Assert.That(error.Message, Does.Contain("train.steps 0 only evaluates, so it needs data.eval"));
     }
 
     [Test]
