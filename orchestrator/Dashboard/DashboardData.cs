@@ -16,7 +16,7 @@ namespace Training.Orchestrator.Dashboard;
 public sealed class DashboardData(RunStore store)
 {
     /// <summary>Curve metrics the pages can choose from, and which column of a trial's series each reads.</summary>
-    public static readonly IReadOnlyList<string> Metrics = ["loss", "eval_loss", "accuracy", "eval_accuracy", "lr", "grad_norm", "tokens_per_second"];
+    public static readonly IReadOnlyList<string> Metrics = ["loss", "eval_loss", "accuracy", "eval_accuracy", "eval_exact_match", "lr", "grad_norm", "tokens_per_second"];
 
     public static readonly IReadOnlyList<string> XAxes = ["step", "tokens", "time"];
 
@@ -110,7 +110,8 @@ public sealed class DashboardData(RunStore store)
             return new TrialRow(trial.Id, entry.Index, entry.Overrides, status?.State.ToString().ToLowerInvariant() ?? "unknown",
                 s.Attempts.Count, status?.Step ?? 0, status?.TotalSteps ?? 0, status?.Parameters ?? 0,
                 Min(s.EvalLoss), Last(s.EvalLoss), Min(s.Loss), Max(s.Loss), Last(s.Loss),
-                Mean(s.TokensPerSecond), Max(s.TokensPerSecond), s.Attempts.Sum(a => a.Seconds), status?.Error);
+                Mean(s.TokensPerSecond), Max(s.TokensPerSecond), s.Attempts.Sum(a => a.Seconds), status?.Error,
+                Max(s.EvalExactMatch), Last(s.EvalExactMatch));
         }
     }
 
@@ -159,7 +160,7 @@ public sealed class DashboardData(RunStore store)
                 var times = eval ? s.EvalTime : s.StepTime;
                 var values = metric switch
                 {
-                    "loss" => s.Loss, "eval_loss" => s.EvalLoss, "accuracy" => s.Accuracy, "eval_accuracy" => s.EvalAccuracy,
+                    "loss" => s.Loss, "eval_loss" => s.EvalLoss, "accuracy" => s.Accuracy, "eval_accuracy" => s.EvalAccuracy, "eval_exact_match" => s.EvalExactMatch,
                     "lr" => s.LearningRate, "grad_norm" => s.GradNorm, _ => s.TokensPerSecond,
                 };
                 raw += values.Count;
@@ -208,7 +209,8 @@ public sealed record RunListItem(string Id, string Experiment, string State, int
 
 public sealed record TrialRow(string Id, int Index, IReadOnlyDictionary<string, string> Overrides, string State, int Attempts,
     long Step, long TotalSteps, long Parameters, double? BestEvalLoss, double? FinalEvalLoss, double? MinLoss, double? MaxLoss,
-    double? FinalLoss, double? TokensPerSecond, double? MaxTokensPerSecond, double ComputeSeconds, string? Error);
+    double? FinalLoss, double? TokensPerSecond, double? MaxTokensPerSecond, double ComputeSeconds, string? Error,
+    double? BestExactMatch = null, double? FinalExactMatch = null);
 
 public sealed record InspectTable(IReadOnlyList<string> Columns, IReadOnlyList<IReadOnlyList<string>> Rows);
 

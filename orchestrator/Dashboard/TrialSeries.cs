@@ -49,6 +49,8 @@ public sealed class TrialSeries
     public List<float> EvalTime { get; } = [];
     public List<float> EvalLoss { get; } = [];
     public List<float> EvalAccuracy { get; } = [];
+    /// <summary>Task data: the share of held-out prompts generated exactly (NaN for evaluations without it).</summary>
+    public List<float> EvalExactMatch { get; } = [];
 
     public List<TrialAttempt> Attempts { get; } = [];
     public List<CheckpointEvent> Checkpoints { get; } = [];
@@ -108,6 +110,7 @@ public sealed class TrialSeries
                     EvalTime.Add(seconds);
                     EvalLoss.Add(Num(e, "loss"));
                     EvalAccuracy.Add(Num(e, "accuracy"));
+                    EvalExactMatch.Add(Num(e, "exact_match"));
                     break;
                 case "start":
                     var at0 = time ?? DateTimeOffset.MinValue;

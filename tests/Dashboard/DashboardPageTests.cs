@@ -104,6 +104,9 @@ public class DashboardPageTests
         var inspect = page.Locator("#inspect");
         await Assertions.Expect(inspect.Locator("thead")).ToContainTextAsync("FLOPs/token");
         Assert.That(await inspect.Locator("tbody tr").CountAsync(), Is.EqualTo(3));
+        // Exact match is task data's: a pretraining run shows neither its columns nor its curve choice.
+        Assert.That(await page.Locator("#trials th[data-key$=exact_match]").CountAsync(), Is.EqualTo(0));
+        Assert.That(await page.Locator("#metric option[value=eval_exact_match]").CountAsync(), Is.EqualTo(0));
 
         // Another metric and x-axis: eval loss (4 evaluations per trial) against tokens.
         await page.SelectOptionAsync("#metric", "eval_loss");

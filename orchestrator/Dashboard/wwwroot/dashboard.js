@@ -66,6 +66,9 @@ function el(tag, attrs, ...children) {
   return node;
 }
 const num = (v, digits) => v === null || v === undefined || Number.isNaN(v) ? '-' : Number(v).toFixed(digits === undefined ? 4 : digits);
+const percent = v => v === null || v === undefined || Number.isNaN(v) ? '-' : (100 * Number(v)).toFixed(1) + ' %';
+// Exact match exists only for task data (prompt/target shards): its columns and choices appear when a trial has it.
+const hasExactMatch = trials => trials.some(t => t.best_exact_match !== null && t.best_exact_match !== undefined);
 const int = v => v === null || v === undefined ? '-' : Number(v).toLocaleString('en-US');
 function duration(seconds) {
   if (!seconds) return '0 s';
@@ -257,7 +260,7 @@ async function runPage(runId) {
     const curves = await api(`/dashboard/api/runs/${encodeURIComponent(runId)}/curves?metric=${runState.metric}&x=${runState.x}`);
     runState.plot = drawCurves(curvesBox, curves, `${curves.metric} (min/max of ${curves.buckets} buckets per trial, from ${curves.raw_points.toLocaleString('en-US')} logged values)`);
   };
-  const pcMetrics = { best_eval_loss: 'best eval loss', final_eval_loss: 'final eval loss', min_loss: 'min train loss', final_loss: 'final train loss', tokens_per_second: 'tokens/s' };
+  const pcMetrics = { best_eval_loss: 'best eval loss', final_eval_loss: 'final eval loss', best_exact_match: 'best exact match', min_loss: 'min train loss', final_loss: 'final train loss', tokens_per_second: 'tokens/s' };
   const drawParallel = () => {
     if (typeof echarts === 'undefined') { parallelBox.textContent = 'the ECharts library is not installed beside the program (make setup)'; return; }
     const keys = view.sweep_keys;
@@ -288,6 +291,9 @@ async function runPage(runId) {
       { key: 'step', label: 'step', value: r => r.step, render: r => el('td', null, `${int(r.step)} / ${int(r.total_steps)}`) },
       { key: 'best_eval_loss', label: 'best eval loss', value: r => r.best_eval_loss, format: num },
       { key: 'final_eval_loss', label: 'final eval loss', value: r => r.final_eval_loss, format: num },
+      ...(hasExactMatch(view.trials) ? [
+        { key: 'best_exact_match', label: 'best exact match', value: r => r.best_exact_match, format: percent },
+        { key: 'final_exact_match', label: 'final exact match', value: r => r.final_exact_match, format: percent }] : []),
       { key: 'min_loss', label: 'min loss', value: r => r.min_loss, format: num },
       { key: 'max_loss', label: 'max loss', value: r => r.max_loss, format: num },
       { key: 'final_loss', label: 'final loss', value: r => r.final_loss, format: num },
@@ -318,6 +324,8 @@ async function runPage(runId) {
     try {
       view = await api(`/dashboard/api/runs/${encodeURIComponent(runId)}`);
     } catch (e) { page.textContent = e.message; return; }
+    if (!hasExactMatch(view.trials)) for (const id of ['metric', 'pc-metric'])
+      for (const option of document.querySelectorAll(`#${id} option[value$=exact_match]`)) option.remove();
     drawHeader(); drawTable(); drawParallel(); drawInspect();
     await loadCurves();
   };
@@ -325,7 +333,7 @@ async function runPage(runId) {
   page.replaceChildren(headerBox,
     el('h2', null, 'curves'),
     el('div', { class: 'controls' },
-      el('label', null, 'metric ', select('metric', ['loss', 'eval_loss', 'accuracy', 'eval_accuracy', 'lr', 'grad_norm', 'tokens_per_second'], runState.metric, v => { runState.metric = v; loadCurves(); })),
+      el('label', null, 'metric ', select('metric', ['loss', 'eval_loss', 'accuracy', 'eval_accuracy', 'eval_exact_match', 'lr', 'grad_norm', 'tokens_per_second'], runState.metric, v => { runState.metric = v; loadCurves(); })),
       el('label', null, 'x-axis ', select('x-axis', ['step', 'tokens', 'time'], runState.x, v => { runState.x = v; loadCurves(); }, xLabels)),
       el('label', null, 'smoothing ', el('input', { id: 'smoothing', type: 'range', min: '0', max: '0.99', step: '0.01', value: String(runState.smoothing), oninput: e => { runState.smoothing = Number(e.target.value); loadCurves(); } }))),
     curvesBox,
@@ -351,9 +359,13 @@ async function trialPage(runId, trialId) {
     try { view = await api(`/dashboard/api/runs/${encodeURIComponent(runId)}/trials/${encodeURIComponent(trialId)}`); } catch (e) { page.textContent = e.message; return; }
     const t = view.trial;
     info.replaceChildren(el('h2', null, `${t.id} `, el('span', { class: 'state-' + t.state, id: 'trial-state' }, t.state)),
-      el('p', null, `step ${int(t.step)} / ${int(t.total_steps)}, ${int(t.parameters)} parameters, ${t.attempts} attempt(s); best eval loss ${num(t.best_eval_loss)}, final eval loss ${num(t.final_eval_loss)}; train loss min ${num(t.min_loss)} / max ${num(t.max_loss)} / final ${num(t.final_loss)}; ${num(t.tokens_per_second, 0)} tokens/s mean`),
+      el('p', null, `step ${int(t.step)} / ${int(t.total_steps)}, ${int(t.parameters)} parameters, ${t.attempts} attempt(s); best eval loss ${num(t.best_eval_loss)}, final eval loss ${num(t.final_eval_loss)}${hasExactMatch([t]) ? `; exact match best ${percent(t.best_exact_match)} / final ${percent(t.final_exact_match)}` : ''}; train loss min ${num(t.min_loss)} / max ${num(t.max_loss)} / final ${num(t.final_loss)}; ${num(t.tokens_per_second, 0)} tokens/s mean`),
       el('p', null, Object.entries(t.overrides).map(([k, v]) => `${k} = ${v}`).join(', ')),
       t.error ? el('p', { class: 'error-text' }, 'error: ' + t.error) : null);
+    if (hasExactMatch([t]) && !charts.eval_exact_match) {
+      charts.eval_exact_match = el('div', { id: 'curve-eval_exact_match', class: 'chart' });
+      charts.tokens_per_second.after(charts.eval_exact_match);
+    }
     for (const [metric, box] of Object.entries(charts)) {
       const curves = await api(`/dashboard/api/runs/${encodeURIComponent(runId)}/curves?metric=${metric}&x=${runState.x}&trials=${encodeURIComponent(trialId)}`);
       drawCurves(box, curves, metric);
