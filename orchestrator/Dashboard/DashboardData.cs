@@ -30,11 +30,41 @@ public sealed class DashboardData(RunStore store)
 
     private sealed record SpecInfo(Trial Trial, TrainingBudget Budget);
 
+    private readonly ConcurrentDictionary<string, long> _foldedVersion = new(StringComparer.Ordinal);
+
+    /// <summary>The trial's folded events, with whatever was committed since the last look folded in.</summary>
     public TrialSeries Series(TrialRecord trial)
     {
-        var series = _series.GetOrAdd(trial.Run.Id + "/" + trial.Id, _ => new TrialSeries(after => trial.Events(after)));
+        var series = SeriesOf(trial);
         series.Refresh();
         return series;
+    }
+
+    private TrialSeries SeriesOf(TrialRecord trial) =>
+        _series.GetOrAdd(trial.Run.Id + "/" + trial.Id, _ => new TrialSeries(after => trial.Events(after)));
+
+    /// <summary>
+    /// Folds every trial's new events, unless nothing of the run was written since the last fold: a finished sweep of
+    /// 500 trials then costs one query per page instead of one per trial. The version is read first, so a write that
+    /// lands during the fold is folded on the next call.
+    /// </summary>
+    private void RefreshRun(RunRecord run)
+    {
+        var version = run.Store.Db.Version(run.Id);
+        if (_foldedVersion.TryGetValue(run.Id, out var folded) && folded == version) return;
+        // The first look at a big run folds every log: spread that over the cores.
+        Parallel.ForEach(run.Trials, trial => SeriesOf(trial).Refresh());
+        _foldedVersion[run.Id] = version;
+    }
+
+    /// <summary>Every trial's status in one read; one read per trial only when some status is missing.</summary>
+    private static IReadOnlyDictionary<string, TrialStatus?> Statuses(RunRecord run)
+    {
+        try { return run.Statuses().ToDictionary(s => s.TrialId, s => (TrialStatus?)s); }
+        catch (Exception e) when (e is InvalidDataException or System.Data.Common.DbException)
+        {
+            return run.Trials.ToDictionary(t => t.Id, ReadStatus);
+        }
     }
 
     /// <summary>The trial's spec and its cost as inspect computes it; null when the spec cannot be read or costed.</summary>
@@ -64,7 +94,14 @@ public sealed class DashboardData(RunStore store)
         catch (Exception e) when (e is IOException or JsonException or InvalidDataException or System.Data.Common.DbException) { return null; }
     }
 
-    public IReadOnlyList<RunListItem> Runs() => store.List().Select(run => ListItem(run, run.Trials.Select(t => Row(run, t)).ToList())).Reverse().ToList();
+    public IReadOnlyList<RunListItem> Runs() => store.List().Select(run => ListItem(run, Rows(run))).Reverse().ToList();
+
+    private List<TrialRow> Rows(RunRecord run)
+    {
+        RefreshRun(run);
+        var statuses = Statuses(run);
+        return run.Trials.Select(t => Row(run, t, statuses.GetValueOrDefault(t.Id))).ToList();
+    }
 
     private static RunListItem ListItem(RunRecord run, IReadOnlyList<TrialRow> rows)
     {
@@ -90,29 +127,24 @@ public sealed class DashboardData(RunStore store)
 
     public RunView Run(RunRecord run)
     {
-        // The first look at a big run folds every log: spread that over the cores.
-        Parallel.ForEach(run.Trials, trial => Series(trial));
+        var rows = Rows(run);
         Parallel.ForEach(run.Manifest.Trials, entry => Spec(run.Trial(entry.Id), entry));
-        var rows = run.Trials.Select(t => Row(run, t)).ToList();
         var specs = run.Manifest.Trials.Select(e => Spec(run.Trial(e.Id), e)).OfType<SpecInfo>().ToList();
         var (columns, cells) = InspectCommand.Cells(specs.Select(s => s.Trial).ToList(), specs.Select(s => s.Budget).ToList());
         var sweepKeys = run.Manifest.Trials.SelectMany(t => t.Overrides.Keys).Distinct().ToList();
         return new RunView(ListItem(run, rows), run.CancelRequested, sweepKeys, rows, new InspectTable(columns, cells), Metrics, XAxes);
     }
 
-    private TrialRow Row(RunRecord run, TrialRecord trial)
+    /// <summary>A trial's table row from its status and its series as last folded.</summary>
+    private TrialRow Row(RunRecord run, TrialRecord trial, TrialStatus? status)
     {
-        var entry = run.Manifest.Trials.First(t => t.Id == trial.Id);
-        var status = ReadStatus(trial);
-        var s = Series(trial);
-        lock (s.Gate)
-        {
-            return new TrialRow(trial.Id, entry.Index, entry.Overrides, status?.State.ToString().ToLowerInvariant() ?? "unknown",
-                s.Attempts.Count, status?.Step ?? 0, status?.TotalSteps ?? 0, status?.Parameters ?? 0,
-                Min(s.EvalLoss), Last(s.EvalLoss), Min(s.Loss), Max(s.Loss), Last(s.Loss),
-                Mean(s.TokensPerSecond), Max(s.TokensPerSecond), s.Attempts.Sum(a => a.Seconds), status?.Error,
-                Max(s.EvalExactMatch), Last(s.EvalExactMatch));
-        }
+        var entry = run.Entry(trial.Id);
+        var s = SeriesOf(trial).Summary;
+        return new TrialRow(trial.Id, entry.Index, entry.Overrides, status?.State.ToString().ToLowerInvariant() ?? "unknown",
+            s.Attempts, status?.Step ?? 0, status?.TotalSteps ?? 0, status?.Parameters ?? 0,
+            s.EvalLoss.Min, s.EvalLoss.Last, s.Loss.Min, s.Loss.Max, s.Loss.Last,
+            s.TokensPerSecond.Mean, s.TokensPerSecond.Max, s.ComputeSeconds, status?.Error,
+            s.ExactMatch.Max, s.ExactMatch.Last);
     }
 
     public TrialView? Trial(RunRecord run, string trialId)
@@ -120,8 +152,8 @@ public sealed class DashboardData(RunStore store)
         var entry = run.Manifest.Trials.FirstOrDefault(t => t.Id == trialId);
         if (entry is null) return null;
         var trial = run.Trial(trialId);
-        var row = Row(run, trial);
         var s = Series(trial);
+        var row = Row(run, trial, ReadStatus(trial));
         var spec = File.Exists(trial.SpecPath) ? File.ReadAllText(trial.SpecPath) : null;
         lock (s.Gate)
         {
@@ -147,10 +179,12 @@ public sealed class DashboardData(RunStore store)
         var perTrial = buckets ?? Math.Clamp(RunPagePointBudget / 2 / Math.Max(1, entries.Count), 50, 2000);
         var columns = new List<(string Trial, double[] X, double[] Y)>(entries.Count);
         var raw = 0L;
+        var wholeRun = trialIds is null;
+        if (wholeRun) RefreshRun(run);
         foreach (var entry in entries)
         {
             var trial = run.Trial(entry.Id);
-            var s = Series(trial);
+            var s = wholeRun ? SeriesOf(trial) : Series(trial);
             var tokensPerStep = xAxis == "tokens" && Spec(trial, entry) is { } info ? (double)info.Budget.TokensPerExample * info.Budget.GlobalBatch : double.NaN;
             double[] xs, ys;
             lock (s.Gate)
@@ -175,8 +209,11 @@ public sealed class DashboardData(RunStore store)
             columns.Add((entry.Id, xs, ys));
         }
         // One x range for all curves, so they share one grid.
-        var finite = columns.SelectMany(c => c.X.Where((v, i) => double.IsFinite(v) && double.IsFinite(c.Y[i]))).ToList();
-        var (min, max) = finite.Count == 0 ? (0.0, 0.0) : (finite.Min(), finite.Max());
+        var (min, max) = (double.PositiveInfinity, double.NegativeInfinity);
+        foreach (var (_, xs, ys) in columns)
+            for (var i = 0; i < xs.Length; i++)
+                if (double.IsFinite(xs[i]) && double.IsFinite(ys[i])) (min, max) = (Math.Min(min, xs[i]), Math.Max(max, xs[i]));
+        if (min > max) (min, max) = (0.0, 0.0);
         var curves = columns.Select(c => new Curve(c.Trial, Downsampler.MinMaxOnGrid(c.X, c.Y, min, max, perTrial))).ToList();
         return new CurveSet(metric, xAxis, perTrial, raw, Downsampler.Grid(min, max, perTrial), curves);
     }
@@ -197,11 +234,6 @@ public sealed class DashboardData(RunStore store)
         return hash.ToHashCode().ToString("x8", CultureInfo.InvariantCulture);
     }
 
-    private static double? Min(List<float> v) => v.Count == 0 ? null : Finite(v).DefaultIfEmpty(double.NaN).Min() is var m && double.IsNaN(m) ? null : m;
-    private static double? Max(List<float> v) => v.Count == 0 ? null : Finite(v).DefaultIfEmpty(double.NaN).Max() is var m && double.IsNaN(m) ? null : m;
-    private static double? Mean(List<float> v) => Finite(v).Any() ? Finite(v).Average() : null;
-    private static double? Last(List<float> v) => Finite(v).Any() ? Finite(v).Last() : null;
-    private static IEnumerable<double> Finite(List<float> v) => v.Where(float.IsFinite).Select(x => (double)x);
 }
 
 public sealed record RunListItem(string Id, string Experiment, string State, int Trials, int Completed, int Running, int Failed,

@@ -23,9 +23,13 @@ public static class Downsampler
     }
 
     /// <summary>The curve's values on the grid slots (NaN where a bucket holds no point); NaN inputs are skipped.</summary>
-    public static double[] MinMaxOnGrid(IReadOnlyList<double> x, IReadOnlyList<double> y, double min, double max, int buckets)
+    public static double[] MinMaxOnGrid(IReadOnlyList<double> x, IReadOnlyList<double> y, double min, double max, int buckets) =>
+        MinMaxOnGrid(x as double[] ?? [.. x], y as double[] ?? [.. y], min, max, buckets);
+
+    /// <inheritdoc cref="MinMaxOnGrid(IReadOnlyList{double}, IReadOnlyList{double}, double, double, int)"/>
+    public static double[] MinMaxOnGrid(ReadOnlySpan<double> x, ReadOnlySpan<double> y, double min, double max, int buckets)
     {
-        if (x.Count != y.Count) throw new ArgumentException("x and y must have the same length");
+        if (x.Length != y.Length) throw new ArgumentException("x and y must have the same length");
         if (buckets < 1) throw new ArgumentOutOfRangeException(nameof(buckets), "at least one bucket");
         var low = new double[buckets];
         var high = new double[buckets];
@@ -33,7 +37,7 @@ public static class Downsampler
         var highAt = new int[buckets];
         Array.Fill(lowAt, -1);
         var scale = max > min ? buckets / (max - min) : 0;
-        for (var i = 0; i < x.Count; i++)
+        for (var i = 0; i < x.Length; i++)
         {
             if (double.IsNaN(x[i]) || double.IsNaN(y[i])) continue;
             var b = Math.Clamp((int)((x[i] - min) * scale), 0, buckets - 1);

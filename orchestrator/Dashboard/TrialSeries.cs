@@ -56,6 +56,25 @@ public sealed class TrialSeries
     public List<CheckpointEvent> Checkpoints { get; } = [];
     public List<WarningEvent> Warnings { get; } = [];
 
+    private (long Sequence, SeriesSummary Summary)? _summary;
+
+    /// <summary>What the trials table shows of this series, computed once per fold (a page of 500 finished trials then
+    /// reads 500 cached summaries instead of walking every column).</summary>
+    public SeriesSummary Summary
+    {
+        get
+        {
+            lock (_gate)
+            {
+                if (_summary is { } cached && cached.Sequence == _lastSequence) return cached.Summary;
+                var summary = new SeriesSummary(Attempts.Count, Attempts.Sum(a => a.Seconds), ColumnSummary.Of(Loss),
+                    ColumnSummary.Of(EvalLoss), ColumnSummary.Of(TokensPerSecond), ColumnSummary.Of(EvalExactMatch));
+                _summary = (_lastSequence, summary);
+                return summary;
+            }
+        }
+    }
+
     /// <summary>The sequence number of the last event folded in.</summary>
     public long LastSequence => _lastSequence;
 
@@ -144,3 +163,22 @@ public sealed class TrialSeries
     private static float Num(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? (float)v.GetDouble() : float.NaN;
 }
+
+/// <summary>The finite values of a column: null when it has none.</summary>
+public sealed record ColumnSummary(double? Min, double? Max, double? Mean, double? Last)
+{
+    public static ColumnSummary Of(List<float> values)
+    {
+        var (min, max, sum, count, last) = (double.PositiveInfinity, double.NegativeInfinity, 0.0, 0, double.NaN);
+        foreach (var v in values)
+        {
+            if (!float.IsFinite(v)) continue;
+            (min, max, sum, count, last) = (Math.Min(min, v), Math.Max(max, v), sum + v, count + 1, v);
+        }
+        return count == 0 ? new ColumnSummary(null, null, null, null) : new ColumnSummary(min, max, sum / count, last);
+    }
+}
+
+/// <summary>A trial's series as the trials table shows it.</summary>
+public sealed record SeriesSummary(int Attempts, double ComputeSeconds, ColumnSummary Loss, ColumnSummary EvalLoss,
+    ColumnSummary TokensPerSecond, ColumnSummary ExactMatch);

@@ -94,7 +94,8 @@ public class DashboardPageTests
         await header.ClickAsync();
         Assert.That(await RowIds(page), Is.EqualTo(ascending.AsEnumerable().Reverse().ToList()));
 
-        // Parallel coordinates: one line per trial, an axis per sweep key plus the metric.
+        // Parallel coordinates: one line per trial, an axis per sweep key plus the metric (drawn after the first paint).
+        await Assertions.Expect(page.Locator("#parallel")).ToHaveAttributeAsync("data-lines", "3");
         var parallel = await page.EvaluateAsync<JsonElement>(
             "() => { const o = echarts.getInstanceByDom(document.getElementById('parallel')).getOption(); return { lines: o.series[0].data.length, axes: o.parallelAxis.map(a => a.name) }; }");
         Assert.That(parallel.GetProperty("lines").GetInt32(), Is.EqualTo(3));

@@ -119,14 +119,24 @@ function watch(url, onUpdate) {
 }
 
 // --- sortable tables ---
-function sortableTable(columns, rows, state) {
-  // columns: [{key, label, text?, value(row), render?(row)}]; state: {key, dir} kept across live refreshes
+function sortableTable(columns, rows, state, firstRows) {
+  // columns: [{key, label, text?, value(row), render?(row)}]; state: {key, dir} kept across live refreshes.
+  // firstRows: draw only that many rows until table.showAll() (a big table's first paint stays quick).
   const table = el('table', { class: 'sortable' });
   const head = el('tr');
   const body = el('tbody');
+  let shown = firstRows || Infinity;
+  let sorted = rows;
+  const rowOf = r => el('tr', { 'data-id': r.id },
+    columns.map(c => c.render ? c.render(r) : el('td', { class: c.text ? 'text' : null }, c.format ? c.format(c.value(r)) : c.value(r))));
+  table.showAll = () => {
+    if (shown >= sorted.length) return;
+    body.append(...sorted.slice(shown).map(rowOf));
+    shown = Infinity;
+  };
   const draw = () => {
     const column = columns.find(c => c.key === state.key);
-    const sorted = rows.slice();
+    sorted = rows.slice();
     if (column) {
       sorted.sort((a, b) => {
         const x = column.value(a), y = column.value(b);
@@ -138,8 +148,7 @@ function sortableTable(columns, rows, state) {
         return state.dir === 'desc' ? -order : order;
       });
     }
-    body.replaceChildren(...sorted.map(r => el('tr', { 'data-id': r.id },
-      columns.map(c => c.render ? c.render(r) : el('td', { class: c.text ? 'text' : null }, c.format ? c.format(c.value(r)) : c.value(r))))));
+    body.replaceChildren(...sorted.slice(0, shown).map(rowOf));
     for (const th of head.children) th.removeAttribute('data-dir');
     if (column) head.children[columns.indexOf(column)].setAttribute('data-dir', state.dir);
   };
@@ -148,6 +157,7 @@ function sortableTable(columns, rows, state) {
       class: c.text ? 'text' : null, 'data-key': c.key, onclick: () => {
         state.dir = state.key === c.key && state.dir === 'asc' ? 'desc' : 'asc';
         state.key = c.key;
+        shown = Infinity;
         draw();
       },
     }, c.label));
@@ -159,6 +169,13 @@ function sortableTable(columns, rows, state) {
 
 // --- pages ---
 const prefix = '/dashboard/';
+// The chart libraries are deferred scripts: they have run once the document is parsed. Drawing waits for them; fetching does not.
+const libraries = new Promise(resolve => document.readyState === 'loading'
+  ? document.addEventListener('DOMContentLoaded', resolve, { once: true }) : resolve());
+
+/** Resolves after the next frame has been painted. */
+const afterPaint = () => new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
 function route() {
   const path = location.pathname.startsWith(prefix) ? location.pathname.slice(prefix.length) : '';
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
@@ -256,10 +273,12 @@ async function runPage(runId) {
   const select = (id, values, current, onchange, labels) => el('select', { id, onchange: e => onchange(e.target.value) },
     values.map(v => { const o = el('option', { value: v }, (labels && labels[v]) || v); if (v === current) o.selected = true; return o; }));
   let view;
-  const loadCurves = async () => {
-    const curves = await api(`/dashboard/api/runs/${encodeURIComponent(runId)}/curves?metric=${runState.metric}&x=${runState.x}`);
+  const fetchCurves = () => api(`/dashboard/api/runs/${encodeURIComponent(runId)}/curves?metric=${runState.metric}&x=${runState.x}`);
+  const showCurves = async pending => {
+    const curves = await pending;
     runState.plot = drawCurves(curvesBox, curves, `${curves.metric} (min/max of ${curves.buckets} buckets per trial, from ${curves.raw_points.toLocaleString('en-US')} logged values)`);
   };
+  const loadCurves = () => showCurves(fetchCurves());
   const pcMetrics = { best_eval_loss: 'best eval loss', final_eval_loss: 'final eval loss', best_exact_match: 'best exact match', min_loss: 'min train loss', final_loss: 'final train loss', tokens_per_second: 'tokens/s' };
   const drawParallel = () => {
     if (typeof echarts === 'undefined') { parallelBox.textContent = 'the ECharts library is not installed beside the program (make setup)'; return; }
@@ -281,7 +300,7 @@ async function runPage(runId) {
     }, true);
     parallelBox.setAttribute('data-lines', String(data.length));
   };
-  const drawTable = () => {
+  const drawTable = firstRows => {
     const columns = [
       { key: 'index', label: '#', value: r => r.index },
       { key: 'id', label: 'trial', text: true, value: r => r.id, render: r => el('td', { class: 'text' }, el('a', { href: `${prefix}run/${encodeURIComponent(runId)}/trial/${encodeURIComponent(r.id)}` }, r.id)) },
@@ -301,9 +320,10 @@ async function runPage(runId) {
       { key: 'max_tokens_per_second', label: 'tokens/s (max)', value: r => r.max_tokens_per_second, format: v => num(v, 0) },
       { key: 'compute', label: 'compute', value: r => r.compute_seconds, format: duration },
     ];
-    const table = sortableTable(columns, view.trials, runState.sort);
+    const table = sortableTable(columns, view.trials, runState.sort, firstRows);
     table.id = 'trials';
     tableBox.replaceChildren(table);
+    return table;
   };
   const drawHeader = () => {
     const r = view.run;
@@ -320,14 +340,30 @@ async function runPage(runId) {
     inspectBox.replaceChildren(el('table', { id: 'inspect' }, el('thead', null, el('tr', null, t.columns.map(c => el('th', { class: 'text' }, c)))),
       el('tbody', null, t.rows.map(row => el('tr', null, row.map((c, i) => el('td', { class: i === 0 ? 'text' : null }, c)))))));
   };
+  let loaded = false;
   const load = async () => {
+    // The curves (the larger answer) are fetched while the run is; the marks time the load (make bench).
+    const curves = fetchCurves();
     try {
       view = await api(`/dashboard/api/runs/${encodeURIComponent(runId)}`);
-    } catch (e) { page.textContent = e.message; return; }
+    } catch (e) { curves.catch(() => {}); page.textContent = e.message; return; }
+    performance.mark('run-data');
+    await libraries;
     if (!hasExactMatch(view.trials)) for (const id of ['metric', 'pc-metric'])
       for (const option of document.querySelectorAll(`#${id} option[value$=exact_match]`)) option.remove();
-    drawHeader(); drawTable(); drawParallel(); drawInspect();
-    await loadCurves();
+    // First what the top of the page shows: the header, the curves and about a screen of the table (on the first load;
+    // a live redraw keeps every row, so the page does not jump). The rest of the table, the parallel coordinates and
+    // the inspect table below follow once that has been painted.
+    drawHeader();
+    const table = drawTable(loaded ? undefined : 40);
+    await showCurves(curves);
+    await afterPaint();
+    performance.mark('first-render');
+    table.showAll();
+    drawParallel();
+    drawInspect();
+    performance.mark('complete');
+    loaded = true;
   };
   crumbs(el('a', { href: prefix + 'run/' + encodeURIComponent(runId) }, runId));
   page.replaceChildren(headerBox,
@@ -357,6 +393,7 @@ async function trialPage(runId, trialId) {
   const load = async () => {
     let view;
     try { view = await api(`/dashboard/api/runs/${encodeURIComponent(runId)}/trials/${encodeURIComponent(trialId)}`); } catch (e) { page.textContent = e.message; return; }
+    await libraries;
     const t = view.trial;
     info.replaceChildren(el('h2', null, `${t.id} `, el('span', { class: 'state-' + t.state, id: 'trial-state' }, t.state)),
       el('p', null, `step ${int(t.step)} / ${int(t.total_steps)}, ${int(t.parameters)} parameters, ${t.attempts} attempt(s); best eval loss ${num(t.best_eval_loss)}, final eval loss ${num(t.final_eval_loss)}${hasExactMatch([t]) ? `; exact match best ${percent(t.best_exact_match)} / final ${percent(t.final_exact_match)}` : ''}; train loss min ${num(t.min_loss)} / max ${num(t.max_loss)} / final ${num(t.final_loss)}; ${num(t.tokens_per_second, 0)} tokens/s mean`),
