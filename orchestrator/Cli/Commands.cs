@@ -55,10 +55,14 @@ public static partial class Commands
     private static bool ValidateInitFrom(IReadOnlyList<Trial> trials, string runsRoot)
     {
         var problems = trials
-            .SelectMany(t => new[] { (Key: "model.init_from", Source: t.Spec.Model.InitFrom), (Key: "distill.teacher", Source: t.Spec.Distill.Teacher) })
+            .SelectMany(t => new[]
+            {
+                (Key: "model.init_from", Source: t.Spec.Model.InitFrom, t.Spec.Tokenizer),
+                (Key: "distill.teacher", Source: t.Spec.Distill.Teacher, t.Spec.Tokenizer),
+            })
             .Where(s => s.Source is not null).Distinct()
-            .Select(s => s.Key == "distill.teacher" && File.Exists(Path.Combine(s.Source!, "config.json"))
-                ? $"distill.teacher {s.Source}: a Hugging Face folder (config.json); teachers from Hugging Face weights are not supported yet: name a checkpoint this system trained"
+            .Select(s => s.Key == "distill.teacher" && HuggingFaceLlama.IsFolder(s.Source!)
+                ? TeacherModel.HuggingFaceTokenizerProblem(s.Source!, s.Tokenizer)
                 : InitialWeights.Problem(s.Source!, runsRoot, s.Key))
             .OfType<string>().ToList();
         foreach (var problem in problems) Console.Error.WriteLine($"orchestrator: {problem}");

@@ -343,7 +343,7 @@ public sealed class TrialCoordinator : ReceiveActor, IWithTimers
         {
             _teachers.Add(worker);
             worker.Ref.Tell(new AssignTeacher(_run.Id, _run.Dir, _trial.Id, _spec.Distill.Teacher!, _spec.Resources.Device, _spec.Resources.Threads,
-                _run.Manifest.Storage));
+                _run.Manifest.Storage, _spec.Tokenizer));
             _log.Info("trial {0}: teacher on {1}", _trial.Id, worker.Id);
         }
     }

@@ -1,4 +1,4 @@
-using Training.Shared.Messages;
+using Training.Shared.Data;
 
 namespace Training.Shared.Messages;
 
@@ -64,8 +64,9 @@ public sealed record WorkersShutDown(int Count) : IClusterMessage;
 /// <param name="Teacher">The trial's distill.teacher (RUN/TRIAL[@STEP], a folder, or azure://...).</param>
 /// <param name="RunDirectory">The run folder, whose parent RUN/TRIAL names refer to.</param>
 /// <param name="Storage">The run's storage URI (checkpoints of a pipeline's teacher stage are there); never a credential.</param>
+/// <param name="Tokenizer">The trial's tokenizer section: the ids of a Hugging Face teacher folder without tokenizer files.</param>
 public sealed record AssignTeacher(string RunId, string RunDirectory, string TrialId, string Teacher, string Device, int Threads,
-    string? Storage = null) : IClusterMessage;
+    string? Storage = null, TokenizerSpec? Tokenizer = null) : IClusterMessage;
 
 /// <summary>A teacher is loaded and serves scores at Host:Port for trial TrialId.</summary>
 public sealed record TeacherListening(string TrialId, string WorkerId, string Host, int Port, string Description) : IClusterMessage;

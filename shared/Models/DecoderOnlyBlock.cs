@@ -16,9 +16,9 @@ public sealed class DecoderOnlyBlock : nn.Module
     public DecoderOnlyBlock(string name, TransformerConfig config) : base(name)
     {
         selfAttentionNorm = new RmsNorm("self_attention_norm", config.DModel, config.NormEps);
-        selfAttention = new GroupedQueryAttention("self_attention", config, useRotary: true);
+        selfAttention = new GroupedQueryAttention("self_attention", config, useRotary: true, bias: config.Bias);
         mlpNorm = new RmsNorm("mlp_norm", config.DModel, config.NormEps);
-        mlp = new FeedForward("mlp", config);
+        mlp = new FeedForward("mlp", config, bias: config.Bias);
         RegisterComponents();
     }
 

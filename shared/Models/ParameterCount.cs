@@ -54,8 +54,9 @@ public static class ParameterCount
     /// <summary>Self-attention, cross-attention, MLP and their three norms.</summary>
     public static long DecoderLayer(TransformerConfig c) => 2 * Attention(c) + FeedForward(c) + 3L * c.DModel;
 
-    /// <summary>A layer of the decoder-only twin: the same parameters as an encoder layer.</summary>
-    public static long DecoderOnlyLayer(TransformerConfig c) => EncoderLayer(c);
+    /// <summary>A layer of the decoder-only twin: the same parameters as an encoder layer (no biases for a Llama teacher).</summary>
+    public static long DecoderOnlyLayer(TransformerConfig c) =>
+        Attention(c, bias: c.Bias) + FeedForward(c, bias: c.Bias) + 2L * c.DModel;
 
     /// <summary>A GPT block at width c.DModel: attention and MLP with biases, two LayerNorms with bias.</summary>
     public static long GptBlock(TransformerConfig c) => Attention(c) + FeedForward(c) + 4L * c.DModel;

@@ -126,6 +126,9 @@ public sealed record TransformerConfig(
     /// <summary>GPT family: pre-LN or post-LN blocks.</summary>
     public NormPosition NormPosition { get; init; } = NormPosition.Pre;
 
+    /// <summary>Decoder-only twin: whether its attention and MLP projections have biases (false for a Llama teacher).</summary>
+    public bool Bias { get; init; } = true;
+
     /// <summary>GPT family: rows of the learned position table, the longest input the model reads.</summary>
     public int MaxPositions { get; init; }
 

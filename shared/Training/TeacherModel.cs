@@ -44,11 +44,11 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
 
     /// <summary>Loads the teacher <paramref name="source"/> names (distill.teacher).</summary>
     /// <param name="runsRoot">The runs folder RUN/TRIAL names refer to.</param>
-    public static TeacherModel Load(string source, string? runsRoot, Device device)
+    /// <param name="experimentTokenizer">The distillation trial's tokenizer section: the tokenizer of a Hugging Face
+    /// folder that holds no tokenizer files of its own (a checkpoint this system trained names its own).</param>
+    public static TeacherModel Load(string source, string? runsRoot, Device device, TokenizerSpec? experimentTokenizer = null)
     {
-        if (Directory.Exists(source) && File.Exists(Path.Combine(source, "config.json")))
-            throw new InvalidDataException($"distill.teacher {source}: a Hugging Face folder (config.json); teachers from Hugging Face " +
-                                           "weights are not supported yet. Name a checkpoint this system trained (RUN/TRIAL, a stage, or a checkpoints folder).");
+        if (HuggingFaceLlama.IsFolder(source)) return LoadHuggingFace(source, device, experimentTokenizer);
         var (checkpoint, location, name) = InitialWeights.LoadCommitted(source, runsRoot, "distill.teacher");
         var where = $"{location}/{checkpoint.Manifest.Id}";
         if (!checkpoint.Files.TryGetValue("spec.yaml", out var specBytes))
@@ -69,6 +69,46 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         ToInferencePrecision((nn.Module)model, device);
         return new TeacherModel(causal, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
             $"{name}@{checkpoint.Manifest.Id} ({SpecWriter.NameOf(spec.Model.Architecture)}, {((nn.Module)model).parameters().Sum(p => p.numel()):N0} parameters)");
+    }
+
+    /// <summary>A Llama decoder in a Hugging Face folder (config.json + *.safetensors), whose token ids are the
+    /// experiment's tokenizer's (<see cref="HuggingFaceTokenizerProblem"/> says when that cannot be so).</summary>
+    private static TeacherModel LoadHuggingFace(string folder, Device device, TokenizerSpec? experimentTokenizer)
+    {
+        if (HuggingFaceTokenizerProblem(folder, experimentTokenizer) is { } problem) throw new InvalidDataException(problem);
+        var tokenizer = TokenizerFactory.ForSpec(experimentTokenizer!, () => throw new InvalidDataException("unreachable: char is refused above"));
+        var model = HuggingFaceLlama.Load(folder, tokenizer.Special.Pad, device);
+        ToInferencePrecision(model, device);
+        return new TeacherModel(model, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
+            $"{folder} (Hugging Face llama, {model.parameters().Sum(p => p.numel()):N0} parameters)");
+    }
+
+    /// <summary>
+    /// Why a Hugging Face folder cannot be a teacher of an experiment with <paramref name="experimentTokenizer"/>, or
+    /// null when it can: its config must read, and its ids are taken to be the experiment's tokenizer's, so the folder
+    /// must hold no tokenizer files of its own (reading those is not built yet) and the tokenizer must be a fixed one.
+    /// </summary>
+    public static string? HuggingFaceTokenizerProblem(string folder, TokenizerSpec? experimentTokenizer)
+    {
+        var own = HuggingFaceLlama.TokenizerFiles.Where(f => File.Exists(Path.Combine(folder, f))).ToList();
+        if (own.Count > 0)
+            return $"distill.teacher {folder}: the folder has its own tokenizer ({string.Join(", ", own)}); tokenizers from files are " +
+                   "not supported yet, so its token ids cannot be matched to the student's. A folder without tokenizer files is read " +
+                   "with the experiment's tokenizer.";
+        if (experimentTokenizer is null)
+            return $"distill.teacher {folder}: a Hugging Face folder is read with the experiment's tokenizer, and none was given";
+        if (experimentTokenizer.Kind == TokenizerKind.Char)
+            return $"distill.teacher {folder}: tokenizer.kind char builds its vocabulary from the training shards; a Hugging Face " +
+                   "teacher needs a fixed tokenizer (byte or cl100k)";
+        try
+        {
+            HuggingFaceLlama.ReadConfig(folder, 0);
+        }
+        catch (InvalidDataException e)
+        {
+            return $"distill.teacher {folder}: {e.Message}";
+        }
+        return null;
     }
 
     /// <summary>bf16 where the device has fast bf16 (CUDA); float32 on CPU, where bf16 matmuls are slow.</summary>

@@ -70,7 +70,7 @@ public sealed class TeacherHost : ReceiveActor
             TeacherModel? model = null;
             try
             {
-                model = TeacherModel.Load(a.Teacher, Path.GetDirectoryName(a.RunDirectory), Trainer.ParseDevice(device));
+                model = TeacherModel.Load(a.Teacher, Path.GetDirectoryName(a.RunDirectory), Trainer.ParseDevice(device), a.Tokenizer);
                 var server = TeacherStreamServer.Start(host, 0, model, message => Console.WriteLine($"teacher {a.TrialId}: {message}"));
                 self.Tell(new Loaded(model, server));
             }
