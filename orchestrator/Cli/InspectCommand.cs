@@ -32,7 +32,7 @@ public static class InspectCommand
             Console.WriteLine($"equal FLOPs: each variant's {equalFlops.SizeBy} is chosen so its training FLOPs per token come closest to its reference's " +
                               "(column \"vs ref\" = variant / reference)");
         AnsiConsole.Write(Table(trials, budgets));
-        Console.WriteLine("params in millions; embedding = token (and position) embeddings and an untied head; FLOPs per token read " +
+        Console.WriteLine("params exact, non-emb to decoder in millions; embedding = token (and position) embeddings and an untied head; FLOPs per token read " +
                           "(encoder + decoder), 6 x matmul weights + attention; total = per token x tokens/example x global_batch x steps");
         return 0;
     }
@@ -111,7 +111,7 @@ public static class InspectCommand
                 model.Architecture == ModelArchitecture.EncoderDecoder ? $"{model.EncoderLayers}+{model.DecoderLayers}" : Integer(model.Layers),
                 Integer(model.DModel),
                 Integer(budget.Config.VocabSize),
-                Millions(p.Total), Millions(p.NonEmbedding), Millions(p.Embedding), Millions(p.Encoder), Millions(p.Decoder),
+                Integer(p.Total), Millions(p.NonEmbedding), Millions(p.Embedding), Millions(p.Encoder), Millions(p.Decoder),
                 budget.EncoderTokens > 0 && budget.DecoderTokens > 0 ? $"{budget.EncoderTokens}+{budget.DecoderTokens}" : Integer(budget.TokensPerExample),
                 Flops(budget.FlopsPerToken),
             ]);
@@ -128,7 +128,7 @@ public static class InspectCommand
     private static string SpecNameOf(ModelArchitecture arch) => SpecWriter.NameOf(arch);
     private static string SpecNameOf(ObjectiveKind kind) => SpecWriter.NameOf(kind);
 
-    private static string Integer(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+    public static string Integer(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
     /// <summary>Millions with three decimals; "-" for a part the model does not have.</summary>
     public static string Millions(long count) => count == 0 ? "-" : (count / 1e6).ToString("0.000", CultureInfo.InvariantCulture);

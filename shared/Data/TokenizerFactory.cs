@@ -23,6 +23,8 @@ public static class TokenizerFactory
         TokenizerKind.Byte => new ByteTokenizer(t.Sentinels),
         TokenizerKind.Cl100k => new Cl100kTokenizer(t.Sentinels),
         TokenizerKind.Char => CharactersOf(trainFiles(), t.Sentinels),
+        TokenizerKind.SentencePiece => new SentencePieceFileTokenizer(
+            t.Path ?? throw new ArgumentException("tokenizer.kind sentencepiece needs tokenizer.path", nameof(t)), t.Sentinels, t.PadVocabTo),
         _ => throw new ArgumentOutOfRangeException(nameof(t), t.Kind, "unknown tokenizer.kind"),
     };
 

@@ -46,6 +46,7 @@ internal sealed class SpecBinder
             if (Value(key.Path) is { } written && Applies(key, arch)) spec = key.Set!(spec, written);
         }
         spec = spec with { Data = BindData(Path.GetDirectoryName(sourceFile) ?? "/") };
+        spec = spec with { Tokenizer = BindTokenizer(spec.Tokenizer, Path.GetDirectoryName(sourceFile) ?? "/") };
         spec = spec with { InitFromStage = BindStageReference(InitFromKey), TeacherFromStage = BindStageReference(TeacherKey) };
 
         // Rules that span several keys: derived defaults, the layer split, the objective, then the checks.
@@ -64,6 +65,24 @@ internal sealed class SpecBinder
             Conflict($"warmup_steps ({spec.Schedule.WarmupSteps}) must be < train.steps ({spec.Train.Steps})",
                 "schedule.warmup_steps", "train.steps");
         return spec;
+    }
+
+    /// <summary>A tokenizer file's path is written relative to the experiment file; the keys that only sentencepiece
+    /// takes are errors with another kind.</summary>
+    private TokenizerSpec BindTokenizer(TokenizerSpec tokenizer, string baseFolder)
+    {
+        if (tokenizer.Kind == TokenizerKind.SentencePiece)
+        {
+            if (tokenizer.Path is null && Valid("tokenizer.kind"))
+                Conflict("tokenizer.kind sentencepiece needs tokenizer.path: the SentencePiece .model file", "tokenizer.path", "tokenizer.kind");
+            return tokenizer.Path is { } path ? tokenizer with { Path = Path.GetFullPath(Path.Combine(baseFolder, path)) } : tokenizer;
+        }
+        if (Given("tokenizer.path") && Valid("tokenizer.kind"))
+            Conflict($"tokenizer.path is the file of a sentencepiece tokenizer; tokenizer.kind {tokenizer.Kind.ToString().ToLowerInvariant()} takes none", "tokenizer.path", "tokenizer.kind");
+        if (tokenizer.PadVocabTo != 1 && Valid("tokenizer.kind"))
+            Conflict($"tokenizer.pad_vocab_to pads a sentencepiece vocabulary; tokenizer.kind {tokenizer.Kind.ToString().ToLowerInvariant()} has a fixed size (cl100k is padded to 128 already)",
+                "tokenizer.pad_vocab_to", "tokenizer.kind");
+        return tokenizer;
     }
 
     private DataSpec BindData(string baseFolder)

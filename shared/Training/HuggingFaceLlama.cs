@@ -18,8 +18,11 @@ public static class HuggingFaceLlama
 {
     private const string ConfigFile = "config.json";
 
-    /// <summary>Tokenizer files a Hugging Face folder may hold. Reading them is not built yet.</summary>
-    public static readonly IReadOnlyList<string> TokenizerFiles = ["tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt"];
+    /// <summary>The SentencePiece model a Llama folder holds its tokenizer in (read as tokenizer.kind sentencepiece).</summary>
+    public const string SentencePieceFile = "tokenizer.model";
+
+    /// <summary>Tokenizer files a Hugging Face folder may hold besides <see cref="SentencePieceFile"/>; reading them is not built yet.</summary>
+    public static readonly IReadOnlyList<string> TokenizerFiles = ["tokenizer.json", "vocab.json", "merges.txt"];
 
     /// <summary>Whether <paramref name="source"/> is such a folder (it has a config.json).</summary>
     public static bool IsFolder(string source) => Directory.Exists(source) && File.Exists(Path.Combine(source, ConfigFile));

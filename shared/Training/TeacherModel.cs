@@ -71,35 +71,36 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
             $"{name}@{checkpoint.Manifest.Id} ({SpecWriter.NameOf(spec.Model.Architecture)}, {((nn.Module)model).parameters().Sum(p => p.numel()):N0} parameters)");
     }
 
-    /// <summary>A Llama decoder in a Hugging Face folder (config.json + *.safetensors), whose token ids are the
-    /// experiment's tokenizer's (<see cref="HuggingFaceTokenizerProblem"/> says when that cannot be so).</summary>
+    /// <summary>A Llama decoder in a Hugging Face folder (config.json + *.safetensors). Its token ids are its own
+    /// SentencePiece model's (tokenizer.model) or, without tokenizer files, the experiment's tokenizer's;
+    /// <see cref="HuggingFaceTokenizerProblem"/> says when neither can be so.</summary>
     private static TeacherModel LoadHuggingFace(string folder, Device device, TokenizerSpec? experimentTokenizer)
     {
         if (HuggingFaceTokenizerProblem(folder, experimentTokenizer) is { } problem) throw new InvalidDataException(problem);
-        var tokenizer = TokenizerFactory.ForSpec(experimentTokenizer!, () => throw new InvalidDataException("unreachable: char is refused above"));
+        var tokenizer = HuggingFaceTokenizer(folder, experimentTokenizer!);
         var model = HuggingFaceLlama.Load(folder, tokenizer.Special.Pad, device);
         ToInferencePrecision(model, device);
         return new TeacherModel(model, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
-            $"{folder} (Hugging Face llama, {model.parameters().Sum(p => p.numel()):N0} parameters)");
+            $"{folder} (Hugging Face llama, {model.parameters().Sum(p => p.numel()):N0} parameters, {tokenizer.Name} tokenizer)");
+    }
+
+    /// <summary>The folder's own SentencePiece model with the experiment's sentinels and padding, else the experiment's tokenizer.</summary>
+    private static ITokenizer HuggingFaceTokenizer(string folder, TokenizerSpec experimentTokenizer)
+    {
+        var own = Path.Combine(folder, HuggingFaceLlama.SentencePieceFile);
+        var spec = File.Exists(own) ? experimentTokenizer with { Kind = TokenizerKind.SentencePiece, Path = own } : experimentTokenizer;
+        return TokenizerFactory.ForSpec(spec, () => throw new InvalidDataException("a char tokenizer is refused before this"));
     }
 
     /// <summary>
     /// Why a Hugging Face folder cannot be a teacher of an experiment with <paramref name="experimentTokenizer"/>, or
-    /// null when it can: its config must read, and its ids are taken to be the experiment's tokenizer's, so the folder
-    /// must hold no tokenizer files of its own (reading those is not built yet) and the tokenizer must be a fixed one.
+    /// null when it can. Its config must read. A folder with its SentencePiece model (tokenizer.model) needs an
+    /// experiment whose tokenizer is that model (the same ids, checked here); a folder without tokenizer files is read
+    /// with the experiment's tokenizer, which must then be a fixed one; other tokenizer files (Hugging Face BPE, a
+    /// tokenizer.json alone) cannot be read yet.
     /// </summary>
     public static string? HuggingFaceTokenizerProblem(string folder, TokenizerSpec? experimentTokenizer)
     {
-        var own = HuggingFaceLlama.TokenizerFiles.Where(f => File.Exists(Path.Combine(folder, f))).ToList();
-        if (own.Count > 0)
-            return $"distill.teacher {folder}: the folder has its own tokenizer ({string.Join(", ", own)}); tokenizers from files are " +
-                   "not supported yet, so its token ids cannot be matched to the student's. A folder without tokenizer files is read " +
-                   "with the experiment's tokenizer.";
-        if (experimentTokenizer is null)
-            return $"distill.teacher {folder}: a Hugging Face folder is read with the experiment's tokenizer, and none was given";
-        if (experimentTokenizer.Kind == TokenizerKind.Char)
-            return $"distill.teacher {folder}: tokenizer.kind char builds its vocabulary from the training shards; a Hugging Face " +
-                   "teacher needs a fixed tokenizer (byte or cl100k)";
         try
         {
             HuggingFaceLlama.ReadConfig(folder, 0);
@@ -108,6 +109,34 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         {
             return $"distill.teacher {folder}: {e.Message}";
         }
+        if (experimentTokenizer is null)
+            return $"distill.teacher {folder}: a Hugging Face folder is read with the experiment's tokenizer, and none was given";
+        var sentencePiece = Path.Combine(folder, HuggingFaceLlama.SentencePieceFile);
+        if (File.Exists(sentencePiece))
+        {
+            if (experimentTokenizer.Kind != TokenizerKind.SentencePiece)
+                return $"distill.teacher {folder}: the teacher's tokenizer is its SentencePiece model {sentencePiece}; give the student the " +
+                       $"same one (tokenizer.kind: sentencepiece, tokenizer.path: {sentencePiece})";
+            try
+            {
+                var teacher = TokenizerIds.Of(HuggingFaceTokenizer(folder, experimentTokenizer));
+                var student = TokenizerIds.Of(TokenizerFactory.ForSpec(experimentTokenizer, () => []));
+                return teacher == student ? null
+                    : $"distill.teacher {folder}: its SentencePiece model {sentencePiece} maps text to other ids than tokenizer.path " +
+                      $"{experimentTokenizer.Path} ({teacher} against {student})";
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                return $"distill.teacher {folder}: {e.Message}";
+            }
+        }
+        var other = HuggingFaceLlama.TokenizerFiles.Where(f => File.Exists(Path.Combine(folder, f))).ToList();
+        if (other.Count > 0)
+            return $"distill.teacher {folder}: the folder's tokenizer ({string.Join(", ", other)}) is not a SentencePiece model, and " +
+                   "only SentencePiece tokenizer files (tokenizer.model) can be read so far; its token ids cannot be matched to the student's.";
+        if (experimentTokenizer.Kind == TokenizerKind.Char)
+            return $"distill.teacher {folder}: tokenizer.kind char builds its vocabulary from the training shards; a Hugging Face " +
+                   "teacher needs a fixed tokenizer (byte, cl100k or sentencepiece)";
         return null;
     }
 

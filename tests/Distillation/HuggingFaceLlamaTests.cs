@@ -227,11 +227,31 @@ public sealed class HuggingFaceLlamaTests
         var workerLogs = string.Join("\n", Directory.GetFiles(Path.Combine(run, "workers")).Select(File.ReadAllText));
         Assert.That(workerLogs, Does.Contain("Hugging Face llama"), "a teacher worker served the folder");
 
-        // The same folder with a tokenizer of its own is refused before any work, with the reason.
-        File.WriteAllText(dir.Combine("llama", "tokenizer.model"), "sentencepiece");
+        // The same folder with a SentencePiece model of its own, against a student on the byte tokenizer: refused before
+        // any work, saying what to set.
+        SentencePieceModels.WriteLlamaStyle(dir.Combine("llama", "tokenizer.model"));
         var refused = await CliProcess.RunAsync(dir.Path, "validate", dir.Combine("hfkd.yaml"));
         Assert.That(refused.ExitCode, Is.Not.EqualTo(0));
-        Assert.That(refused.Stderr, Does.Contain("has its own tokenizer (tokenizer.model)"));
+        Assert.That(refused.Stderr, Does.Contain("give the student the same one (tokenizer.kind: sentencepiece"));
+    }
+
+    [Test]
+    public void Teacher_WithItsSentencePieceModel_SharesItsIdsWithAStudentOnThatModel_AndNotWithAnother()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDirectory();
+        WriteFolder(dir.Combine("llama"), RandomWeights(11));
+        SentencePieceModels.WriteLlamaStyle(dir.Combine("llama", "tokenizer.model"));
+        File.Copy(dir.Combine("llama", "tokenizer.model"), dir.Combine("student.model"));
+        SentencePieceModels.WriteT5Style(dir.Combine("other.model"));
+        var student = new TokenizerSpec(TokenizerKind.SentencePiece, 2, dir.Combine("student.model"));
+
+        using var teacher = TeacherModel.Load(dir.Combine("llama"), null, CPU, student);
+
+        Assert.That(teacher.TokenizerId, Is.EqualTo(TokenizerIds.Of(TokenizerFactory.ForSpec(student, () => []))), "the handshake will pass");
+        Assert.That(teacher.Description, Does.Contain("sentencepiece tokenizer"));
+        Assert.That(TeacherModel.HuggingFaceTokenizerProblem(dir.Combine("llama"), student with { Path = dir.Combine("other.model") }),
+            Does.Contain("maps text to other ids than tokenizer.path"));
     }
 
     [Test]
@@ -243,7 +263,7 @@ public sealed class HuggingFaceLlamaTests
 
         var problem = TeacherModel.HuggingFaceTokenizerProblem(dir.Combine("llama"), new TokenizerSpec(TokenizerKind.Byte, 0));
 
-        Assert.That(problem, Does.Contain("has its own tokenizer (tokenizer.json)").And.Contain("not supported yet"));
+        Assert.That(problem, Does.Contain("the folder's tokenizer (tokenizer.json) is not a SentencePiece model"));
         Assert.Throws<InvalidDataException>(() => TeacherModel.Load(dir.Combine("llama"), null, CPU, new TokenizerSpec(TokenizerKind.Byte, 0)));
     }
 }

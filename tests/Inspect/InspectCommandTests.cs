@@ -68,7 +68,7 @@ public class InspectCommandTests
             var cells = row.Split('│', StringSplitOptions.TrimEntries);
             Assert.That(cells, Does.Contain(SpecWriter.NameOf(trial.Spec.Model.Architecture)));
             Assert.That(cells, Does.Contain(SpecWriter.NameOf(trial.Spec.Objective.Kind)));
-            Assert.That(cells, Does.Contain(InspectCommand.Millions(budget.Parameters.Total)), $"{trial.Id}: total parameters");
+            Assert.That(cells, Does.Contain(InspectCommand.Integer(budget.Parameters.Total)), $"{trial.Id}: total parameters, exact");
             Assert.That(cells, Does.Contain(InspectCommand.Millions(budget.Parameters.NonEmbedding)), $"{trial.Id}: non-embedding");
             Assert.That(cells, Does.Contain(InspectCommand.Flops(budget.FlopsPerToken)), $"{trial.Id}: FLOPs per token");
         }
@@ -94,6 +94,41 @@ public class InspectCommandTests
 
     private int TestCorpusCharacters() =>
         TestCorpus.Documents(240, seed: 1).SelectMany(d => d).Distinct().Count();
+
+    [Test]
+    public async Task Inspect_Released330MConfiguration_WithItsSentencePieceVocabulary_Prints332042240()
+    {
+        // SPEC.md section 1: T5's 32,000-piece SentencePiece model, 100 sentinels, the vocabulary padded to 32,128.
+        SentencePieceModels.WriteT5Style(dir.Combine("spiece.model"), count: 32_000);
+        var path = Write("""
+            name: roe-330m
+            data:
+              train: train
+            tokenizer:
+              kind: sentencepiece
+              path: spiece.model
+              sentinels: 100
+              pad_vocab_to: 128
+            model:
+              arch: encoder-decoder
+              d_model: 1024
+              encoder_layers: 20
+              decoder_layers: 10
+              heads: 6
+              kv_heads: 3
+              head_dim: 64
+              ffn_dim: 4096
+              mlp: gelu
+            objective:
+              kind: span-corruption
+              input_length: 512
+            """);
+
+        var result = await CliProcess.RunAsync(dir.Path, "inspect", path);
+
+        Assert.That(result.ExitCode, Is.EqualTo(0), result.Output);
+        Assert.That(result.Stdout, Does.Contain("332,042,240").And.Contain("32,128"));
+    }
 
     [Test]
     public async Task Inspect_BadFile_ExitsTwoWithTheError()

@@ -403,6 +403,26 @@ public sealed class ExperimentLoaderTests
     }
 
     [Test]
+    public void Parse_SentencePieceTokenizer_ResolvesItsPathAgainstTheFile()
+    {
+        var spec = ExperimentLoader.Parse(SpecFixture.MinimalYaml + "\ntokenizer:\n  kind: sentencepiece\n  path: tok/spiece.model\n  pad_vocab_to: 128\n", FilePath);
+
+        Assert.That(spec.Tokenizer, Is.EqualTo(new TokenizerSpec(TokenizerKind.SentencePiece, 100,
+            Path.GetFullPath(Path.Combine(Path.GetDirectoryName(FilePath)!, "tok/spiece.model")), 128)));
+    }
+
+    [TestCase("kind: sentencepiece", "tokenizer.kind", "tokenizer.kind sentencepiece needs tokenizer.path")]
+    [TestCase("kind: byte\n  path: spiece.model", "tokenizer.path", "tokenizer.path is the file of a sentencepiece tokenizer; tokenizer.kind byte takes none")]
+    [TestCase("kind: cl100k\n  pad_vocab_to: 64", "tokenizer.pad_vocab_to", "tokenizer.pad_vocab_to pads a sentencepiece vocabulary")]
+    public void Parse_SentencePieceKeysWithTheWrongKind_AreErrors(string body, string key, string message)
+    {
+        var error = SingleError(SpecFixture.MinimalYaml + "\ntokenizer:\n  " + body + "\n");
+
+        Assert.That(error.Key, Is.EqualTo(key));
+        Assert.That(error.Message, Does.Contain(message));
+    }
+
+    [Test]
     public void Parse_ZeroStepsWithEvalData_IsAnEvalOnlyTrialThatIgnoresWarmup()
     {
         var spec = ExperimentLoader.Parse(SpecFixture.MinimalYaml.Replace("train: data/train", "train: data/train\n  eval: data/eval")
