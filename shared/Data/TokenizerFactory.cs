@@ -25,6 +25,8 @@ public static class TokenizerFactory
         TokenizerKind.Char => CharactersOf(trainFiles(), t.Sentinels),
         TokenizerKind.SentencePiece => new SentencePieceFileTokenizer(
             t.Path ?? throw new ArgumentException("tokenizer.kind sentencepiece needs tokenizer.path", nameof(t)), t.Sentinels, t.PadVocabTo),
+        TokenizerKind.Bpe => new ByteLevelBpeFileTokenizer(
+            t.Path ?? throw new ArgumentException("tokenizer.kind bpe needs tokenizer.path", nameof(t)), t.Sentinels, t.PadVocabTo),
         _ => throw new ArgumentOutOfRangeException(nameof(t), t.Kind, "unknown tokenizer.kind"),
     };
 

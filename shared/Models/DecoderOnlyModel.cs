@@ -48,12 +48,18 @@ public sealed class DecoderOnlyModel : nn.Module<Tensor, Tensor>, ITiedHeadCausa
     /// <returns>logits [B, T, V]</returns>
     public override Tensor forward(Tensor tokens) => Logits(Hidden(tokens));
 
+    /// <summary>Logits with the keys to attend given, instead of read off the pad id (a teacher fed another tokenizer's padding).</summary>
+    /// <param name="keyIsToken">[B, T] bool: false for padding, which no position attends to</param>
+    public Tensor forward(Tensor tokens, Tensor keyIsToken) => Logits(Hidden(tokens, keyIsToken));
+
     /// <inheritdoc />
-    public Tensor Hidden(Tensor tokens)
+    public Tensor Hidden(Tensor tokens) => Hidden(tokens, AttentionMask.IsToken(tokens, Config.PadId));
+
+    private Tensor Hidden(Tensor tokens, Tensor keyIsToken)
     {
         TokenTensors.RequireBatch(tokens, nameof(tokens));
         var x = embedding.forward(tokens);
-        var mask = AttentionMask.SelfAttention(AttentionMask.IsToken(tokens, Config.PadId),
+        var mask = AttentionMask.SelfAttention(keyIsToken,
             queryOffset: 0, queryLength: tokens.shape[1], causal: true, x.dtype);
         var angles = rotary.Angles(0, tokens.shape[1], x.device, x.dtype);
         foreach (var layer in layers)

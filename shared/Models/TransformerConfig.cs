@@ -186,7 +186,8 @@ public sealed record TransformerConfig(
     {
         Require(Enum.IsDefined(Architecture), nameof(Architecture), Architecture, "is not a known ModelArchitecture");
         Require(VocabSize > 0, nameof(VocabSize), VocabSize, "must be positive");
-        Require(PadId >= 0 && PadId < VocabSize, nameof(PadId), PadId, $"must be a token id in [0, {VocabSize})");
+        // -1: no padding id in this vocabulary (a teacher whose tokenizer puts pad past it): no key is masked.
+        Require(PadId >= -1 && PadId < VocabSize, nameof(PadId), PadId, $"must be a token id in [0, {VocabSize}), or -1 for none");
         if (IsGptFamily)
             Require(!TieEmbeddings, nameof(TieEmbeddings), TieEmbeddings, "must be false in the GPT family (its head is a separate Linear with bias)");
         if (ShapeProblems().FirstOrDefault() is { } problem)

@@ -67,20 +67,22 @@ internal sealed class SpecBinder
         return spec;
     }
 
-    /// <summary>A tokenizer file's path is written relative to the experiment file; the keys that only sentencepiece
-    /// takes are errors with another kind.</summary>
+    /// <summary>A tokenizer file's path is written relative to the experiment file; the keys that only the tokenizers
+    /// from files take are errors with another kind.</summary>
     private TokenizerSpec BindTokenizer(TokenizerSpec tokenizer, string baseFolder)
     {
-        if (tokenizer.Kind == TokenizerKind.SentencePiece)
+        if (tokenizer.Kind.IsFromFiles())
         {
             if (tokenizer.Path is null && Valid("tokenizer.kind"))
-                Conflict("tokenizer.kind sentencepiece needs tokenizer.path: the SentencePiece .model file", "tokenizer.path", "tokenizer.kind");
+                Conflict(tokenizer.Kind == TokenizerKind.SentencePiece
+                    ? "tokenizer.kind sentencepiece needs tokenizer.path: the SentencePiece .model file"
+                    : "tokenizer.kind bpe needs tokenizer.path: the folder of its vocab.json and merges.txt", "tokenizer.path", "tokenizer.kind");
             return tokenizer.Path is { } path ? tokenizer with { Path = Path.GetFullPath(Path.Combine(baseFolder, path)) } : tokenizer;
         }
         if (Given("tokenizer.path") && Valid("tokenizer.kind"))
-            Conflict($"tokenizer.path is the file of a sentencepiece tokenizer; tokenizer.kind {tokenizer.Kind.ToString().ToLowerInvariant()} takes none", "tokenizer.path", "tokenizer.kind");
+            Conflict($"tokenizer.path is the file of a sentencepiece or bpe tokenizer; tokenizer.kind {tokenizer.Kind.ToString().ToLowerInvariant()} takes none", "tokenizer.path", "tokenizer.kind");
         if (tokenizer.PadVocabTo != 1 && Valid("tokenizer.kind"))
-            Conflict($"tokenizer.pad_vocab_to pads a sentencepiece vocabulary; tokenizer.kind {tokenizer.Kind.ToString().ToLowerInvariant()} has a fixed size (cl100k is padded to 128 already)",
+            Conflict($"tokenizer.pad_vocab_to pads a sentencepiece or bpe vocabulary; tokenizer.kind {tokenizer.Kind.ToString().ToLowerInvariant()} has a fixed size (cl100k is padded to 128 already)",
                 "tokenizer.pad_vocab_to", "tokenizer.kind");
         return tokenizer;
     }

@@ -88,9 +88,9 @@ public static partial class SpecSchema
         new("data.eval", new PathListRule()),
 
         Tokenizer("kind", ChoiceRule.Of(("byte", TokenizerKind.Byte), ("cl100k", TokenizerKind.Cl100k), ("char", TokenizerKind.Char),
-                ("sentencepiece", TokenizerKind.SentencePiece)), "byte",
+                ("sentencepiece", TokenizerKind.SentencePiece), ("bpe", TokenizerKind.Bpe)), "byte",
             t => t.Kind, (t, v) => t with { Kind = v }),
-        Tokenizer("path", new PatternRule(new System.Text.RegularExpressions.Regex(@"^[^\r\n]+$"), "the path of the SentencePiece .model file (relative to this file)"),
+        Tokenizer("path", new PatternRule(new System.Text.RegularExpressions.Regex(@"^[^\r\n]+$"), "the SentencePiece .model file, or the folder of a BPE tokenizer's vocab.json and merges.txt (relative to this file)"),
             null, t => t.Path, (t, v) => t with { Path = v }),
         Tokenizer("pad_vocab_to", new IntegerRule(1, 65_536), 1L, t => t.PadVocabTo, (t, v) => t with { PadVocabTo = v }),
         Tokenizer("sentinels", new IntegerRule(0, 1000), 100L, t => t.Sentinels, (t, v) => t with { Sentinels = v }),

@@ -21,7 +21,19 @@ public static class HuggingFaceLlama
     /// <summary>The SentencePiece model a Llama folder holds its tokenizer in (read as tokenizer.kind sentencepiece).</summary>
     public const string SentencePieceFile = "tokenizer.model";
 
-    /// <summary>Tokenizer files a Hugging Face folder may hold besides <see cref="SentencePieceFile"/>; reading them is not built yet.</summary>
+    /// <summary>The tokenizer a Llama folder holds, as the tokenizer section that reads it with
+    /// <paramref name="sentinels"/> and <paramref name="padVocabTo"/>: its SentencePiece model (tokenizer.model), else
+    /// its byte-level BPE (vocab.json and merges.txt); null when it holds neither.</summary>
+    public static Data.TokenizerSpec? OwnTokenizer(string folder, int sentinels, int padVocabTo)
+    {
+        if (File.Exists(Path.Combine(folder, SentencePieceFile)))
+            return new Data.TokenizerSpec(Data.TokenizerKind.SentencePiece, sentinels, Path.Combine(folder, SentencePieceFile), padVocabTo);
+        if (File.Exists(Path.Combine(folder, Data.ByteLevelBpeFileTokenizer.VocabularyFile)) && File.Exists(Path.Combine(folder, Data.ByteLevelBpeFileTokenizer.MergesFile)))
+            return new Data.TokenizerSpec(Data.TokenizerKind.Bpe, sentinels, Path.GetFullPath(folder), padVocabTo);
+        return null;
+    }
+
+    /// <summary>Tokenizer files that, without the ones <see cref="OwnTokenizer"/> reads, cannot be read yet.</summary>
     public static readonly IReadOnlyList<string> TokenizerFiles = ["tokenizer.json", "vocab.json", "merges.txt"];
 
     /// <summary>Whether <paramref name="source"/> is such a folder (it has a config.json).</summary>

@@ -72,32 +72,32 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
     }
 
     /// <summary>A Llama decoder in a Hugging Face folder (config.json + *.safetensors). Its token ids are its own
-    /// SentencePiece model's (tokenizer.model) or, without tokenizer files, the experiment's tokenizer's;
+    /// tokenizer's (tokenizer.model, or vocab.json + merges.txt) or, without tokenizer files, the experiment's tokenizer's;
     /// <see cref="HuggingFaceTokenizerProblem"/> says when neither can be so.</summary>
     private static TeacherModel LoadHuggingFace(string folder, Device device, TokenizerSpec? experimentTokenizer)
     {
         if (HuggingFaceTokenizerProblem(folder, experimentTokenizer) is { } problem) throw new InvalidDataException(problem);
         var tokenizer = HuggingFaceTokenizer(folder, experimentTokenizer!);
-        var model = HuggingFaceLlama.Load(folder, tokenizer.Special.Pad, device);
+        var vocabulary = HuggingFaceLlama.ReadConfig(folder, 0).VocabSize;
+        // A tokenizer whose pad is a new id past the model's vocabulary (GPT-2 style files have none): the model reads
+        // no pad id itself; Score masks the padding.
+        var model = HuggingFaceLlama.Load(folder, tokenizer.Special.Pad < vocabulary ? tokenizer.Special.Pad : -1, device);
         ToInferencePrecision(model, device);
         return new TeacherModel(model, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
             $"{folder} (Hugging Face llama, {model.parameters().Sum(p => p.numel()):N0} parameters, {tokenizer.Name} tokenizer)");
     }
 
-    /// <summary>The folder's own SentencePiece model with the experiment's sentinels and padding, else the experiment's tokenizer.</summary>
-    private static ITokenizer HuggingFaceTokenizer(string folder, TokenizerSpec experimentTokenizer)
-    {
-        var own = Path.Combine(folder, HuggingFaceLlama.SentencePieceFile);
-        var spec = File.Exists(own) ? experimentTokenizer with { Kind = TokenizerKind.SentencePiece, Path = own } : experimentTokenizer;
-        return TokenizerFactory.ForSpec(spec, () => throw new InvalidDataException("a char tokenizer is refused before this"));
-    }
+    /// <summary>The folder's own tokenizer with the experiment's sentinels and padding, else the experiment's tokenizer.</summary>
+    private static ITokenizer HuggingFaceTokenizer(string folder, TokenizerSpec experimentTokenizer) =>
+        TokenizerFactory.ForSpec(HuggingFaceLlama.OwnTokenizer(folder, experimentTokenizer.Sentinels, experimentTokenizer.PadVocabTo) ?? experimentTokenizer,
+            () => throw new InvalidDataException("a char tokenizer is refused before this"));
 
     /// <summary>
     /// Why a Hugging Face folder cannot be a teacher of an experiment with <paramref name="experimentTokenizer"/>, or
-    /// null when it can. Its config must read. A folder with its SentencePiece model (tokenizer.model) needs an
-    /// experiment whose tokenizer is that model (the same ids, checked here); a folder without tokenizer files is read
-    /// with the experiment's tokenizer, which must then be a fixed one; other tokenizer files (Hugging Face BPE, a
-    /// tokenizer.json alone) cannot be read yet.
+    /// null when it can. Its config must read. A folder with its own tokenizer (a SentencePiece tokenizer.model, or a
+    /// byte-level BPE's vocab.json and merges.txt) needs an experiment whose tokenizer is the same (the same ids, checked
+    /// here); a folder without tokenizer files is read with the experiment's tokenizer, which must then be a fixed one;
+    /// a tokenizer.json alone cannot be read yet.
     /// </summary>
     public static string? HuggingFaceTokenizerProblem(string folder, TokenizerSpec? experimentTokenizer)
     {
@@ -111,18 +111,18 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         }
         if (experimentTokenizer is null)
             return $"distill.teacher {folder}: a Hugging Face folder is read with the experiment's tokenizer, and none was given";
-        var sentencePiece = Path.Combine(folder, HuggingFaceLlama.SentencePieceFile);
-        if (File.Exists(sentencePiece))
+        if (HuggingFaceLlama.OwnTokenizer(folder, experimentTokenizer.Sentinels, experimentTokenizer.PadVocabTo) is { } own)
         {
-            if (experimentTokenizer.Kind != TokenizerKind.SentencePiece)
-                return $"distill.teacher {folder}: the teacher's tokenizer is its SentencePiece model {sentencePiece}; give the student the " +
-                       $"same one (tokenizer.kind: sentencepiece, tokenizer.path: {sentencePiece})";
+            var kind = own.Kind == TokenizerKind.SentencePiece ? "sentencepiece" : "bpe";
+            if (experimentTokenizer.Kind != own.Kind)
+                return $"distill.teacher {folder}: the teacher's tokenizer is its own {kind} tokenizer ({own.Path}); give the student the " +
+                       $"same one (tokenizer.kind: {kind}, tokenizer.path: {own.Path})";
             try
             {
-                var teacher = TokenizerIds.Of(HuggingFaceTokenizer(folder, experimentTokenizer));
+                var teacher = TokenizerIds.Of(TokenizerFactory.ForSpec(own, () => []));
                 var student = TokenizerIds.Of(TokenizerFactory.ForSpec(experimentTokenizer, () => []));
                 return teacher == student ? null
-                    : $"distill.teacher {folder}: its SentencePiece model {sentencePiece} maps text to other ids than tokenizer.path " +
+                    : $"distill.teacher {folder}: its {kind} tokenizer {own.Path} maps text to other ids than tokenizer.path " +
                       $"{experimentTokenizer.Path} ({teacher} against {student})";
             }
             catch (Exception e) when (e is InvalidDataException or IOException)
@@ -132,11 +132,12 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         }
         var other = HuggingFaceLlama.TokenizerFiles.Where(f => File.Exists(Path.Combine(folder, f))).ToList();
         if (other.Count > 0)
-            return $"distill.teacher {folder}: the folder's tokenizer ({string.Join(", ", other)}) is not a SentencePiece model, and " +
-                   "only SentencePiece tokenizer files (tokenizer.model) can be read so far; its token ids cannot be matched to the student's.";
+            return $"distill.teacher {folder}: the folder's tokenizer ({string.Join(", ", other)}) cannot be read: tokenizers are read from " +
+                   "a SentencePiece tokenizer.model, or from vocab.json together with merges.txt (byte-level BPE), not from tokenizer.json, " +
+                   "so its token ids cannot be matched to the student's.";
         if (experimentTokenizer.Kind == TokenizerKind.Char)
             return $"distill.teacher {folder}: tokenizer.kind char builds its vocabulary from the training shards; a Hugging Face " +
-                   "teacher needs a fixed tokenizer (byte, cl100k or sentencepiece)";
+                   "teacher needs a fixed tokenizer (byte, cl100k, sentencepiece or bpe)";
         return null;
     }
 
@@ -154,7 +155,11 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         var width = rows.Max(r => r.Length);
         // Right padding: a causal model's earlier positions never see what follows them.
         var tokens = Objectives.ObjectiveMath.ToTensor(rows.Select(r => Objectives.TaskBatch.Pad(r, width, _pad, left: false)).ToList(), _device);
-        var logits = _model.forward(tokens);                            // [B, L, V]
+        // The rows are the student's ids: its padding is masked as keys, and an id the teacher's embedding does not
+        // have (the padding, or a student id past a smaller teacher vocabulary) is read as id 0.
+        var logits = _model is DecoderOnlyModel decoder
+            ? decoder.forward(tokens.masked_fill(tokens.ge(VocabSize), 0), tokens.ne(_pad))
+            : _model.forward(tokens);                                   // [B, L, V]
         var picked = cat(Enumerable.Range(0, rows.Count)
             .Select(i => logits[i].narrow(0, request.ScoreFrom[i], request.ScoreCount[i])).ToArray(), 0)
             .to(float32);                                               // [N, V]

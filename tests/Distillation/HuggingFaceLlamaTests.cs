@@ -255,6 +255,34 @@ public sealed class HuggingFaceLlamaTests
     }
 
     [Test]
+    public void Teacher_WithItsByteLevelBpe_SharesItsIdsWithAStudentOnACopy()
+    {
+        using var scope = NewDisposeScope();
+        using var dir = new TempDirectory();
+        WriteFolder(dir.Combine("llama"), RandomWeights(12));
+        BpeFiles.Write(dir.Combine("llama"));
+        BpeFiles.Write(dir.Combine("student-tokenizer"));
+        var student = new TokenizerSpec(TokenizerKind.Bpe, 0, dir.Combine("student-tokenizer"));
+
+        using var teacher = TeacherModel.Load(dir.Combine("llama"), null, CPU, student);
+        // The tokenizer's pad (a new id, 266) is past the model's 261 ids: rows of different lengths still score as alone.
+        long[] shortRow = [259, 260], longRow = [72, 101, 108, 108, 111, 260];
+        var scores = teacher.Score(new TeacherScoreRequest(2, [shortRow, longRow], [0, 0], [2, 6], TeacherTransport.Full, 0, 1f));
+        var alone = cat([ReferenceLogits(RandomWeights(12), tensor(shortRow).unsqueeze(0))[0], ReferenceLogits(RandomWeights(12), tensor(longRow).unsqueeze(0))[0]]).log_softmax(-1);
+
+        Assert.That((tensor(scores.Values).view(8, Vocab) - alone).abs().max().item<float>(), Is.LessThan(1e-4f));
+        // A source left-padded with the student's pad (SequenceAlignment's layout) scores as the unpadded row: the padding
+        // is masked, and RoPE only sees relative positions.
+        long[] leftPadded = [266, 266, 259, 260];
+        var padded = teacher.Score(new TeacherScoreRequest(3, [leftPadded], [2], [2], TeacherTransport.Full, 0, 1f));
+        Assert.That((tensor(padded.Values).view(2, Vocab) - alone.narrow(0, 0, 2)).abs().max().item<float>(), Is.LessThan(1e-4f));
+        Assert.That(teacher.TokenizerId, Is.EqualTo(TokenizerIds.Of(TokenizerFactory.ForSpec(student, () => []))));
+        Assert.That(teacher.Description, Does.Contain("bpe tokenizer"));
+        Assert.That(TeacherModel.HuggingFaceTokenizerProblem(dir.Combine("llama"), new TokenizerSpec(TokenizerKind.Byte, 0)),
+            Does.Contain("give the student the same one (tokenizer.kind: bpe"));
+    }
+
+    [Test]
     public void Teacher_FolderWithItsOwnTokenizer_IsRefusedWithTheReason()
     {
         using var dir = new TempDirectory();
@@ -263,7 +291,7 @@ public sealed class HuggingFaceLlamaTests
 
         var problem = TeacherModel.HuggingFaceTokenizerProblem(dir.Combine("llama"), new TokenizerSpec(TokenizerKind.Byte, 0));
 
-        Assert.That(problem, Does.Contain("the folder's tokenizer (tokenizer.json) is not a SentencePiece model"));
+        Assert.That(problem, Does.Contain("the folder's tokenizer (tokenizer.json) cannot be read"));
         Assert.Throws<InvalidDataException>(() => TeacherModel.Load(dir.Combine("llama"), null, CPU, new TokenizerSpec(TokenizerKind.Byte, 0)));
     }
 }

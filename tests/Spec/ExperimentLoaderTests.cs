@@ -412,8 +412,8 @@ public sealed class ExperimentLoaderTests
     }
 
     [TestCase("kind: sentencepiece", "tokenizer.kind", "tokenizer.kind sentencepiece needs tokenizer.path")]
-    [TestCase("kind: byte\n  path: spiece.model", "tokenizer.path", "tokenizer.path is the file of a sentencepiece tokenizer; tokenizer.kind byte takes none")]
-    [TestCase("kind: cl100k\n  pad_vocab_to: 64", "tokenizer.pad_vocab_to", "tokenizer.pad_vocab_to pads a sentencepiece vocabulary")]
+    [TestCase("kind: byte\n  path: spiece.model", "tokenizer.path", "tokenizer.path is the file of a sentencepiece or bpe tokenizer; tokenizer.kind byte takes none")]
+    [TestCase("kind: cl100k\n  pad_vocab_to: 64", "tokenizer.pad_vocab_to", "tokenizer.pad_vocab_to pads a sentencepiece or bpe vocabulary")]
     public void Parse_SentencePieceKeysWithTheWrongKind_AreErrors(string body, string key, string message)
     {
         var error = SingleError(SpecFixture.MinimalYaml + "\ntokenizer:\n  " + body + "\n");
