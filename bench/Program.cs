@@ -6,39 +6,42 @@ string Arg(string name, string fallback) => args.SkipWhile(a => a != name).Skip(
 var outDir = Arg("--out", "bench/results");
 var experiment = Arg("--experiment", "experiments/quickstart.yaml");
 Directory.CreateDirectory(outDir);
-// `--only allreduce|data-parallel|generation|train|vocab|shards|checkpoint|dashboard|distill|scheduling|recovery` runs one part; without it, all parts run.
-var only = Arg("--only", "all");
-if (only is not ("all" or "allreduce" or "data-parallel" or "generation" or "train" or "vocab" or "shards" or "checkpoint" or "dashboard" or "distill"
-    or "scheduling" or "recovery"))
+// `--only PART[,PART...]` (allreduce, data-parallel, generation, train, vocab, shards, checkpoint, dashboard, distill,
+// scheduling, recovery) runs those parts in this order; without it, all parts run.
+string[] known = ["allreduce", "data-parallel", "generation", "train", "vocab", "shards", "checkpoint", "dashboard", "distill", "scheduling", "recovery"];
+var parts = Arg("--only", "all").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+if (parts.FirstOrDefault(p => p != "all" && !known.Contains(p)) is { } unknown)
 {
-    Console.Error.WriteLine($"bench: --only {only} is not one of allreduce, data-parallel, generation, train, vocab, shards, checkpoint, dashboard, distill, scheduling, recovery.");
+    Console.Error.WriteLine($"bench: --only {unknown} is not one of {string.Join(", ", known)}.");
     return 2;
 }
-if (only is "all" or "dashboard")
+var all = parts.Contains("all");
+bool Runs(string part) => all || parts.Contains(part);
+if (Runs("dashboard"))
     Training.Bench.DashboardBench.Run(outDir);
-if (only is "all" or "scheduling")
+if (Runs("scheduling"))
     Training.Bench.SchedulingBench.Run(outDir, int.Parse(Arg("--sim-workers", "1000")), int.Parse(Arg("--sim-trials", "10000")),
         double.Parse(Arg("--sim-trial-seconds", "3"), CultureInfo.InvariantCulture));
-if (only is "all" or "recovery")
+if (Runs("recovery"))
     Training.Bench.RecoveryBench.Run(outDir);
-if (only is "all" or "allreduce")
+if (Runs("allreduce"))
     Training.Bench.AllReduceBench.Run(outDir);
-if (only is "all" or "data-parallel")
+if (Runs("data-parallel"))
     Training.Bench.DataParallelBench.Run(experiment, outDir);
-if (only is "all" or "generation")
+if (Runs("generation"))
     await GenerationBench.RunAndWriteAsync(outDir);
-if (only is "all" or "distill")
+if (Runs("distill"))
     Training.Bench.DistillationBench.Run(outDir);
-if (only is "all" or "vocab")
+if (Runs("vocab"))
     Training.Bench.LargeVocabBench.Run(outDir);
-if (only is "all" or "checkpoint")
+if (Runs("checkpoint"))
     Training.Bench.CheckpointBench.Run(experiment, outDir);
-if (only is "shards")
+if (parts.Contains("shards") && !Runs("train"))
 {
     Training.Bench.ShardReadBench.Run(experiment, outDir);
     return 0;
 }
-if (only is not ("all" or "train"))
+if (!Runs("train"))
     return 0;
 
 var train = Training.Bench.TrainThroughputBench.Run(experiment, outDir);

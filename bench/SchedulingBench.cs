@@ -62,7 +62,14 @@ public static class SchedulingBench
             manager.Ask<RunAccepted>(new SubmitRun(run.Id), TimeSpan.FromMinutes(5)).GetAwaiter().GetResult();
             var accepted = clock.Elapsed.TotalSeconds;
             if (!finished.Task.Wait(TimeSpan.FromSeconds(trialSeconds * Math.Ceiling((double)trials / workers) * 4 + 120)))
-                throw new TimeoutException("the run did not finish");
+            {
+                // Say which trials are stuck where, so a rare hang can be followed up from the bench's output alone.
+                store.Writer.Flush();
+                var stuck = run.Statuses().Where(s => s.State != TrialState.Completed).ToList();
+                var states = string.Join(", ", stuck.GroupBy(s => s.State).Select(g => $"{g.Count()} {g.Key.ToString().ToLowerInvariant()}"));
+                throw new TimeoutException($"the run did not finish after {clock.Elapsed.TotalSeconds:F0} s: {states}; " +
+                    $"first of them: {string.Join(", ", stuck.Take(5).Select(s => $"{s.TrialId} at step {s.Step} ({s.Error ?? "no error"})"))}");
+            }
             var makespan = clock.Elapsed.TotalSeconds;
             store.Writer.Flush();
             var statuses = run.Statuses();
