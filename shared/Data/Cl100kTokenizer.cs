@@ -52,15 +52,7 @@ public sealed class Cl100kTokenizer : ITokenizer
     /// <summary>Decodes ordinary tokens; specials and the unused padding ids between them are skipped.</summary>
     public string Decode(IEnumerable<int> ids)
     {
-        ArgumentNullException.ThrowIfNull(ids);
-        var ordinary = new List<int>();
-        foreach (var id in ids)
-        {
-            if (id < 0 || id >= VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id is outside the '{Name}' vocabulary of {VocabSize}.");
-            if (id < OrdinaryTokenCount) ordinary.Add(id);
-        }
-
+        var ordinary = Special.OrdinaryIds(ids, OrdinaryTokenCount, Name);
         return ordinary.Count == 0 ? "" : Bpe.Value.Decode(ordinary);
     }
 

@@ -10,20 +10,33 @@ namespace Training.Shared.Data;
 /// <c>padVocabTo</c> (T5's 32,000 pieces + 100 sentinels padded to 128: 32,128). Ids between the pieces and the
 /// sentinels are never produced.
 /// </summary>
-public sealed class SentencePieceFileTokenizer : ITokenizer
+public sealed class SentencePieceFileTokenizer : FileTokenizer
 {
     public const string KindName = "sentencepiece";
 
     private readonly SentencePieceTokenizer _model;
-    private readonly int _pieces;
 
-    public SentencePieceFileTokenizer(string path, int sentinelCount, int padVocabTo = 1)
+    public SentencePieceFileTokenizer(string path, int sentinelCount, int padVocabTo = 1) : this(path, Load(path, sentinelCount, padVocabTo))
     {
-        if (sentinelCount < 0) throw new ArgumentOutOfRangeException(nameof(sentinelCount), sentinelCount, "Sentinel count cannot be negative.");
-        if (padVocabTo < 1) throw new ArgumentOutOfRangeException(nameof(padVocabTo), padVocabTo, "pad_vocab_to must be at least 1.");
+    }
+
+    private SentencePieceFileTokenizer(string path, (SentencePieceTokenizer Model, int Pieces, SpecialTokens Special) loaded)
+        : base(path, loaded.Pieces, loaded.Special) => _model = loaded.Model;
+
+    public override string Name => KindName;
+
+    protected override IReadOnlyList<int> EncodeText(string text) =>
+        _model.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true);
+
+    protected override string DecodePieces(IReadOnlyList<int> pieces) => _model.Decode(pieces) ?? "";
+
+    private static (SentencePieceTokenizer, int, SpecialTokens) Load(string path, int sentinelCount, int padVocabTo)
+    {
+        CheckCounts(sentinelCount, padVocabTo);
         if (!File.Exists(path)) throw new FileNotFoundException($"tokenizer.path {path}: no such file (a SentencePiece .model)", path);
         var bytes = File.ReadAllBytes(path);
         (int Pieces, int Bos, int Eos, int Pad) ids;
+        SentencePieceTokenizer model;
         try
         {
             ids = SpecialIds(bytes);
@@ -31,20 +44,17 @@ public sealed class SentencePieceFileTokenizer : ITokenizer
             // after the file's overrides it (protobuf merges repeated messages), naming pad or eos, for the library only.
             if (ids.Bos < 0) bytes = [.. bytes, .. TrainerSpecOverride(41, ids.Pad >= 0 ? ids.Pad : ids.Eos)];
             using var stream = new MemoryStream(bytes);
-            _model = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
+            model = SentencePieceTokenizer.Create(stream, addBeginningOfSentence: false, addEndOfSentence: false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             throw new InvalidDataException($"tokenizer.path {path}: not a SentencePiece model ({e.GetType().Name}: {e.Message})", e);
         }
-        Path = path;
-        _pieces = ids.Pieces;
-        if (ids.Eos < 0 || ids.Eos >= _pieces) throw new InvalidDataException($"tokenizer.path {path}: the model defines no end-of-sentence piece");
-        var pad = ids.Pad >= 0 && ids.Pad < _pieces ? ids.Pad : _pieces;
-        var (bos, eos) = (ids.Bos >= 0 && ids.Bos < _pieces ? ids.Bos : pad, ids.Eos);
-        var needed = Math.Max(_pieces, pad + 1) + sentinelCount;
-        var vocabSize = (needed + padVocabTo - 1) / padVocabTo * padVocabTo;
-        Special = new SpecialTokens(pad, bos, eos, sentinelCount, vocabSize);
+        var pieces = ids.Pieces;
+        if (ids.Eos < 0 || ids.Eos >= pieces) throw new InvalidDataException($"tokenizer.path {path}: the model defines no end-of-sentence piece");
+        var pad = ids.Pad >= 0 && ids.Pad < pieces ? ids.Pad : pieces;
+        var bos = ids.Bos >= 0 && ids.Bos < pieces ? ids.Bos : pad;
+        return (model, pieces, SpecialTokens.ForFiles(pieces, pad, bos, ids.Eos, sentinelCount, padVocabTo));
     }
 
     /// <summary>How many pieces the model has (field 1), and the bos_id, eos_id and pad_id of its trainer_spec (field 2;
@@ -131,37 +141,5 @@ public sealed class SentencePieceFileTokenizer : ITokenizer
         Write(message, (ulong)inner.Count);
         message.AddRange(inner);
         return [.. message];
-    }
-
-    /// <summary>The model file.</summary>
-    public string Path { get; }
-
-    /// <summary>How many pieces the model file defines (ids 0 .. PieceCount - 1).</summary>
-    public int PieceCount => _pieces;
-
-    public string Name => KindName;
-    public int VocabSize => Special.VocabSize;
-    public SpecialTokens Special { get; }
-
-    public int[] Encode(string text)
-    {
-        ArgumentNullException.ThrowIfNull(text);
-        if (text.Length == 0) return [];
-        var ids = _model.EncodeToIds(text, considerPreTokenization: true, considerNormalization: true);
-        return ids as int[] ?? [.. ids];
-    }
-
-    /// <summary>Decodes the model's pieces; specials, sentinels and the padding ids are skipped.</summary>
-    public string Decode(IEnumerable<int> ids)
-    {
-        ArgumentNullException.ThrowIfNull(ids);
-        var pieces = new List<int>();
-        foreach (var id in ids)
-        {
-            if (id < 0 || id >= VocabSize)
-                throw new ArgumentOutOfRangeException(nameof(ids), id, $"Token id is outside the '{Name}' vocabulary of {VocabSize}.");
-            if (id < _pieces && !Special.IsSpecial(id)) pieces.Add(id);
-        }
-        return pieces.Count == 0 ? "" : _model.Decode(pieces) ?? "";
     }
 }
