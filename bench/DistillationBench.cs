@@ -109,7 +109,7 @@ public static class DistillationBench
         using var server = TeacherStreamServer.Start("127.0.0.1", 0, teacher);
         using var pool = new TeacherPool(TokenizerIds.Of(tokenizer));
         pool.UpdateEndpoints([server.Endpoint]);
-        TeacherScores Remote(TeacherScoreRequest r) => pool.ScoreAsync(r, CancellationToken.None).GetAwaiter().GetResult();
+        TeacherScores Remote(TeacherScoreRequest r) => pool.Score(r);
         for (var i = 0; i < 3; i++) Remote(Request(i, TeacherTransport.Full));
         var before = pool.Statistics.BytesReceived;
         clock.Restart();

@@ -26,6 +26,12 @@ public sealed class DecoderBlock : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>This layer's self-attention (for probes).</summary>
+    public GroupedQueryAttention SelfAttention => selfAttention;
+
+    /// <summary>This layer's cross-attention (for probes).</summary>
+    public GroupedQueryAttention CrossAttention => crossAttention;
+
     /// <summary>Projects encoder memory to this layer's cross-attention keys/values ([B, kvH, S, hd] each).</summary>
     public (Tensor Keys, Tensor Values) CrossKeysValues(Tensor memory) => crossAttention.ProjectKeysValues(memory);
 

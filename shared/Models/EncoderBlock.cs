@@ -19,6 +19,9 @@ public sealed class EncoderBlock : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>This layer's self-attention (for probes).</summary>
+    public GroupedQueryAttention SelfAttention => selfAttention;
+
     /// <param name="x">[B, S, d]</param>
     /// <param name="mask">additive [B, 1, S, S]</param>
     /// <param name="angles">RoPE tables of positions 0 .. S-1</param>

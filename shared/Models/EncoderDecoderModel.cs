@@ -57,6 +57,32 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
         return Decode(decoderInput, memory, AttentionMask.IsToken(encoderInput, Config.PadId));
     }
 
+    /// <summary>
+    /// The teacher-forced pass that also records the vectors of the last layer's attention modules asked for
+    /// (MiniEnD's relations); the logits are those of <see cref="forward"/>.
+    /// </summary>
+    /// <returns>logits [B, T, V] and one probe per module asked for (null for the others)</returns>
+    public (Tensor Logits, LastLayerAttention Attention) ForwardCapturing(Tensor encoderInput, Tensor decoderInput,
+        bool encoderSelf, bool decoderSelf, bool cross)
+    {
+        var attention = new LastLayerAttention(encoderSelf ? new AttentionProbe() : null,
+            decoderSelf ? new AttentionProbe() : null, cross ? new AttentionProbe() : null);
+        var last = decoder[^1];
+        encoder[^1].SelfAttention.Probe = attention.EncoderSelf;
+        last.SelfAttention.Probe = attention.DecoderSelf;
+        last.CrossAttention.Probe = attention.Cross;
+        try
+        {
+            return (forward(encoderInput, decoderInput), attention);
+        }
+        finally
+        {
+            encoder[^1].SelfAttention.Probe = null;
+            last.SelfAttention.Probe = null;
+            last.CrossAttention.Probe = null;
+        }
+    }
+
     /// <summary>Runs the encoder stack once.</summary>
     /// <param name="encoderInput">[B, S] int64</param>
     /// <returns>final-normed memory [B, S, d]</returns>
@@ -134,3 +160,6 @@ public sealed class EncoderDecoderModel : nn.Module<Tensor, Tensor, Tensor>, ILa
     private Tensor Logits(Tensor hidden) =>
         untiedHead is null ? nn.functional.linear(hidden, EmbeddingWeight) : untiedHead.forward(hidden);
 }
+
+/// <summary>What <see cref="EncoderDecoderModel.ForwardCapturing"/> recorded of the last encoder and decoder layers.</summary>
+public sealed record LastLayerAttention(AttentionProbe? EncoderSelf, AttentionProbe? DecoderSelf, AttentionProbe? Cross);

@@ -35,6 +35,9 @@ public sealed class GroupedQueryAttention : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>When set, each pass records the vectors it attends with (see <see cref="AttentionProbe"/>).</summary>
+    public AttentionProbe? Probe { get; set; }
+
     /// <summary>
     /// Self-attention of x over itself (or over the cache plus itself). x holds positions
     /// angles.Offset .. angles.Offset+T-1; with a cache, its keys/values are written there first.
@@ -55,6 +58,7 @@ public sealed class GroupedQueryAttention : nn.Module
             q = RotaryEmbedding.Apply(q, angles!);
             k = RotaryEmbedding.Apply(k, angles!);
         }
+        Probe?.Record(q, k, v);
         if (cache is not null)
             (k, v) = cache.Write(k, v, angles!.Offset);
         return Attend(q, k, v, mask);
@@ -75,7 +79,9 @@ public sealed class GroupedQueryAttention : nn.Module
     {
         if (rotary)
             throw new InvalidOperationException($"{GetName()} was built with RoPE; cross-attention takes no positions.");
-        return Attend(SplitHeads(query.forward(x), heads), keys, values, mask);
+        var q = SplitHeads(query.forward(x), heads);
+        Probe?.Record(q, keys, values);
+        return Attend(q, keys, values, mask);
     }
 
     private Tensor Attend(Tensor q, Tensor k, Tensor v, Tensor mask)

@@ -14,6 +14,8 @@ namespace Training.Shared.Objectives;
 /// streams), aligned as SPEC.md says: teacher input = prompt left-padded to S, then the target; its logits for target
 /// token t sit at S - 1 + t; the student's decoder reads [BOS] + target[:-1]. The loss is
 /// alpha * D(teacher, student) * T^2 over the target tokens (pads masked) + (1 - alpha) * CE on the gold target.
+/// With distill.relations an encoder-decoder teacher reads the student's own encoder and decoder inputs instead, and
+/// MiniEnD adds relation_weight times the last layer's attention relation losses (<see cref="AttentionRelations"/>).
 /// </summary>
 public sealed class DistillationObjective : ITaskObjective
 {
@@ -54,15 +56,27 @@ public sealed class DistillationObjective : ITaskObjective
         var targets = onPolicy ? Sample(student, examples, globalIndices[0], device) : examples.Select(e => e.Target).ToList();
 
         var alignment = examples.Select((e, i) => SequenceAlignment.Align(e.Prompt, targets[i], _sourceLength, _special.Pad, _special.Bos)).ToList();
-        var request = new TeacherScoreRequest(Interlocked.Increment(ref _requests), alignment.Select(a => a.TeacherInput).ToList(),
-            alignment.Select(a => a.ScoreFrom).ToArray(), alignment.Select(a => a.ScoreCount).ToArray(),
-            _distill.Transport == TeacherTransportKind.TopK ? TeacherTransport.TopK : TeacherTransport.Full, _distill.TopK, (float)_distill.Temperature);
+        var encoderRows = examples.Select(e => e.Prompt).ToList();
+        var transport = _distill.Transport == TeacherTransportKind.TopK ? TeacherTransport.TopK : TeacherTransport.Full;
+        var request = _distill.EncoderDecoderTeacher
+            // An encoder-decoder teacher reads what the student reads: position t of its decoder predicts target token t.
+            ? new TeacherScoreRequest(Interlocked.Increment(ref _requests), encoderRows, new int[alignment.Count],
+                alignment.Select(a => a.ScoreCount).ToArray(), transport, _distill.TopK, (float)_distill.Temperature)
+            {
+                DecoderRows = alignment.Select(a => a.StudentDecoderInput).ToList(),
+                Attention = Modules,
+            }
+            : new TeacherScoreRequest(Interlocked.Increment(ref _requests), alignment.Select(a => a.TeacherInput).ToList(),
+                alignment.Select(a => a.ScoreFrom).ToArray(), alignment.Select(a => a.ScoreCount).ToArray(), transport, _distill.TopK,
+                (float)_distill.Temperature);
         var scores = _scoreWithTeachers(request);
 
         // Student logits at every scored target position, in the teacher's order (row by row).
-        var encoderInput = TaskBatch.RightPadded(examples.Select(e => e.Prompt).ToList(), _special.Pad, device);
+        var encoderInput = TaskBatch.RightPadded(encoderRows, _special.Pad, device);
         var decoderInput = TaskBatch.RightPadded(alignment.Select(a => a.StudentDecoderInput).ToList(), _special.Pad, device);
-        var logits = student.forward(encoderInput, decoderInput);               // [B, T, V]
+        var modules = Modules;
+        var (logits, attention) = student.ForwardCapturing(encoderInput, decoderInput, modules.HasFlag(AttentionModules.EncoderSelf),
+            modules.HasFlag(AttentionModules.DecoderSelf), modules.HasFlag(AttentionModules.Cross));   // [B, T, V]
         var studentLogits = cat(alignment.Select((a, i) => logits[i].narrow(0, 0, a.ScoreCount)).ToArray(), 0); // [N, V]
         // Where the vocabularies differ (same tokenizer, padded differently) both sides are cut to the smaller (SPEC.md).
         var positions = (int)studentLogits.shape[0];
@@ -79,7 +93,46 @@ public sealed class DistillationObjective : ITaskObjective
         // Cross-entropy on the gold target: the same forward pass when the targets were the gold ones.
         var gold = onPolicy ? _gold.Compute(model, examples, globalIndices, device) : GoldFrom(logits, examples, device);
         var loss = _distill.Alpha * divergence + (1 - _distill.Alpha) * gold.Loss;
+        if (modules != AttentionModules.None)
+            loss = loss + _distill.RelationWeight * RelationLoss(student, attention, scores, encoderRows, alignment, encoderInput, decoderInput, device);
         return gold with { Loss = loss, ProcessedTokens = gold.ProcessedTokens + encoderInput.numel() + decoderInput.numel() };
+    }
+
+    /// <summary>The last-layer attention modules whose relations the student matches (SPEC.md section 4).</summary>
+    private AttentionModules Modules => _distill.Relations switch
+    {
+        DistillRelations.MiniEndD => AttentionModules.DecoderSelf | AttentionModules.Cross,
+        DistillRelations.MiniEndE => AttentionModules.DecoderSelf | AttentionModules.EncoderSelf,
+        _ => AttentionModules.None,
+    };
+
+    /// <summary>Sum over the modules of the attention and value relation losses against the teacher's vectors.</summary>
+    private Tensor RelationLoss(EncoderDecoderModel student, LastLayerAttention attention, TeacherScores scores, List<long[]> encoderRows,
+        List<AlignedExample> alignment, Tensor encoderInput, Tensor decoderInput, Device device)
+    {
+        var heads = _distill.RelationHeads == 0 ? student.Config.Heads : _distill.RelationHeads;
+        var encoderIsReal = AttentionRelations.IsReal(encoderRows.Select(r => r.Length).ToList(), encoderInput.shape[1], device);
+        var decoderIsReal = AttentionRelations.IsReal(alignment.Select(a => a.StudentDecoderInput.Length).ToList(), decoderInput.shape[1], device);
+        Tensor? total = null;
+        foreach (var (module, probe, queries, keys, causal) in new[]
+                 {
+                     (AttentionModules.EncoderSelf, attention.EncoderSelf, encoderIsReal, encoderIsReal, false),
+                     (AttentionModules.DecoderSelf, attention.DecoderSelf, decoderIsReal, decoderIsReal, true),
+                     (AttentionModules.Cross, attention.Cross, decoderIsReal, encoderIsReal, false),
+                 })
+        {
+            if (probe is null) continue;
+            var sent = scores.Attention.FirstOrDefault(a => a.Module == module)
+                       ?? throw new InvalidDataException($"the teacher sent no {module} attention vectors, and distill.relations {_distill.Relations} needs them");
+            var teacher = new AttentionRelations.Vectors(
+                ObjectiveMath.FloatTensor(sent.Queries, [sent.Batch, sent.QueryLength, sent.Dim], device),
+                ObjectiveMath.FloatTensor(sent.Keys, [sent.Batch, sent.KeyLength, sent.Dim], device),
+                ObjectiveMath.FloatTensor(sent.Values, [sent.Batch, sent.KeyLength, sent.Dim], device));
+            var own = new AttentionRelations.Vectors(probe.Queries!, probe.Keys!, probe.Values!);
+            var loss = AttentionRelations.ModuleLoss(own, teacher, heads, queries, keys, causal);
+            total = total is null ? loss : total + loss;
+        }
+        return total!;
     }
 
     private DistillationDivergence Divergence => _distill.Divergence switch

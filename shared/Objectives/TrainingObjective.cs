@@ -53,6 +53,18 @@ public static class ObjectiveMath
         return tensor(flat, new long[] { rows.Count, length }, ScalarType.Int64).to(device);
     }
 
+    /// <summary>
+    /// A float32 tensor of <paramref name="shape"/> holding <paramref name="values"/>, copied straight into native memory:
+    /// TorchSharp's tensor(float[]) first clones the array, and a large managed copy per step means more collections,
+    /// each a chance for TorchSharp's Scalar finalizer race (docs/architecture.md, rules).
+    /// </summary>
+    public static Tensor FloatTensor(float[] values, long[] shape, Device device)
+    {
+        var host = empty(shape, ScalarType.Float32, CPU);
+        host.bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan());
+        return device.type == DeviceType.CPU ? host : host.to(device);
+    }
+
     /// <summary>Mean cross-entropy over labels that are not <see cref="IgnoreIndex"/>, plus argmax accuracy.</summary>
     public static (Tensor Loss, long Correct, long Counted) CrossEntropy(Tensor logits /*[B,T,V]*/, Tensor labels /*[B,T]*/)
     {

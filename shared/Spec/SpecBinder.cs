@@ -376,6 +376,13 @@ internal sealed class SpecBinder
         if (spec.Resources.Teachers < 1 && Valid("resources.teachers"))
             Conflict("objective.kind: distill scores with teachers served by teacher workers (worker --role teacher): set resources.teachers to 1 or more",
                 "resources.teachers", "objective.kind");
+        var relationHeads = spec.Distill.RelationHeads == 0 ? spec.Model.Heads : spec.Distill.RelationHeads;
+        if (spec.Distill.Relations is DistillRelations.MiniEndD or DistillRelations.MiniEndE
+            && Valid("distill.relations", "distill.relation_heads", "model.heads", "model.head_dim")
+            && spec.Model.AttentionDim % relationHeads != 0)
+            Conflict($"distill.relation_heads {relationHeads} must divide the student's attention width, model.heads x model.head_dim = " +
+                     $"{spec.Model.Heads} x {spec.Model.HeadDim} = {spec.Model.AttentionDim} (and the teacher's)",
+                "distill.relation_heads", "model.heads", "model.head_dim");
     }
 
     private TrainSpec BindTrain(TrainSpec train, ResourcesSpec resources)

@@ -156,6 +156,11 @@ public static partial class SpecSchema
         Distill("transport", ChoiceRule.Of(("full", TeacherTransportKind.Full), ("topk", TeacherTransportKind.TopK)), "full",
             d => d.Transport, (d, v) => d with { Transport = v }),
         Distill("top_k", IntegerRule.AtLeast(1, MaxLength), 64L, d => d.TopK, (d, v) => d with { TopK = v }),
+        Distill("relations", ChoiceRule.Of(("none", DistillRelations.None), ("logits", DistillRelations.Logits),
+                ("miniend-d", DistillRelations.MiniEndD), ("miniend-e", DistillRelations.MiniEndE)), "none",
+            d => d.Relations, (d, v) => d with { Relations = v }),
+        Distill("relation_heads", IntegerRule.AtLeast(0, MaxHeads), 0L, d => d.RelationHeads, (d, v) => d with { RelationHeads = v }),
+        Distill("relation_weight", NumberRule.AtLeast(0), 1.0, d => d.RelationWeight, (d, v) => d with { RelationWeight = v }),
 
         Optimizer("kind", ChoiceRule.Of(("adamw", OptimizerKind.AdamW), ("stable-adamw", OptimizerKind.StableAdamW)), "adamw",
             o => o.Kind, (o, v) => o with { Kind = v }),

@@ -206,10 +206,31 @@ internal static class StageReader
             return;
         }
         var source = graph[reference.Stage].Spec;
+        if (reference.Key == "distill.teacher" && TeacherArchitectureProblem(stage.Spec, source, reference.Stage) is { } problem)
+            errors.Add(reference.Position, key, $"{problem} (stage {stage.Name})");
         if (reference.Pick.Kind == StagePickKind.BestEval && source.Data.Eval.Count == 0)
             errors.Add(reference.PickPosition, reference.Key + ".pick",
                 $"best-eval compares final eval losses, but stage {reference.Stage} has no data.eval; give it eval data, or pick last or a trial index (stage {stage.Name})");
     }
+
+    /// <summary>A decoder-only teacher unless distill.relations names an encoder-decoder one: the stage must train that kind.</summary>
+    private static string? TeacherArchitectureProblem(ExperimentSpec student, ExperimentSpec teacher, string teacherStage)
+    {
+        var trains = SpecWriter.NameOf(teacher.Model.Architecture);
+        if (student.Distill.EncoderDecoderTeacher)
+            return teacher.Model.Architecture == Models.ModelArchitecture.EncoderDecoder ? null
+                : $"distill.relations {RelationsName(student.Distill.Relations)} distils from an encoder-decoder teacher, and stage {teacherStage} trains {trains}";
+        return teacher.Model.Architecture == Models.ModelArchitecture.EncoderDecoder
+            ? $"stage {teacherStage} trains an encoder-decoder: set distill.relations (logits, miniend-d or miniend-e) to distil from one"
+            : null;
+    }
+
+    private static string RelationsName(Objectives.DistillRelations relations) => relations switch
+    {
+        Objectives.DistillRelations.Logits => "logits",
+        Objectives.DistillRelations.MiniEndD => "miniend-d",
+        _ => "miniend-e",
+    };
 
     private static string Hint(string written, IEnumerable<string> allowed) =>
         Suggest.Nearest(written, allowed.ToList(), 1) is { Count: > 0 } nearest ? $"; did you mean \"{nearest[0]}\"?" : "";

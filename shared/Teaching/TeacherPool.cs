@@ -21,6 +21,9 @@ public sealed class TeacherPoolOptions
     public TimeSpan WaitForTeacher { get; init; } = TimeSpan.FromSeconds(120);
 
     public TeacherStreamLimits Limits { get; init; } = TeacherStreamLimits.Default;
+
+    /// <summary>The kind of teacher the student asks for (told in the Hello; a teacher of the other kind refuses it).</summary>
+    public TeacherForm Form { get; init; } = TeacherForm.Causal;
 }
 
 /// <summary>Counters since the pool was made; <see cref="TeacherPool.Statistics"/> returns a snapshot.</summary>
@@ -101,7 +104,38 @@ public sealed class TeacherPool : IDisposable
     /// answered an error), <see cref="TeacherUnavailableException"/> (no teacher within WaitForTeacher) or
     /// <see cref="ObjectDisposedException"/> (the pool was disposed).
     /// </summary>
-    public async Task<TeacherScores> ScoreAsync(TeacherScoreRequest request, CancellationToken cancellation)
+    public async Task<TeacherScores> ScoreAsync(TeacherScoreRequest request, CancellationToken cancellation) =>
+        Decode(await Send(request, cancellation), request);
+
+    /// <summary>
+    /// <see cref="ScoreAsync"/>, blocking, with the answer decoded on the calling thread. A trainer scores this way:
+    /// the answer's large arrays are then allocated on the trainer's own thread, so the collections they cause run
+    /// there, between TorchSharp calls, and not on a socket thread while the trainer is inside one (TorchSharp frees an
+    /// operator's temporary Scalar in a finalizer, which a collection elsewhere can run while the call still uses it).
+    /// </summary>
+    public TeacherScores Score(TeacherScoreRequest request, CancellationToken cancellation = default) =>
+        Decode(Send(request, cancellation).GetAwaiter().GetResult(), request);
+
+    /// <summary>Decodes a Scores body read into a pooled buffer, and gives the buffer back.</summary>
+    private static TeacherScores Decode(RawAnswer answer, TeacherScoreRequest request)
+    {
+        try
+        {
+            return TeacherFrames.DecodeScores(answer.Frame.Body.Span) with { RequestId = request.RequestId };
+        }
+        finally
+        {
+            Buffers.Return(answer.Rented);
+        }
+    }
+
+    /// <summary>Frame buffers of the read loops; large answers reuse them instead of allocating per request.</summary>
+    private static System.Buffers.ArrayPool<byte> Buffers => System.Buffers.ArrayPool<byte>.Shared;
+
+    /// <summary>A Scores frame as received, its body still in a buffer rented from <see cref="Buffers"/>.</summary>
+    private sealed record RawAnswer(TeacherFrame Frame, byte[] Rented);
+
+    private async Task<RawAnswer> Send(TeacherScoreRequest request, CancellationToken cancellation)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         Interlocked.Increment(ref _requests);
@@ -150,8 +184,7 @@ public sealed class TeacherPool : IDisposable
                     sending = true;
                     if (++sends > MaxSends)
                         throw new TeacherUnavailableException($"request {request.RequestId} lost its teacher on each of {MaxSends} sends; the last: {lastLoss}");
-                    var scores = await connection.Request(wireId, frame, token);
-                    return scores with { RequestId = request.RequestId };
+                    return await connection.Request(wireId, frame, token);
                 }
                 catch (LinkFailedException e)
                 {
@@ -218,7 +251,7 @@ public sealed class TeacherPool : IDisposable
         {
             await socket.ConnectAsync(link.Endpoint, timeout.Token);
             var stream = new NetworkStream(socket, ownsSocket: true);
-            var hello = TeacherFrames.EncodeHello(_tokenizerId);
+            var hello = TeacherFrames.EncodeHello(_tokenizerId, _options.Form);
             await TeacherFrames.WriteFrameAsync(stream, hello, timeout.Token);
             var answer = await TeacherFrames.ReadFrameAsync(stream, _options.Limits.MaxFrameBytes, timeout.Token)
                 ?? throw new IOException("the teacher closed the connection during the handshake");
@@ -232,6 +265,8 @@ public sealed class TeacherPool : IDisposable
                     var welcome = TeacherFrames.DecodeWelcome(answer.Body.Span);
                     if (welcome.TokenizerId != _tokenizerId)
                         throw new TeacherMismatchException($"teacher {link.Endpoint}: the student's tokenizer {_tokenizerId} differs from the teacher's {welcome.TokenizerId}");
+                    if (welcome.Form != _options.Form)
+                        throw new TeacherMismatchException($"teacher {link.Endpoint} is a {welcome.Form} model, and the student asked for a {_options.Form} one");
                     return new Connection(this, link, socket, stream);
                 default:
                     throw new InvalidDataException($"expected Welcome from the teacher, got {answer.Type}");
@@ -323,7 +358,7 @@ public sealed class TeacherPool : IDisposable
         private readonly Link _link;
         private readonly Socket _socket;
         private readonly NetworkStream _stream;
-        private readonly ConcurrentDictionary<long, TaskCompletionSource<TeacherScores>> _pending = new();
+        private readonly ConcurrentDictionary<long, TaskCompletionSource<RawAnswer>> _pending = new();
         private readonly SemaphoreSlim _writeLock = new(1, 1);
         private string? _failure;
 
@@ -336,9 +371,9 @@ public sealed class TeacherPool : IDisposable
             _ = ReadLoop();
         }
 
-        public async Task<TeacherScores> Request(long wireId, byte[] frame, CancellationToken token)
+        public async Task<RawAnswer> Request(long wireId, byte[] frame, CancellationToken token)
         {
-            var answer = new TaskCompletionSource<TeacherScores>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var answer = new TaskCompletionSource<RawAnswer>(TaskCreationOptions.RunContinuationsAsynchronously);
             _pending[wireId] = answer;
             try
             {
@@ -384,21 +419,25 @@ public sealed class TeacherPool : IDisposable
             {
                 while (true)
                 {
-                    var frame = await TeacherFrames.ReadFrameAsync(_stream, _pool._options.Limits.MaxFrameBytes);
-                    if (frame is null)
+                    // Into a pooled buffer, decoded by the requester (see Score): this thread allocates nothing large.
+                    var read = await TeacherFrames.ReadFrameAsync(_stream, _pool._options.Limits.MaxFrameBytes, Buffers);
+                    if (read is not { } received)
                     {
                         Fail("the teacher closed the connection");
                         return;
                     }
-                    Interlocked.Add(ref _pool._bytesReceived, TeacherFrames.HeaderBytes + 2 + frame.Value.Body.Length);
-                    switch (frame.Value.Type)
+                    var (frame, rented) = received;
+                    Interlocked.Add(ref _pool._bytesReceived, TeacherFrames.HeaderBytes + 2 + frame.Body.Length);
+                    switch (frame.Type)
                     {
                         case TeacherMessageType.Scores:
-                            var scores = TeacherFrames.DecodeScores(frame.Value.Body.Span);
-                            if (_pending.TryRemove(scores.RequestId, out var answer)) answer.TrySetResult(scores);
+                            var id = TeacherFrames.ScoresRequestId(frame.Body.Span);
+                            if (_pending.TryRemove(id, out var answer) && answer.TrySetResult(new RawAnswer(frame, rented))) break;
+                            Buffers.Return(rented);
                             break;
                         case TeacherMessageType.Error:
-                            var error = TeacherFrames.DecodeError(frame.Value.Body.Span);
+                            var error = TeacherFrames.DecodeError(frame.Body.Span);
+                            Buffers.Return(rented);
                             if (error.RequestId == -1)
                             {
                                 Fail($"the teacher closed the session: {error.Message}");
@@ -408,7 +447,8 @@ public sealed class TeacherPool : IDisposable
                                 failed.TrySetException(new InvalidOperationException($"teacher {_link.Endpoint}: {error.Message}"));
                             break;
                         default:
-                            throw new InvalidDataException($"unexpected {frame.Value.Type} frame from the teacher");
+                            Buffers.Return(rented);
+                            throw new InvalidDataException($"unexpected {frame.Type} frame from the teacher");
                     }
                 }
             }

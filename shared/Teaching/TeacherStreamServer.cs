@@ -211,7 +211,15 @@ public sealed class TeacherStreamServer : IDisposable
                 Send(TeacherFrames.EncodeError(-1, message));
                 return false;
             }
-            Send(TeacherFrames.EncodeWelcome(server._vocab, server._tokenizerId));
+            if (hello.Form != server._scorer.Form)
+            {
+                var message = $"the student asks {FormName(hello.Form)} teacher (distill.relations {(hello.Form == TeacherForm.Causal ? "none" : "logits, miniend-d or miniend-e")}), " +
+                              $"and this teacher is {FormName(server._scorer.Form)} model";
+                server._log($"teacher stream: refusing {Remote}: {message}");
+                Send(TeacherFrames.EncodeError(-1, message));
+                return false;
+            }
+            Send(TeacherFrames.EncodeWelcome(server._vocab, server._tokenizerId, server._scorer.Form));
             return true;
         }
 
@@ -246,4 +254,6 @@ public sealed class TeacherStreamServer : IDisposable
             _stream.Dispose();
         }
     }
+
+    private static string FormName(TeacherForm form) => form == TeacherForm.Causal ? "a decoder-only" : "an encoder-decoder";
 }

@@ -10,18 +10,19 @@ using static TorchSharp.torch;
 namespace Training.Shared.Training;
 
 /// <summary>
-/// A frozen teacher for distillation: a causal model this system trained (a committed checkpoint of a finished trial,
-/// its architecture and tokenizer read from the spec saved in the checkpoint). Eval mode, no gradients, bf16 on CUDA. It scores rows of token ids: the
+/// A frozen teacher for distillation: a causal model or an encoder-decoder (MiniEnD) this system trained (a committed
+/// checkpoint of a finished trial, its architecture and tokenizer read from the spec saved in the checkpoint), or a
+/// Hugging Face Llama folder. Eval mode, no gradients, bf16 on CUDA. It scores rows of token ids: the
 /// log-probabilities of the next token at the positions asked for, in full or as the top k with the mass of the rest.
 /// Not thread-safe: one scoring thread owns it (TorchSharp's grad mode and dispose scopes are per thread).
 /// </summary>
 public sealed class TeacherModel : ITeacherScorer, IDisposable
 {
-    private readonly ICausalLanguageModel _model;
+    private readonly ILanguageModel _model;
     private readonly Device _device;
     private readonly int _pad;
 
-    private TeacherModel(ICausalLanguageModel model, Device device, int pad, string tokenizerId, string description)
+    private TeacherModel(ILanguageModel model, Device device, int pad, string tokenizerId, string description)
     {
         _model = model;
         _device = device;
@@ -35,6 +36,7 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
     }
 
     public int VocabSize => _model.Config.VocabSize;
+    public TeacherForm Form => _model is EncoderDecoderModel ? TeacherForm.EncoderDecoder : TeacherForm.Causal;
     public string TokenizerId { get; }
 
     /// <summary>Where the weights came from and what they are, for logs and the trial's record.</summary>
@@ -58,16 +60,16 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
             $"distill.teacher {source}: its tokenizer ({spec.Tokenizer.Kind}) is built from its training shards; teachers take a fixed tokenizer (byte, cl100k or files)"));
         var config = TrialComponents.ModelConfig(spec, tokenizer);
         var model = ModelFactory.Create(config, spec.Seed, device);
-        if (model is not ICausalLanguageModel causal)
+        if (model is not (ICausalLanguageModel or EncoderDecoderModel))
         {
             ((nn.Module)model).Dispose();
-            throw new InvalidDataException($"distill.teacher {source}: a teacher is a causal model (decoder-only, gpt, ettin-decoder), " +
-                                           $"and this checkpoint is {spec.Model.Architecture}");
+            throw new InvalidDataException($"distill.teacher {source}: a teacher is a causal model (decoder-only, gpt, ettin-decoder) or an " +
+                                           $"encoder-decoder (distill.relations), and this checkpoint is {SpecWriter.NameOf(spec.Model.Architecture)}");
         }
         var (tensors, _) = SafeTensors.Deserialize(checkpoint.Files["model.safetensors"], $"{where}/model.safetensors");
         InitialWeights.CopyMatching((nn.Module)model, tensors, $"distill.teacher {source} ({where}/model.safetensors)");
         ToInferencePrecision((nn.Module)model, device);
-        return new TeacherModel(causal, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
+        return new TeacherModel(model, device, tokenizer.Special.Pad, TokenizerIds.Of(tokenizer),
             $"{name}@{checkpoint.Manifest.Id} ({SpecWriter.NameOf(spec.Model.Architecture)}, {((nn.Module)model).parameters().Sum(p => p.numel()):N0} parameters)");
     }
 
@@ -151,27 +153,55 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var rows = request.Rows.Select(r => Array.ConvertAll(r, t => (long)t)).ToList();
-        var width = rows.Max(r => r.Length);
-        // Right padding: a causal model's earlier positions never see what follows them.
-        var tokens = Objectives.ObjectiveMath.ToTensor(rows.Select(r => Objectives.TaskBatch.Pad(r, width, _pad, left: false)).ToList(), _device);
-        // The rows are the student's ids: its padding is masked as keys, and an id the teacher's embedding does not
-        // have (the padding, or a student id past a smaller teacher vocabulary) is read as id 0.
-        var logits = _model is DecoderOnlyModel decoder
-            ? decoder.forward(tokens.masked_fill(tokens.ge(VocabSize), 0), tokens.ne(_pad))
-            : _model.forward(tokens);                                   // [B, L, V]
-        var picked = cat(Enumerable.Range(0, rows.Count)
+        if (request.Form != Form)
+            throw new InvalidOperationException($"this teacher is {(Form == TeacherForm.Causal ? "decoder-only" : "an encoder-decoder")} and the request is in the {request.Form} form");
+        var (logits, attention) = request.Form == TeacherForm.Causal ? (CausalLogits(request), []) : EncoderDecoderLogits(request);
+        var picked = cat(Enumerable.Range(0, request.Rows.Count)
             .Select(i => logits[i].narrow(0, request.ScoreFrom[i], request.ScoreCount[i])).ToArray(), 0)
             .to(float32);                                               // [N, V]
         var logProbs = nn.functional.log_softmax(picked / request.Temperature, -1);
         if (request.Transport == TeacherTransport.Full)
-            return new TeacherScores(request.RequestId, VocabSize, TeacherTransport.Full, 0, logProbs.cpu().data<float>().ToArray(), null, null);
+            return new TeacherScores(request.RequestId, VocabSize, TeacherTransport.Full, 0, logProbs.cpu().data<float>().ToArray(), null, null) { Attention = attention };
         var (values, indices) = logProbs.topk(request.TopK, dim: -1);
         // The rest of the mass, log(1 - sum p_topk), kept finite when the top k hold (almost) everything.
         var tail = (1 - values.exp().sum(-1)).clamp_min(1e-30).log();
         return new TeacherScores(request.RequestId, VocabSize, TeacherTransport.TopK, request.TopK,
-            values.cpu().data<float>().ToArray(), indices.to(int32).cpu().data<int>().ToArray(), tail.cpu().data<float>().ToArray());
+            values.cpu().data<float>().ToArray(), indices.to(int32).cpu().data<int>().ToArray(), tail.cpu().data<float>().ToArray()) { Attention = attention };
     }
+
+    /// <summary>[B, L, V] over the rows, right-padded.</summary>
+    private Tensor CausalLogits(TeacherScoreRequest request)
+    {
+        // Right padding: a causal model's earlier positions never see what follows them.
+        var tokens = RightPadded(request.Rows);
+        // The rows are the student's ids: its padding is masked as keys, and an id the teacher's embedding does not
+        // have (the padding, or a student id past a smaller teacher vocabulary) is read as id 0.
+        return _model is DecoderOnlyModel decoder
+            ? decoder.forward(tokens.masked_fill(tokens.ge(VocabSize), 0), tokens.ne(_pad))
+            : ((ICausalLanguageModel)_model).forward(tokens);
+    }
+
+    /// <summary>[B, T, V] over the decoder rows, and the last layer's attention vectors the request names. The student
+    /// right-pads its inputs the same way, so position t of row b means the same token on both sides.</summary>
+    private (Tensor Logits, List<AttentionVectors> Attention) EncoderDecoderLogits(TeacherScoreRequest request)
+    {
+        var model = (EncoderDecoderModel)_model;
+        var modules = request.Attention;
+        var (logits, probes) = model.ForwardCapturing(RightPadded(request.Rows), RightPadded(request.DecoderRows!),
+            modules.HasFlag(AttentionModules.EncoderSelf), modules.HasFlag(AttentionModules.DecoderSelf), modules.HasFlag(AttentionModules.Cross));
+        var attention = new List<AttentionVectors>();
+        foreach (var (module, probe) in new[] { (AttentionModules.EncoderSelf, probes.EncoderSelf), (AttentionModules.DecoderSelf, probes.DecoderSelf),
+                     (AttentionModules.Cross, probes.Cross) })
+        {
+            if (probe is null) continue;
+            var (q, k, v) = (probe.Queries!.to(float32).cpu(), probe.Keys!.to(float32).cpu(), probe.Values!.to(float32).cpu());
+            attention.Add(new AttentionVectors(module, (int)q.shape[0], (int)q.shape[1], (int)k.shape[1], (int)q.shape[2],
+                q.data<float>().ToArray(), k.data<float>().ToArray(), v.data<float>().ToArray()));
+        }
+        return (logits, attention);
+    }
+
+    private Tensor RightPadded(IReadOnlyList<long[]> rows) => Objectives.TaskBatch.RightPadded(rows, _pad, _device);
 
     public void Dispose() => ((nn.Module)_model).Dispose();
 }

@@ -86,11 +86,35 @@ public static class DistillationFixture
         {resources}
         """;
 
-    /// <summary>Trains the teacher experiment in this process; returns its checkpoints folder (a distill.teacher source).</summary>
-    public static string TrainTeacher(string root, int steps)
+    /// <summary>An encoder-decoder teacher (MiniEnD): wider and deeper than the students, seq2seq on the same task.</summary>
+    public static string EncoderDecoderTeacherExperiment(int steps) => $"""
+        name: teacher
+        {Common}
+        model:
+          arch: encoder-decoder
+          d_model: 48
+          encoder_layers: 2
+          decoder_layers: 2
+          heads: 3
+          head_dim: 16
+          ffn_dim: 96
+        objective:
+          kind: seq2seq
+          input_length: 10
+          target_length: 10
+        train:
+          steps: {steps}
+          global_batch: 8
+          eval_batches: 2
+          log_every: 1
+        """;
+
+    /// <summary>Trains the teacher experiment (decoder-only, or <paramref name="yaml"/>) in this process; returns its
+    /// checkpoints folder (a distill.teacher source).</summary>
+    public static string TrainTeacher(string root, int steps, string? yaml = null)
     {
         var path = Path.Combine(root, "teacher.yaml");
-        File.WriteAllText(path, TeacherExperiment(steps));
+        File.WriteAllText(path, yaml ?? TeacherExperiment(steps));
         var spec = ExperimentLoader.Load(path);
         var trial = TrialComponents.Expand(spec).Single();
         var blobs = new LocalFolderBlobStore(Path.Combine(root, "teacher-run"));

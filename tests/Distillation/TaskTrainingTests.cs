@@ -93,7 +93,7 @@ public sealed class TaskTrainingTests
             pool = new TeacherPool(TokenizerIds.Of(tokenizer), new TeacherPoolOptions());
             pool.UpdateEndpoints([server.Endpoint]);
             var spec = ExperimentLoader.Load(Path.Combine(dir.Path, "experiment.yaml"));
-            return new DistillationObjective(spec.Distill, spec.Objective, spec.Seed, tokenizer.Special, r => pool.ScoreAsync(r, CancellationToken.None).GetAwaiter().GetResult());
+            return new DistillationObjective(spec.Distill, spec.Objective, spec.Seed, tokenizer.Special, r => pool.Score(r));
         });
 
         var steps = events.OfType<StepMetrics>().ToList();

@@ -96,8 +96,8 @@ public class TeacherFramesTests
         Assert.That(Assert.ThrowsAsync<InvalidDataException>(() => Read([1, 0, 0, 0, 1]))!.Message, Does.Contain("too small"));
         Assert.That(Assert.ThrowsAsync<InvalidDataException>(() => Read([100, 0, 0, 0, 1, 1, 0]))!.Message, Does.Contain("truncated"));
         Assert.That(Assert.ThrowsAsync<InvalidDataException>(() => Read([100, 0]))!.Message, Does.Contain("truncated"));
-        Assert.That(Assert.ThrowsAsync<InvalidDataException>(() => Read([2, 0, 0, 0, 2, 1]))!.Message, Does.Contain("version 2"));
-        Assert.That(Assert.ThrowsAsync<InvalidDataException>(() => Read([2, 0, 0, 0, 1, 99]))!.Message, Does.Contain("unknown teacher message type 99"));
+        Assert.That(Assert.ThrowsAsync<InvalidDataException>(() => Read([2, 0, 0, 0, 3, 1]))!.Message, Does.Contain("version 3"));
+        Assert.That(Assert.ThrowsAsync<InvalidDataException>(() => Read([2, 0, 0, 0, TeacherFrames.ProtocolVersion, 99]))!.Message, Does.Contain("unknown teacher message type 99"));
     }
 
     /// <summary>The body of an encoded frame, to corrupt.</summary>
@@ -143,5 +143,99 @@ public class TeacherFramesTests
         Assert.Throws<ArgumentException>(() => TeacherFrames.EncodeRequest(request with { ScoreCount = [1] }));
         Assert.Throws<ArgumentException>(() => TeacherFrames.EncodeRequest(request with { ScoreFrom = [0, 0, 100] }));
         Assert.Throws<ArgumentException>(() => TeacherFrames.EncodeScores(new TeacherScores(1, 10, TeacherTransport.Full, 0, new float[15], null, null)));
+    }
+
+    /// <summary>An encoder-decoder request: three encoder rows, their decoder rows, and positions within the decoder rows.</summary>
+    private static TeacherScoreRequest EncoderDecoderRequest(AttentionModules attention = AttentionModules.DecoderSelf | AttentionModules.Cross) =>
+        new(4, [[5, 6, 7], [8, 9], [1, 2, 3, 4]], [0, 0, 1], [2, 3, 1], TeacherTransport.Full, 0, 2f)
+        {
+            DecoderRows = [[1, 10], [1, 11, 12], [1, 13]],
+            Attention = attention,
+        };
+
+    private static AttentionVectors Vectors(AttentionModules module, int batch, int queries, int keys, int dim) =>
+        new(module, batch, queries, keys, dim,
+            Enumerable.Range(0, batch * queries * dim).Select(i => MathF.Sin(i)).ToArray(),
+            Enumerable.Range(0, batch * keys * dim).Select(i => MathF.Cos(i)).ToArray(),
+            Enumerable.Range(0, batch * keys * dim).Select(i => i * 0.5f).ToArray());
+
+    [Test]
+    public async Task EncoderDecoderRequestAndScoresWithAttention_RoundTrip()
+    {
+        var request = EncoderDecoderRequest();
+        var decoded = TeacherFrames.DecodeRequest((await RoundTrip(TeacherFrames.EncodeRequest(request), TeacherMessageType.ScoreRequest)).Body.Span);
+        Assert.Multiple(() =>
+        {
+            Assert.That(decoded.Form, Is.EqualTo(TeacherForm.EncoderDecoder));
+            Assert.That(decoded.Rows, Is.EqualTo(request.Rows));
+            Assert.That(decoded.DecoderRows, Is.EqualTo(request.DecoderRows));
+            Assert.That(decoded.Attention, Is.EqualTo(request.Attention));
+            Assert.That((decoded.ScoreFrom, decoded.ScoreCount), Is.EqualTo((request.ScoreFrom, request.ScoreCount)));
+        });
+        var causal = TeacherFrames.DecodeRequest((await RoundTrip(TeacherFrames.EncodeRequest(TestScorer.Request(2, 3)), TeacherMessageType.ScoreRequest)).Body.Span);
+        Assert.That((causal.Form, causal.DecoderRows, causal.Attention), Is.EqualTo((TeacherForm.Causal, (IReadOnlyList<long[]>?)null, AttentionModules.None)));
+
+        var scores = new TeacherScores(4, 3, TeacherTransport.Full, 0, new float[6 * 3], null, null)
+        {
+            Attention = [Vectors(AttentionModules.DecoderSelf, 3, 3, 3, 8), Vectors(AttentionModules.Cross, 3, 3, 4, 8)],
+        };
+        var back = TeacherFrames.DecodeScores((await RoundTrip(TeacherFrames.EncodeScores(scores), TeacherMessageType.Scores)).Body.Span);
+        Assert.That(back.Attention.Select(a => (a.Module, a.Batch, a.QueryLength, a.KeyLength, a.Dim)),
+            Is.EqualTo(scores.Attention.Select(a => (a.Module, a.Batch, a.QueryLength, a.KeyLength, a.Dim))));
+        for (var i = 0; i < 2; i++)
+        {
+            AssertBits(back.Attention[i].Queries, scores.Attention[i].Queries);
+            AssertBits(back.Attention[i].Keys, scores.Attention[i].Keys);
+            AssertBits(back.Attention[i].Values, scores.Attention[i].Values);
+        }
+        var hello = TeacherFrames.DecodeHello((await RoundTrip(TeacherFrames.EncodeHello("byte", TeacherForm.EncoderDecoder), TeacherMessageType.Hello)).Body.Span);
+        Assert.That(hello, Is.EqualTo(new TeacherHello("byte", TeacherForm.EncoderDecoder)));
+    }
+
+    [Test]
+    public void MalformedEncoderDecoderFramesAndAttention_AreRejected()
+    {
+        // Positions index the decoder rows: row 2's decoder row has 2 tokens, so position 1 + 2 is past it.
+        Assert.That(Assert.Throws<ArgumentException>(() => TeacherFrames.EncodeRequest(EncoderDecoderRequest() with { ScoreCount = [2, 3, 2] }))!.Message,
+            Does.Contain("outside the row"));
+        Assert.That(Assert.Throws<ArgumentException>(() => TeacherFrames.EncodeRequest(TestScorer.Request(1, 2) with { Attention = AttentionModules.Cross }))!.Message,
+            Does.Contain("encoder-decoder teacher only"));
+
+        var body = Body(TeacherFrames.EncodeRequest(EncoderDecoderRequest()));
+        // Layout: 21 header bytes, 3 x 12 row headers, 9 encoder tokens x 8, then form and attention.
+        var formAt = 21 + 36 + 72;
+        var unknownForm = (byte[])body.Clone();
+        unknownForm[formAt] = 9;
+        Assert.That(Assert.Throws<InvalidDataException>(() => TeacherFrames.DecodeRequest(unknownForm))!.Message, Does.Contain("unknown teacher form 9"));
+        var unknownModule = (byte[])body.Clone();
+        unknownModule[formAt + 1] = 8;
+        Assert.That(Assert.Throws<InvalidDataException>(() => TeacherFrames.DecodeRequest(unknownModule))!.Message, Does.Contain("unknown attention modules 8"));
+        var longDecoderRow = (byte[])body.Clone();
+        BinaryPrimitives.WriteInt32LittleEndian(longDecoderRow.AsSpan(formAt + 2), 1_000_000);
+        Assert.That(Assert.Throws<InvalidDataException>(() => TeacherFrames.DecodeRequest(longDecoderRow))!.Message, Does.Contain("too short"));
+        var shortDecoderRow = (byte[])body.Clone();
+        BinaryPrimitives.WriteInt32LittleEndian(shortDecoderRow.AsSpan(formAt + 2), 1);   // row 0 now 1 decoder token, 2 scored
+        Assert.That(Assert.Throws<InvalidDataException>(() => TeacherFrames.DecodeRequest(shortDecoderRow[..^8]))!.Message, Does.Contain("outside the row"));
+
+        var scores = new TeacherScores(4, 3, TeacherTransport.Full, 0, new float[6 * 3], null, null) { Attention = [Vectors(AttentionModules.Cross, 3, 3, 4, 8)] };
+        var encoded = Body(TeacherFrames.EncodeScores(scores));
+        var moduleAt = 21 + 4 * 18 + 1;
+        Assert.That(Assert.Throws<InvalidDataException>(() => TeacherFrames.DecodeScores(encoded[..^4]))!.Message, Does.Contain("too short"));
+        var huge = (byte[])encoded.Clone();
+        BinaryPrimitives.WriteInt32LittleEndian(huge.AsSpan(moduleAt + 1 + 12), 1 << 30);  // dim
+        var before = GC.GetTotalAllocatedBytes(precise: true);
+        Assert.That(Assert.Throws<InvalidDataException>(() => TeacherFrames.DecodeScores(huge))!.Message, Does.Contain("too short"));
+        Assert.That(GC.GetTotalAllocatedBytes(precise: true) - before, Is.LessThan(1 << 20), "the claimed vectors were never allocated");
+        var notOne = (byte[])encoded.Clone();
+        notOne[moduleAt] = (byte)(AttentionModules.Cross | AttentionModules.DecoderSelf);
+        Assert.That(Assert.Throws<InvalidDataException>(() => TeacherFrames.DecodeScores(notOne))!.Message, Does.Contain("is not one module"));
+        Assert.That(Assert.Throws<ArgumentException>(() => TeacherFrames.EncodeScores(scores with
+            {
+                Attention = [Vectors(AttentionModules.Cross, 3, 3, 4, 8), Vectors(AttentionModules.Cross, 3, 3, 4, 8)],
+            }))!.Message, Does.Contain("appears twice"));
+        Assert.That(Assert.Throws<ArgumentException>(() => TeacherFrames.EncodeScores(scores with
+            {
+                Attention = [Vectors(AttentionModules.Cross, 3, 3, 4, 8) with { Dim = 7 }],
+            }))!.Message, Does.Contain("do not match"));
     }
 }

@@ -32,10 +32,12 @@ public class TeacherStreamTests
         return (server, scorer);
     }
 
-    private TeacherPool Pool(IReadOnlyList<IPEndPoint> endpoints, TimeSpan? wait = null, TimeSpan? requestTimeout = null, string tokenizer = Tokenizer)
+    private TeacherPool Pool(IReadOnlyList<IPEndPoint> endpoints, TimeSpan? wait = null, TimeSpan? requestTimeout = null, string tokenizer = Tokenizer,
+        TeacherForm form = TeacherForm.Causal)
     {
         var pool = new TeacherPool(tokenizer, new TeacherPoolOptions
         {
+            Form = form,
             Log = line => _log.Enqueue("pool: " + line),
             WaitForTeacher = wait ?? TimeSpan.FromSeconds(10),
             RequestTimeout = requestTimeout ?? TimeSpan.FromSeconds(10),
@@ -83,6 +85,16 @@ public class TeacherStreamTests
         var pool = Pool([server.Endpoint], tokenizer: "student-tok");
         var error = Assert.ThrowsAsync<TeacherMismatchException>(() => pool.ScoreAsync(TestScorer.Request(1, 1), CancellationToken.None));
         Assert.That(error!.Message, Does.Contain("the student's tokenizer student-tok differs from the teacher's teacher-tok"));
+    }
+
+    [Test]
+    public void AStudentAskingForAnEncoderDecoderTeacher_IsRefusedByADecoderOnlyOne()
+    {
+        var (server, scorer) = Serve();
+        var pool = Pool([server.Endpoint], form: TeacherForm.EncoderDecoder);
+        var error = Assert.ThrowsAsync<TeacherMismatchException>(() => pool.ScoreAsync(TestScorer.Request(1, 1), CancellationToken.None));
+        Assert.That(error!.Message, Does.Contain("the student asks an encoder-decoder teacher").And.Contain("this teacher is a decoder-only model"));
+        Assert.That(scorer.Calls, Is.Zero, "refused at the handshake, before any scoring");
     }
 
     [Test]

@@ -28,6 +28,9 @@ public sealed class TrainerRank : ReceiveActor
         BlobStoreException storage => storage.Transient,
         BlobAlreadyExistsException => false,
         IOException and not FileNotFoundException and not DirectoryNotFoundException => true,
+        // TorchSharp's Scalar finalizer race (docs/architecture.md, rules): a collection freed a Scalar a native call
+        // still read. Nothing is wrong with the trial; it restarts from its latest checkpoint.
+        System.Runtime.InteropServices.ExternalException native when native.Message.Contains("c10/core/Scalar.h", StringComparison.Ordinal) => true,
         _ => false,
     };
 
@@ -182,6 +185,7 @@ public sealed class TrainerRank : ReceiveActor
         var trainerThread = TorchThread.Run($"rank-{a.TrialId}-{a.Rank}", () =>
         {
             Trainer? trainer = null;
+            TrainerDone done;
             try
             {
                 var trial = new Trial(a.TrialId, a.TrialIndex, spec, new Dictionary<string, string>());
@@ -198,13 +202,13 @@ public sealed class TrainerRank : ReceiveActor
                     e => self.Tell(e), () => _stopRequested, group, RunsRoot: Path.GetDirectoryName(a.RunDirectory),
                     TaskObjective: spec.Objective.Kind == ObjectiveKind.Distill ? tokenizer => Distillation(spec, tokenizer, self) : null));
                 var outcome = trainer.Run();
-                self.Tell(new TrainerDone(outcome, trainer.Step, null));
+                done = new TrainerDone(outcome, trainer.Step, null);
             }
             catch (Exception e)
             {
                 // The step is the last one applied, so a trial that fails part-way (a shard damaged mid-run) keeps its
                 // real progress; a trainer that never started reports 0 and the coordinator keeps the recorded step.
-                self.Tell(new TrainerDone(TrialOutcome.Failed, trainer?.CompletedStep ?? 0, $"{e.GetType().Name}: {e.Message}", Transient(e)));
+                done = new TrainerDone(TrialOutcome.Failed, trainer?.CompletedStep ?? 0, $"{e.GetType().Name}: {e.Message}", Transient(e));
             }
             finally
             {
@@ -218,6 +222,11 @@ public sealed class TrainerRank : ReceiveActor
                 if (ProcessMemory.ResidentBytes() is { } resident)
                     Console.WriteLine($"trial {a.TrialId} rank {a.Rank} generation {a.Generation} done: worker resident memory {resident >> 20} MB");
             }
+            // Told only after the clean-up: the coordinator may place the next trial here at once, and the forced
+            // collection and finalizers above must not run beside that trial's TorchSharp calls. TorchSharp frees the
+            // Scalar it makes for an operator (x + y, x * 0.5) in a finalizer, which can run while the call still uses it
+            // ("Unknown scalar type"); a new trial that started during the collection failed so.
+            self.Tell(done);
             return 0;
         });
         lock (RunningTrainers) RunningTrainers.Add(trainerThread);
@@ -233,13 +242,14 @@ public sealed class TrainerRank : ReceiveActor
         {
             Log = message => self.Tell(new TrialWarning(a.TrialId, 0, $"teachers: {message}")),
             TeacherLost = (endpoint, reason) => _coordinator.Tell(new TeacherUnreachable(a.TrialId, a.Generation, endpoint.ToString(), reason)),
+            Form = spec.Distill.EncoderDecoderTeacher ? TeacherForm.EncoderDecoder : TeacherForm.Causal,
         });
         lock (_teacherLock)
         {
             _teachers = pool;
             pool.UpdateEndpoints(TeacherEndpoints(_teacherEndpoints));
         }
-        return new DistillationObjective(spec.Distill, spec.Objective, spec.Seed, tokenizer.Special, request => pool.ScoreAsync(request, CancellationToken.None).GetAwaiter().GetResult());
+        return new DistillationObjective(spec.Distill, spec.Objective, spec.Seed, tokenizer.Special, request => pool.Score(request));
     }
 
     private static IReadOnlyList<System.Net.IPEndPoint> TeacherEndpoints(IReadOnlyList<string> endpoints) =>

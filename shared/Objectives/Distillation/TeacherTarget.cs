@@ -65,7 +65,7 @@ public sealed class TeacherTarget : IDisposable
         ArgumentNullException.ThrowIfNull(fullValues);
         if (fullValues.Length != (long)positions * vocab)
             throw new ArgumentException($"expected {positions} x {vocab} = {(long)positions * vocab} values, got {fullValues.Length}", nameof(fullValues));
-        return new TeacherTarget(tensor(fullValues, [positions, vocab], device: device), null, null, null);
+        return new TeacherTarget(ObjectiveMath.FloatTensor(fullValues, [positions, vocab], device), null, null, null);
     }
 
     /// <summary>A top-k target from row-major [positions, k] arrays and the [positions] tail log-masses.</summary>
@@ -79,9 +79,9 @@ public sealed class TeacherTarget : IDisposable
         if (tail.Length != positions) throw new ArgumentException($"expected {positions} tail masses, got {tail.Length}", nameof(tail));
         var ids = Array.ConvertAll(topIndices, i => (long)i);
         return new TeacherTarget(
-            tensor(topValues, [positions, k], device: device),
+            ObjectiveMath.FloatTensor(topValues, [positions, k], device),
             tensor(ids, [positions, k], device: device),
-            tensor(tail, [positions], device: device),
+            ObjectiveMath.FloatTensor(tail, [positions], device),
             null);
     }
 
