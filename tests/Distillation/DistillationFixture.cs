@@ -43,16 +43,32 @@ public static class DistillationFixture
           warmup_steps: 2
         """;
 
-    public static string TeacherExperiment(int steps) => $"""
-        name: teacher
-        {Common}
-        model:
+    public static string TeacherExperiment(int steps) => Teacher(steps, """
           arch: decoder-only
           d_model: 32
           layers: 2
           heads: 2
           head_dim: 16
           ffn_dim: 64
+        """);
+
+    /// <summary>An encoder-decoder teacher (MiniEnD): wider and deeper than the students, seq2seq on the same task.</summary>
+    public static string EncoderDecoderTeacherExperiment(int steps) => Teacher(steps, """
+          arch: encoder-decoder
+          d_model: 48
+          encoder_layers: 2
+          decoder_layers: 2
+          heads: 3
+          head_dim: 16
+          ffn_dim: 96
+        """);
+
+    /// <summary>A teacher trained with seq2seq on the task; <paramref name="model"/> is the model section's body.</summary>
+    private static string Teacher(int steps, string model) => $"""
+        name: teacher
+        {Common}
+        model:
+        {model}
         objective:
           kind: seq2seq
           input_length: 10
@@ -84,29 +100,6 @@ public static class DistillationFixture
           checkpoint_every: 1000
           log_every: 1
         {resources}
-        """;
-
-    /// <summary>An encoder-decoder teacher (MiniEnD): wider and deeper than the students, seq2seq on the same task.</summary>
-    public static string EncoderDecoderTeacherExperiment(int steps) => $"""
-        name: teacher
-        {Common}
-        model:
-          arch: encoder-decoder
-          d_model: 48
-          encoder_layers: 2
-          decoder_layers: 2
-          heads: 3
-          head_dim: 16
-          ffn_dim: 96
-        objective:
-          kind: seq2seq
-          input_length: 10
-          target_length: 10
-        train:
-          steps: {steps}
-          global_batch: 8
-          eval_batches: 2
-          log_every: 1
         """;
 
     /// <summary>Trains the teacher experiment (decoder-only, or <paramref name="yaml"/>) in this process; returns its

@@ -85,6 +85,18 @@ public sealed class MiniEndTests
         }).GetAwaiter().GetResult();
     }
 
+    /// <summary>The fixture's student (fresh weights, seed 3) and its spec, for objectives built by hand.</summary>
+    private static (ExperimentSpec Spec, EncoderDecoderModel Model) Student(ITokenizer tokenizer)
+    {
+        var spec = ExperimentLoader.Parse(DistillationFixture.StudentExperiment("student", 5, """
+            objective:
+              kind: seq2seq
+              input_length: 10
+              target_length: 10
+            """), "student.yaml");
+        return (spec, (EncoderDecoderModel)ModelFactory.Create(TrialComponents.ModelConfig(spec, tokenizer), 3, CPU));
+    }
+
     [Test]
     public void RelationLoss_ReachesTheLastLayersAttentionWeights()
     {
@@ -95,13 +107,8 @@ public sealed class MiniEndTests
         {
             using var teacher = TeacherModel.Load(checkpoints, null, CPU);
             var tokenizer = new ByteTokenizer(0);
-            var spec = ExperimentLoader.Parse(DistillationFixture.StudentExperiment("student", 5, """
-                objective:
-                  kind: seq2seq
-                  input_length: 10
-                  target_length: 10
-                """), "student.yaml");
-            using var student = (EncoderDecoderModel)ModelFactory.Create(TrialComponents.ModelConfig(spec, tokenizer), 3, CPU);
+            var (spec, student) = Student(tokenizer);
+            using var _ = student;
             student.eval();
             var examples = DistillationFixture.ReversalExamples(4, 5).Select(e => TaskTokens.From(e, tokenizer, 10, 10)).ToList();
 
@@ -240,13 +247,8 @@ public sealed class MiniEndTests
         {
             using var teacher = TeacherModel.Load(checkpoints, null, CPU);
             var tokenizer = new ByteTokenizer(0);
-            var spec = ExperimentLoader.Parse(DistillationFixture.StudentExperiment("student", 5, """
-                objective:
-                  kind: seq2seq
-                  input_length: 10
-                  target_length: 10
-                """), "student.yaml");
-            using var student = (EncoderDecoderModel)ModelFactory.Create(TrialComponents.ModelConfig(spec, tokenizer), 3, CPU);
+            var (spec, student) = Student(tokenizer);
+            using var _ = student;
             var examples = DistillationFixture.ReversalExamples(32, 5).Select(e => TaskTokens.From(e, tokenizer, 10, 10)).ToList();
             var indices = Enumerable.Range(0, examples.Count).Select(i => (long)i).ToList();
             var distill = DistillSpec.Default with { Teacher = checkpoints, OnPolicy = 0, Relations = DistillRelations.MiniEndD };
