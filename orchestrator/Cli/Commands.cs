@@ -57,13 +57,14 @@ public static partial class Commands
         var problems = trials
             .SelectMany(t => new[]
             {
-                (Key: "model.init_from", Source: t.Spec.Model.InitFrom, t.Spec.Tokenizer),
-                (Key: "distill.teacher", Source: t.Spec.Distill.Teacher, t.Spec.Tokenizer),
+                (Key: "model.init_from", Source: t.Spec.Model.InitFrom, t.Spec.Tokenizer, t.Spec.Distill),
+                (Key: "distill.teacher", Source: t.Spec.Distill.Teacher, t.Spec.Tokenizer, t.Spec.Distill),
             })
             .Where(s => s.Source is not null).Distinct()
             .Select(s => s.Key == "distill.teacher" && HuggingFaceLlama.IsFolder(s.Source!)
-                ? TeacherModel.HuggingFaceTokenizerProblem(s.Source!, s.Tokenizer)
-                : InitialWeights.Problem(s.Source!, runsRoot, s.Key))
+                ? TeacherModel.HuggingFaceTokenizerProblem(s.Source!, s.Tokenizer) ?? TeacherModel.KindProblem(s.Source!, runsRoot, s.Distill)
+                : InitialWeights.Problem(s.Source!, runsRoot, s.Key)
+                  ?? (s.Key == "distill.teacher" ? TeacherModel.KindProblem(s.Source!, runsRoot, s.Distill) : null))
             .OfType<string>().ToList();
         foreach (var problem in problems) Console.Error.WriteLine($"orchestrator: {problem}");
         return problems.Count == 0;

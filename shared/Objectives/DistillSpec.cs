@@ -14,6 +14,18 @@ public enum TeacherTransportKind { Full, TopK }
 /// </summary>
 public enum DistillRelations { None, Logits, MiniEndD, MiniEndE }
 
+public static class DistillRelationsNames
+{
+    /// <summary>The value as written in YAML (distill.relations).</summary>
+    public static string YamlName(this DistillRelations relations) => relations switch
+    {
+        DistillRelations.Logits => "logits",
+        DistillRelations.MiniEndD => "miniend-d",
+        DistillRelations.MiniEndE => "miniend-e",
+        _ => "none",
+    };
+}
+
 /// <summary>
 /// The <c>distill:</c> section: an encoder-decoder student learns from a frozen teacher on the task's prompts.
 /// Loss = Alpha * divergence(teacher, student) at Temperature (times T^2) + (1 - Alpha) * cross-entropy on the gold target.

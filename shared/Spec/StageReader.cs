@@ -219,18 +219,11 @@ internal static class StageReader
         var trains = SpecWriter.NameOf(teacher.Model.Architecture);
         if (student.Distill.EncoderDecoderTeacher)
             return teacher.Model.Architecture == Models.ModelArchitecture.EncoderDecoder ? null
-                : $"distill.relations {RelationsName(student.Distill.Relations)} distils from an encoder-decoder teacher, and stage {teacherStage} trains {trains}";
+                : $"distill.relations {Objectives.DistillRelationsNames.YamlName(student.Distill.Relations)} distils from an encoder-decoder teacher, and stage {teacherStage} trains {trains}";
         return teacher.Model.Architecture == Models.ModelArchitecture.EncoderDecoder
             ? $"stage {teacherStage} trains an encoder-decoder: set distill.relations (logits, miniend-d or miniend-e) to distil from one"
             : null;
     }
-
-    private static string RelationsName(Objectives.DistillRelations relations) => relations switch
-    {
-        Objectives.DistillRelations.Logits => "logits",
-        Objectives.DistillRelations.MiniEndD => "miniend-d",
-        _ => "miniend-e",
-    };
 
     private static string Hint(string written, IEnumerable<string> allowed) =>
         Suggest.Nearest(written, allowed.ToList(), 1) is { Count: > 0 } nearest ? $"; did you mean \"{nearest[0]}\"?" : "";

@@ -43,6 +43,9 @@ public sealed class CheckpointStore
 
     public static string IdFor(long step) => $"step-{step:D8}";
 
+    /// <summary>A blob kept beside the checkpoints under this store's prefix (the trial's spec.yaml), or null.</summary>
+    public Task<byte[]?> ReadBesideAsync(string name, CancellationToken cancel = default) => _store.GetAsync($"{_prefix}/{name}", cancel);
+
     public async Task<CheckpointManifest> CommitAsync(long step, IReadOnlyDictionary<string, byte[]> files, CancellationToken cancel = default)
     {
         var id = IdFor(step);

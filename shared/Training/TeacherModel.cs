@@ -143,6 +143,37 @@ public sealed class TeacherModel : ITeacherScorer, IDisposable
         return null;
     }
 
+    /// <summary>
+    /// Before any work: why the teacher <paramref name="source"/> names is not the kind <paramref name="distill"/> asks
+    /// for (decoder-only without distill.relations, an encoder-decoder with it), or null. A checkpoints folder is judged
+    /// by the spec.yaml kept beside its checkpoints; one without it is left to the handshake.
+    /// </summary>
+    public static string? KindProblem(string source, string? runsRoot, Objectives.DistillSpec distill)
+    {
+        const string key = "distill.teacher";
+        string kind;
+        if (HuggingFaceLlama.IsFolder(source)) kind = "decoder-only";
+        else
+        {
+            try
+            {
+                var (store, _, _) = InitialWeights.Locate(source, runsRoot, key);
+                if (store.ReadBesideAsync(Trainer.SpecBlob).GetAwaiter().GetResult() is not { } bytes) return null;
+                kind = SpecWriter.NameOf(ExperimentLoader.Parse(Encoding.UTF8.GetString(bytes), $"{store.Location}/{Trainer.SpecBlob}").Model.Architecture);
+            }
+            catch (Exception e) when (e is InvalidDataException or SpecException or IOException)
+            {
+                return $"{key} {source}: {e.Message}";
+            }
+        }
+        var encoderDecoder = kind == SpecWriter.NameOf(ModelArchitecture.EncoderDecoder);
+        if (distill.EncoderDecoderTeacher && !encoderDecoder)
+            return $"{key} {source} is {kind}, and distill.relations {Objectives.DistillRelationsNames.YamlName(distill.Relations)} distils from an encoder-decoder teacher";
+        if (!distill.EncoderDecoderTeacher && encoderDecoder)
+            return $"{key} {source} is an encoder-decoder: set distill.relations (logits, miniend-d or miniend-e) to distil from one";
+        return null;
+    }
+
     /// <summary>bf16 where the device has fast bf16 (CUDA); float32 on CPU, where bf16 matmuls are slow.</summary>
     private static void ToInferencePrecision(nn.Module model, Device device)
     {

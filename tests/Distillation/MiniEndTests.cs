@@ -190,6 +190,40 @@ public sealed class MiniEndTests
     }
 
     [Test]
+    public async Task Validate_ACheckpointTeacherOfTheOtherKind_IsRefusedBeforeAnyWork()
+    {
+        using var dir = new TempDirectory();
+        DistillationFixture.WriteTask(dir.Path);
+        using var other = new TempDirectory();
+        DistillationFixture.WriteTask(other.Path);
+        var decoderOnly = DistillationFixture.TrainTeacher(dir.Path, 3);
+        var encoderDecoder = DistillationFixture.TrainTeacher(other.Path, 3, DistillationFixture.EncoderDecoderTeacherExperiment(3));
+        async Task<CliResult> Validate(string teacher, string relations)
+        {
+            File.WriteAllText(dir.Combine("kd.yaml"), DistillationFixture.StudentExperiment("kd", 4, $"""
+                objective:
+                  kind: distill
+                  input_length: 10
+                  target_length: 10
+                distill:
+                  teacher: {teacher}
+                  relations: {relations}
+                """, "resources:\n  teachers: 1"));
+            return await CliProcess.RunAsync(dir.Path, "validate", dir.Combine("kd.yaml"));
+        }
+
+        var wantsEncoderDecoder = await Validate(decoderOnly, "miniend-d");
+        var wantsDecoderOnly = await Validate(encoderDecoder, "none");
+        var right = await Validate(encoderDecoder, "miniend-e");
+
+        Assert.That(wantsEncoderDecoder.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(wantsEncoderDecoder.Stderr, Does.Contain($"distill.teacher {decoderOnly} is decoder-only, and distill.relations miniend-d distils from an encoder-decoder teacher"));
+        Assert.That(wantsDecoderOnly.ExitCode, Is.Not.EqualTo(0));
+        Assert.That(wantsDecoderOnly.Stderr, Does.Contain($"distill.teacher {encoderDecoder} is an encoder-decoder: set distill.relations"));
+        Assert.That(right.ExitCode, Is.EqualTo(0), right.Output);
+    }
+
+    [Test]
     public async Task Submit_MiniEndStages_TrainAnEncoderDecoderTeacher_ThenDistilFromItOnATeacherWorker()
     {
         using var dir = new TempDirectory();
