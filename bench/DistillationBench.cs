@@ -183,7 +183,7 @@ public static class DistillationBench
         var ce = step("  kind: seq2seq\n  input_length: 24\n  target_length: 12", null, 0);
         var relations = step($"  kind: distill\n  input_length: 24\n  target_length: 12\ndistill:\n  teacher: {checkpoints}\n  relations: miniend-d\n  relation_heads: 4",
             r => pool.Score(r), 0);
-        return new MiniEndResult($"encoder-decoder (d_model 128, 3 + 3 layers, {teacher.Parameters:N0} parameters)", logits, miniEndD, miniEndE, ce, relations);
+        return new MiniEndResult($"encoder-decoder (d_model 128, 2 + 1 layers, {teacher.Parameters:N0} parameters)", logits, miniEndD, miniEndE, ce, relations);
     }
 
     private static void Write(string outDir, Result r)

@@ -14,6 +14,10 @@ public enum TeacherTransportKind { Full, TopK }
 /// </summary>
 public enum DistillRelations { None, Logits, MiniEndD, MiniEndE }
 
+/// <summary>What a distillation trial reads: prompt/target task shards, or text shards corrupted T5-style (SPEC.md
+/// section 1's span corruption), whose span targets are the targets: MiniEnD's task-agnostic setting.</summary>
+public enum DistillData { Tasks, SpanCorruption }
+
 public static class DistillRelationsNames
 {
     /// <summary>The value as written in YAML (distill.relations).</summary>
@@ -33,7 +37,8 @@ public static class DistillRelationsNames
 /// MaxNewTokens); the others are scored on the gold target (off-policy KD). MaxStaleness: how many optimizer steps the
 /// weights that sampled a batch may lag the weights it trains (0: sample with the current weights). Relations: whether
 /// the teacher is an encoder-decoder and which of its last-layer attention relations the student matches (in
-/// RelationHeads relation heads, 0 = the student's heads), added to the loss with weight RelationWeight.
+/// RelationHeads relation heads, 0 = the student's heads), added to the loss with weight RelationWeight. Data: task
+/// pairs, or span-corrupted text windows (objective.input_length, noise_density, mean_span_length).
 /// </summary>
 /// <param name="Teacher">RUN/TRIAL[@STEP], an absolute path to a trial's checkpoints folder, or
 /// azure://.../checkpoints[@STEP]; null until a stage reference is resolved.</param>
@@ -52,7 +57,8 @@ public sealed record DistillSpec(
     int TopK,
     DistillRelations Relations = DistillRelations.None,
     int RelationHeads = 0,
-    double RelationWeight = 1.0)
+    double RelationWeight = 1.0,
+    DistillData Data = DistillData.Tasks)
 {
     public static DistillSpec Default { get; } = new(null, 0.9, DistillDivergenceKind.ForwardKl, 0.5, 1.0, 1.0, 0.9, 128, 256, 0,
         TeacherTransportKind.Full, 64);

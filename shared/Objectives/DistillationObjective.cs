@@ -36,7 +36,10 @@ public sealed class DistillationObjective : ITaskObjective
         _special = special;
         _seed = seed;
         _sourceLength = objective.InputLength;
-        _targetLength = objective.TargetLength;
+        // On span-corrupted text the targets are the span targets, as long as span corruption makes them.
+        _targetLength = distill.Data == DistillData.SpanCorruption
+            ? SpanCorruption.ComputeLengths(objective.InputLength, objective.NoiseDensity, objective.MeanSpanLength).TargetLength
+            : objective.TargetLength;
         _scoreWithTeachers = scoreWithTeachers;
         _gold = new Seq2SeqObjective(special);
     }

@@ -36,6 +36,13 @@ public sealed record ExperimentSpec(
     /// <summary><c>distill.teacher: {stage: ..., pick: ...}</c> in a stage: resolved like <see cref="InitFromStage"/> (the
     /// trial's Distill.Teacher is then RUN/TRIAL or the picked trial's checkpoints).</summary>
     public StageReference? TeacherFromStage { get; init; }
+
+    /// <summary>Whether the trial reads prompt/target task shards: seq2seq, and distillation unless it distils on
+    /// span-corrupted text (distill.data).</summary>
+    public bool ReadsTasks => Objective.ReadsTasks && !SpanCorruptedText;
+
+    /// <summary>Distillation on text shards corrupted T5-style: the corrupted window is the prompt, its span targets the target.</summary>
+    public bool SpanCorruptedText => Objective.Kind == ObjectiveKind.Distill && Distill.Data == DistillData.SpanCorruption;
 }
 
 /// <summary>Data patterns (files, directories of *.parquet, globs) as absolute paths, resolved against the YAML file's folder.</summary>

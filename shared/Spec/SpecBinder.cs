@@ -342,7 +342,7 @@ internal sealed class SpecBinder
                 "tokenizer.sentinels", "objective.kind");
 
         string[] spanKeys = ["tokenizer.sentinels", "objective.input_length", "objective.noise_density", "objective.mean_span_length"];
-        if (objective.Kind != ObjectiveKind.SpanCorruption || !Valid(spanKeys)) return;
+        if (!(objective.Kind == ObjectiveKind.SpanCorruption || spec.SpanCorruptedText) || !Valid(spanKeys)) return;
         var settings = $"span corruption with input_length {objective.InputLength}, noise_density {SpecText.Number(objective.NoiseDensity)} " +
                        $"and mean_span_length {SpecText.Number(objective.MeanSpanLength)}";
         SpanCorruptionLengths lengths;
@@ -376,6 +376,9 @@ internal sealed class SpecBinder
         if (spec.Resources.Teachers < 1 && Valid("resources.teachers"))
             Conflict("objective.kind: distill scores with teachers served by teacher workers (worker --role teacher): set resources.teachers to 1 or more",
                 "resources.teachers", "objective.kind");
+        if (spec.SpanCorruptedText && document.Has("objective.target_length") && Valid("distill.data"))
+            Conflict("with distill.data span-corruption the targets are span corruption's own (their length follows from input_length, " +
+                     "noise_density and mean_span_length): remove objective.target_length", "objective.target_length", "distill.data");
         var relationHeads = spec.Distill.RelationHeads == 0 ? spec.Model.Heads : spec.Distill.RelationHeads;
         if (spec.Distill.Relations is DistillRelations.MiniEndD or DistillRelations.MiniEndE
             && Valid("distill.relations", "distill.relation_heads", "model.heads", "model.head_dim")

@@ -137,7 +137,7 @@ public static partial class SpecSchema
         Objective("mean_span_length", NumberRule.AtLeast(1), 3.0, o => o.MeanSpanLength, (o, v) => o with { MeanSpanLength = v }),
         Objective("mask_rate", NumberRule.Between(0, false, 1, false), 0.3, o => o.MaskRate, (o, v) => o with { MaskRate = v }),
         Objective("eval_mask_rate", NumberRule.Between(0, false, 1, false), 0.15, o => o.EvalMaskRate, (o, v) => o with { EvalMaskRate = v }),
-        WrittenWhen(s => s.Objective.ReadsTasks,
+        WrittenWhen(s => s.ReadsTasks,
             Objective("target_length", IntegerRule.AtLeast(2, MaxLength), 64L, o => o.TargetLength, (o, v) => o with { TargetLength = v })),
 
         Distill("teacher", new PatternRule(InitFromPattern(),
@@ -161,6 +161,8 @@ public static partial class SpecSchema
             d => d.Relations, (d, v) => d with { Relations = v }),
         Distill("relation_heads", IntegerRule.AtLeast(0, MaxHeads), 0L, d => d.RelationHeads, (d, v) => d with { RelationHeads = v }),
         Distill("relation_weight", NumberRule.AtLeast(0), 1.0, d => d.RelationWeight, (d, v) => d with { RelationWeight = v }),
+        Distill("data", ChoiceRule.Of(("tasks", DistillData.Tasks), ("span-corruption", DistillData.SpanCorruption)), "tasks",
+            d => d.Data, (d, v) => d with { Data = v }),
 
         Optimizer("kind", ChoiceRule.Of(("adamw", OptimizerKind.AdamW), ("stable-adamw", OptimizerKind.StableAdamW)), "adamw",
             o => o.Kind, (o, v) => o with { Kind = v }),

@@ -42,6 +42,9 @@ public abstract class ExampleFeed : IDisposable
         IReadOnlyList<IShardSource> eval, bool readEval, ITaskObjective? taskObjective = null)
     {
         var evalCount = readEval && eval.Count > 0 ? spec.Train.EvalBatches * spec.Train.MicroBatch : 0;
+        if (spec.SpanCorruptedText)
+            return new SpanCorruptedTextFeed(spec, tokenizer, taskObjective ?? throw new ArgumentException("distillation brings its own objective (its teachers)"),
+                train, eval, evalCount);
         return spec.Objective.ReadsTasks
             ? new TaskFeed(spec, tokenizer, taskObjective ?? ObjectiveFactory.CreateTask(spec.Objective, tokenizer), train, eval, evalCount)
             : new WindowFeed(spec, tokenizer, TrialComponents.Objective(spec, tokenizer), train, eval, evalCount);
@@ -96,6 +99,76 @@ internal sealed class WindowFeed : ExampleFeed
 
     public override ObjectiveOutput Evaluate(ILanguageModel model, int first, int count, Device device) =>
         _objective.Compute(model, _eval[first..(first + count)], Enumerable.Range(first, count).Select(i => (long)i).ToList(), device);
+
+    public override void Dispose() => _stream.Dispose();
+}
+
+/// <summary>
+/// Packed text windows corrupted T5-style, as task examples: the corrupted window is the prompt and its span targets
+/// the target (distill.data: span-corruption, MiniEnD's task-agnostic setting). A window's corruption is a function of
+/// the seed and its index, as in span-corruption pretraining, so a resumed or re-split run sees the same examples.
+/// Evaluation is cross-entropy on the eval windows' span targets: span corruption's own eval loss.
+/// </summary>
+internal sealed class SpanCorruptedTextFeed : ExampleFeed
+{
+    private readonly ITaskObjective _objective;
+    private readonly Seq2SeqObjective _evalObjective;
+    private readonly SpanCorruption _corruption;
+    private readonly IReadOnlyList<IShardSource> _train;
+    private readonly ITokenizer _tokenizer;
+    private readonly long _seed;
+    private readonly TaskTokens[] _eval;
+    private PackedExampleStream _stream;
+
+    public SpanCorruptedTextFeed(ExperimentSpec spec, ITokenizer tokenizer, ITaskObjective objective, IReadOnlyList<IShardSource> train,
+        IReadOnlyList<IShardSource> eval, int evalCount)
+    {
+        (_objective, _train, _tokenizer, _seed) = (objective, train, tokenizer, spec.Seed);
+        _evalObjective = new Seq2SeqObjective(tokenizer.Special);
+        _corruption = new SpanCorruption(spec.Objective.NoiseDensity, spec.Objective.MeanSpanLength, spec.Objective.InputLength, tokenizer.Special);
+        _eval = new TaskTokens[evalCount];
+        if (evalCount > 0)
+        {
+            using var stream = new PackedExampleStream(eval, tokenizer, WindowLength, spec.Seed, shuffle: false);
+            for (var i = 0; i < evalCount; i++) _eval[i] = Corrupted(stream.Next(), i);
+        }
+        _stream = new PackedExampleStream(train, tokenizer, WindowLength, spec.Seed, shuffle: true);
+    }
+
+    private int WindowLength => _corruption.Lengths.RawLength;
+
+    private TaskTokens Corrupted(int[] window, long index)
+    {
+        var example = _corruption.Corrupt(window, ObjectiveMath.ExampleSeed(_seed, index));
+        return new TaskTokens(Array.ConvertAll(example.Input, t => (long)t), Array.ConvertAll(example.Target, t => (long)t));
+    }
+
+    public override DataCursor Cursor => _stream.Cursor;
+    public override int EvalExamples => _eval.Length;
+
+    public override void ResumeFrom(DataCursor cursor)
+    {
+        var resumed = new PackedExampleStream(_train, _tokenizer, WindowLength, _seed, shuffle: true, resumeFrom: cursor);
+        _stream.Dispose();
+        _stream = resumed;
+    }
+
+    public override ObjectiveOutput Train(ILanguageModel model, long first, int count, Device device)
+    {
+        while (_stream.Cursor.ExamplesServed < first) _stream.Next();
+        var examples = new List<TaskTokens>(count);
+        var indices = new List<long>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var index = _stream.Cursor.ExamplesServed;
+            indices.Add(index);
+            examples.Add(Corrupted(_stream.Next(), index));
+        }
+        return _objective.Compute(model, examples, indices, device);
+    }
+
+    public override ObjectiveOutput Evaluate(ILanguageModel model, int first, int count, Device device) =>
+        _evalObjective.Compute(model, _eval[first..(first + count)], Enumerable.Range(first, count).Select(i => (long)i).ToList(), device);
 
     public override void Dispose() => _stream.Dispose();
 }

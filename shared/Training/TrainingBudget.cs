@@ -35,7 +35,10 @@ public sealed record TrainingBudget(
     public static TrainingBudget For(ExperimentSpec spec, int vocabSize, int padId)
     {
         var config = spec.Model.WithVocabulary(vocabSize, padId);
-        var (encoder, decoder) = ObjectiveFactory.TokensPerExample(spec.Objective, spec.Model.Architecture);
+        // Distillation on span-corrupted text feeds what span corruption feeds.
+        var (encoder, decoder) = spec.SpanCorruptedText
+            ? ObjectiveFactory.TokensPerExample(spec.Objective with { Kind = ObjectiveKind.SpanCorruption })
+            : ObjectiveFactory.TokensPerExample(spec.Objective, spec.Model.Architecture);
         return new TrainingBudget(spec.Model.Architecture, config, ParameterCount.Breakdown(config), encoder, decoder,
             ParameterCount.TrainingFlopsPerToken(config, encoder, decoder), spec.Train.Steps, spec.Train.GlobalBatch);
     }

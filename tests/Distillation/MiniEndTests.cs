@@ -223,6 +223,82 @@ public sealed class MiniEndTests
         Assert.That(right.ExitCode, Is.EqualTo(0), right.Output);
     }
 
+    /// <summary>
+    /// MiniEnD's own setting: a span-corruption teacher on text, then a student distilled on the same text corrupted
+    /// the same way (distill.data: span-corruption). An eval-only trial holding the teacher's weights scores exactly the
+    /// teacher's own final eval loss, so the text feed corrupts windows as span-corruption pretraining does.
+    /// </summary>
+    [Test]
+    public async Task Submit_DistillOnSpanCorruptedText_TrainsAStudentAndScoresTheTeachersWeightsAsPretrainingDid()
+    {
+        using var dir = new TempDirectory();
+        TestCorpus.Write(dir.Path);
+        File.WriteAllText(dir.Combine("text.yaml"), """
+            name: textkd
+            seed: 3
+            data:
+              train: train
+              eval: eval
+            tokenizer:
+              kind: byte
+              sentinels: 16
+            model:
+              arch: encoder-decoder
+              d_model: 32
+              encoder_layers: 1
+              decoder_layers: 1
+              heads: 2
+              head_dim: 16
+              ffn_dim: 64
+            objective:
+              kind: span-corruption
+              input_length: 32
+            train:
+              steps: 8
+              global_batch: 4
+              eval_batches: 2
+              log_every: 1
+            stages:
+              teacher:
+                model: {d_model: 48, encoder_layers: 2, decoder_layers: 2, heads: 3}
+              student:
+                after: teacher
+                objective: {kind: distill}
+                distill:
+                  teacher: {stage: teacher, pick: last}
+                  data: span-corruption
+                  relations: miniend-d
+                  on_policy: 0
+                resources: {teachers: 1}
+              scored:
+                after: teacher
+                model: {d_model: 48, encoder_layers: 2, decoder_layers: 2, heads: 3, init_from: {stage: teacher, pick: last}}
+                objective: {kind: distill}
+                distill:
+                  teacher: {stage: teacher, pick: last}
+                  data: span-corruption
+                  relations: logits
+                train: {steps: 0}
+                resources: {teachers: 1}
+            """);
+
+        var submit = await CliProcess.RunAsync(dir.Path, "submit", dir.Combine("text.yaml"));
+
+        Assert.That(submit.ExitCode, Is.EqualTo(0), submit.Output);
+        var run = Directory.GetDirectories(dir.Combine("runs")).Single();
+        var teacher = RunState.Status(run, "textkd-teacher-t000");
+        var student = RunState.Status(run, "textkd-student-t000");
+        var scored = RunState.Status(run, "textkd-scored-t000");
+        Assert.Multiple(() =>
+        {
+            Assert.That(student.GetProperty("state").GetString(), Is.EqualTo("completed"));
+            Assert.That(RunState.Steps(run, "textkd-student-t000"), Is.EqualTo(8));
+            Assert.That(student.GetProperty("eval_loss").GetDouble(), Is.GreaterThan(0));
+            Assert.That(scored.GetProperty("eval_loss").GetDouble(), Is.EqualTo(teacher.GetProperty("eval_loss").GetDouble()).Within(1e-5),
+                "the teacher's weights on the distillation feed's eval windows score the teacher's own span-corruption eval loss");
+        });
+    }
+
     [Test]
     public async Task Submit_MiniEndStages_TrainAnEncoderDecoderTeacher_ThenDistilFromItOnATeacherWorker()
     {
